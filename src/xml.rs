@@ -1,0 +1,413 @@
+//! A small namespace-aware XML tree on top of `quick-xml`.
+//!
+//! Every protocol here (SOAP, XCEP, WSTEP, SyncML) is matched by namespace URI and local name,
+//! never by prefix, because devices and Microsoft's samples disagree on prefixes. Documents are
+//! small (a few KB), so a tree is simpler and safer than streaming. `DOCTYPE` and entity
+//! declarations are refused outright: nothing legitimate in these protocols uses them.
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+use std::fmt;
+
+/// Deepest element nesting accepted; real messages stay under 15.
+const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XmlError {
+    /// Not well-formed, or uses a prefix that is not declared.
+    Malformed(String),
+    /// `<!DOCTYPE …>` (and with it any entity declaration).
+    Doctype,
+    /// A reference to an entity other than the five predefined ones.
+    UndeclaredEntity(String),
+    TooDeep,
+    Empty,
+}
+
+impl fmt::Display for XmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XmlError::Malformed(m) => write!(f, "malformed XML: {m}"),
+            XmlError::Doctype => f.write_str("DOCTYPE and entity declarations are not accepted"),
+            XmlError::UndeclaredEntity(e) => write!(f, "undeclared entity &{e};"),
+            XmlError::TooDeep => f.write_str("XML nested too deeply"),
+            XmlError::Empty => f.write_str("no root element"),
+        }
+    }
+}
+
+impl std::error::Error for XmlError {}
+
+/// An attribute, by namespace and local name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ns: Option<String>,
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+/// A parsed element: namespace URI, local name, attributes (without `xmlns` declarations) and
+/// children in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub ns: Option<String>,
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub children: Vec<Node>,
+}
+
+impl Element {
+    pub fn is(&self, ns: &str, name: &str) -> bool {
+        self.name == name && self.ns.as_deref() == Some(ns)
+    }
+
+    /// Child elements in order.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// First child element with this namespace and local name.
+    pub fn child(&self, ns: &str, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.is(ns, name))
+    }
+
+    /// All child elements with this namespace and local name.
+    pub fn children_named<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
+        self.elements().filter(move |e| e.is(ns, name))
+    }
+
+    /// Follows a path of (namespace, local name) steps through first matches.
+    pub fn path(&self, steps: &[(&str, &str)]) -> Option<&Element> {
+        steps.iter().try_fold(self, |el, (ns, name)| el.child(ns, name))
+    }
+
+    /// First descendant (depth first, self excluded) with this namespace and local name.
+    pub fn descendant(&self, ns: &str, name: &str) -> Option<&Element> {
+        for e in self.elements() {
+            if e.is(ns, name) {
+                return Some(e);
+            }
+            if let Some(d) = e.descendant(ns, name) {
+                return Some(d);
+            }
+        }
+        None
+    }
+
+    /// Concatenated text content of the direct text children, trimmed (samples pad values with
+    /// newlines; devices don't).
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for n in &self.children {
+            if let Node::Text(t) = n {
+                s.push_str(t);
+            }
+        }
+        s.trim().to_string()
+    }
+
+    /// Attribute by local name, whatever its namespace (devices prefix some attributes that the
+    /// specs leave unprefixed, e.g. `wsse:Type`).
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.iter().find(|a| a.name == name).map(|a| a.value.as_str())
+    }
+
+    /// Attribute by namespace and local name.
+    pub fn attr_ns(&self, ns: &str, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.name == name && a.ns.as_deref() == Some(ns))
+            .map(|a| a.value.as_str())
+    }
+}
+
+fn ns_of(r: ResolveResult<'_>) -> Result<Option<String>, XmlError> {
+    match r {
+        ResolveResult::Bound(ns) => Ok(Some(String::from_utf8_lossy(ns.as_ref()).into_owned())),
+        ResolveResult::Unbound => Ok(None),
+        ResolveResult::Unknown(p) => Err(XmlError::Malformed(format!(
+            "undeclared prefix {}",
+            String::from_utf8_lossy(&p)
+        ))),
+    }
+}
+
+fn malformed(e: impl fmt::Display) -> XmlError {
+    XmlError::Malformed(e.to_string())
+}
+
+/// Parses a document into its root element.
+pub fn parse(input: &str) -> Result<Element, XmlError> {
+    let mut reader = NsReader::from_str(input);
+    {
+        let cfg = reader.config_mut();
+        cfg.check_end_names = true;
+        cfg.expand_empty_elements = true;
+    }
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let (res, ev) = reader.read_resolved_event().map_err(malformed)?;
+        match ev {
+            Event::Start(start) => {
+                if root.is_some() {
+                    return Err(XmlError::Malformed("content after the root element".into()));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(XmlError::TooDeep);
+                }
+                let ns = ns_of(res)?;
+                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+                let mut attrs = Vec::new();
+                for a in start.attributes() {
+                    let a = a.map_err(malformed)?;
+                    let key = a.key;
+                    if key.as_namespace_binding().is_some() {
+                        continue;
+                    }
+                    let (ares, local) = reader.resolve_attribute(key);
+                    let ans = ns_of(ares)?;
+                    let value = a.unescape_value().map_err(malformed)?.into_owned();
+                    attrs.push(Attr {
+                        ns: ans,
+                        name: String::from_utf8_lossy(local.as_ref()).into_owned(),
+                        value,
+                    });
+                }
+                stack.push(Element { ns, name, attrs, children: Vec::new() });
+            }
+            Event::End(_) => {
+                let done = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(Node::Element(done)),
+                    None => root = Some(done),
+                }
+            }
+            Event::Text(t) => {
+                let s = t.decode().map_err(malformed)?;
+                push_text(&mut stack, &root, &s)?;
+            }
+            Event::CData(c) => {
+                let s = c.decode().map_err(malformed)?;
+                push_text(&mut stack, &root, &s)?;
+            }
+            Event::GeneralRef(r) => {
+                let s = if let Some(ch) = r.resolve_char_ref().map_err(malformed)? {
+                    ch.to_string()
+                } else {
+                    let name = r.decode().map_err(malformed)?;
+                    match name.as_ref() {
+                        "lt" => "<".into(),
+                        "gt" => ">".into(),
+                        "amp" => "&".into(),
+                        "apos" => "'".into(),
+                        "quot" => "\"".into(),
+                        other => return Err(XmlError::UndeclaredEntity(other.to_string())),
+                    }
+                };
+                push_text(&mut stack, &root, &s)?;
+            }
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Empty(_) => unreachable!("expand_empty_elements is on"),
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError::Malformed("unexpected end of document".into()));
+    }
+    root.ok_or(XmlError::Empty)
+}
+
+fn push_text(stack: &mut [Element], root: &Option<Element>, s: &str) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(el) => {
+            // Merge adjacent text pieces (text, entity, text) into one node.
+            if let Some(Node::Text(prev)) = el.children.last_mut() {
+                prev.push_str(s);
+            } else {
+                el.children.push(Node::Text(s.to_string()));
+            }
+            Ok(())
+        }
+        None if s.trim().is_empty() => Ok(()),
+        None if root.is_some() => Err(XmlError::Malformed("text after the root element".into())),
+        None => Err(XmlError::Malformed("text outside the root element".into())),
+    }
+}
+
+/// An element to write. Names are written as given (`s:Envelope`); the caller declares the
+/// namespaces it uses with `xmlns` attributes. Text and attribute values are always escaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct El {
+    name: String,
+    attrs: Vec<(String, String)>,
+    kids: Vec<Kid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kid {
+    El(El),
+    Text(String),
+}
+
+impl El {
+    pub fn new(name: impl Into<String>) -> Self {
+        El { name: name.into(), attrs: Vec::new(), kids: Vec::new() }
+    }
+
+    /// `<name>text</name>`
+    pub fn leaf(name: impl Into<String>, text: impl Into<String>) -> Self {
+        El::new(name).text(text)
+    }
+
+    /// `<name xsi:nil="true"/>`; needs `xmlns:xsi` in scope.
+    pub fn nil(name: impl Into<String>) -> Self {
+        El::new(name).attr("xsi:nil", "true")
+    }
+
+    pub fn attr(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.attrs.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn child(mut self, c: El) -> Self {
+        self.kids.push(Kid::El(c));
+        self
+    }
+
+    pub fn children(mut self, cs: impl IntoIterator<Item = El>) -> Self {
+        self.kids.extend(cs.into_iter().map(Kid::El));
+        self
+    }
+
+    pub fn text(mut self, t: impl Into<String>) -> Self {
+        self.kids.push(Kid::Text(t.into()));
+        self
+    }
+
+    pub fn push(&mut self, c: El) {
+        self.kids.push(Kid::El(c));
+    }
+
+    pub fn write_to(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(&self.name);
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(&quick_xml::escape::escape(v.as_str()));
+            out.push('"');
+        }
+        if self.kids.is_empty() {
+            out.push_str("/>");
+            return;
+        }
+        out.push('>');
+        for k in &self.kids {
+            match k {
+                Kid::El(e) => e.write_to(out),
+                Kid::Text(t) => out.push_str(&quick_xml::escape::escape(t.as_str())),
+            }
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+
+    /// The element as a string, without an XML declaration.
+    pub fn to_xml(&self) -> String {
+        let mut s = String::new();
+        self.write_to(&mut s);
+        s
+    }
+
+    /// The element as a UTF-8 document with an XML declaration.
+    pub fn to_document(&self) -> String {
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+        self.write_to(&mut s);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_by_namespace_not_prefix() {
+        let a = parse(r#"<x:a xmlns:x="urn:n"><x:b>1</x:b></x:a>"#).unwrap();
+        let b = parse(r#"<a xmlns="urn:n"><b>
+            1
+        </b></a>"#)
+        .unwrap();
+        assert!(a.is("urn:n", "a") && b.is("urn:n", "a"));
+        assert_eq!(a.child("urn:n", "b").unwrap().text(), "1");
+        assert_eq!(b.child("urn:n", "b").unwrap().text(), "1");
+        assert!(a.child("urn:other", "b").is_none());
+    }
+
+    #[test]
+    fn attributes_resolve_namespaces() {
+        let e = parse(r#"<a xmlns:w="urn:w" w:Type="t" Plain="p"/>"#).unwrap();
+        assert_eq!(e.attr_ns("urn:w", "Type"), Some("t"));
+        assert_eq!(e.attr("Type"), Some("t"));
+        assert_eq!(e.attr("Plain"), Some("p"));
+        assert_eq!(e.attrs.len(), 2, "xmlns declarations are not attributes");
+    }
+
+    #[test]
+    fn entities_and_cdata() {
+        let e = parse("<a>x &amp; &#65;&#x42; <![CDATA[<c>]]></a>").unwrap();
+        assert_eq!(e.text(), "x & AB <c>");
+    }
+
+    #[test]
+    fn refuses_doctype_and_custom_entities() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>"#;
+        assert_eq!(parse(bomb), Err(XmlError::Doctype));
+        assert!(matches!(parse("<a>&x;</a>"), Err(XmlError::UndeclaredEntity(_))));
+    }
+
+    #[test]
+    fn refuses_malformed() {
+        for bad in ["", "<a>", "<a></b>", "<a/><b/>", "text", "<p:a/>", "<a>x</a>trailing"] {
+            assert!(parse(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn refuses_deep_nesting() {
+        let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse(&deep), Err(XmlError::TooDeep));
+    }
+
+    #[test]
+    fn writer_escapes_and_round_trips() {
+        let doc = El::new("r:root")
+            .attr("xmlns:r", "urn:r")
+            .attr("v", "a\"<&>")
+            .child(El::leaf("r:t", "1 < 2 & \"q\""))
+            .child(El::new("r:e"));
+        let s = doc.to_xml();
+        let back = parse(&s).unwrap();
+        assert_eq!(back.attr("v"), Some("a\"<&>"));
+        assert_eq!(back.child("urn:r", "t").unwrap().text(), "1 < 2 & \"q\"");
+        assert!(back.child("urn:r", "e").unwrap().children.is_empty());
+    }
+}
