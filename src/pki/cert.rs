@@ -388,3 +388,169 @@ impl<'a> CertParts<'a> {
         tlv::single(ext.value, OCTET_STRING, "subjectKeyIdentifier").ok().map(|t| t.value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::testutil::{now, openssl, openssl_status, rsa_key_and_csr, TempDir};
+    use crate::pki::{parse_csr, thumbprint, to_pem};
+
+    const YEAR: u64 = 365 * 24 * 3600;
+
+    fn ca(cn: &str) -> (CaKey, Vec<u8>) {
+        let key = CaKey::generate().unwrap();
+        let t = now();
+        let cert = build_ca_certificate(&key, cn, &[0x01, 0x02], t - 3600, t + 10 * YEAR).unwrap();
+        (key, cert)
+    }
+
+    #[test]
+    fn ca_key_pkcs8_roundtrip_and_openssl_reads_it() {
+        let key = CaKey::generate().unwrap();
+        let der = key.to_pkcs8_der();
+        let again = CaKey::from_pkcs8_der(&der).unwrap();
+        assert_eq!(again.public_key_der(), key.public_key_der());
+        assert_eq!(again.to_pkcs8_der(), der);
+        assert_ne!(CaKey::generate().unwrap().public_key_der(), key.public_key_der());
+        assert!(matches!(CaKey::from_pkcs8_der(&der[1..]), Err(PkiError::Malformed(_))));
+        assert_eq!(format!("{key:?}"), "CaKey(<secret>)");
+        let dir = TempDir::new("cakey");
+        let p = dir.write("ca.key.der", &der);
+        let text = openssl(&["pkey", "-inform", "DER", "-in", &p, "-noout", "-text"]);
+        assert!(text.contains("prime256v1") || text.contains("P-256"), "{text}");
+    }
+
+    #[test]
+    fn ca_and_device_certificates_check_out_with_openssl() {
+        let dir = TempDir::new("certs");
+        let (ca_key, ca_cert) = ca("edgemdm test CA");
+        let (_dev_key, csr_der) = rsa_key_and_csr(&dir, "dev", 2048, "ignored-csr-cn");
+        let csr = parse_csr(&csr_der, 2048).unwrap();
+        let t = now();
+        let serial = [0x8F, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77];
+        let dev = issue_device_certificate(
+            &ca_key,
+            &ca_cert,
+            &DeviceCertRequest {
+                serial: &serial,
+                subject_cn: "B5B954E81FBCB94EB79BD08BE625F4EE",
+                spki_der: &csr.spki_der,
+                not_before: t,
+                not_after: t + YEAR,
+            },
+        )
+        .unwrap();
+
+        let ca_pem = dir.write("ca.pem", to_pem("CERTIFICATE", &ca_cert).as_bytes());
+        let dev_pem = dir.write("dev.pem", to_pem("CERTIFICATE", &dev).as_bytes());
+        let out = openssl(&["verify", "-CAfile", &ca_pem, "-purpose", "sslclient", &dev_pem]);
+        assert!(out.contains(": OK"), "{out}");
+
+        let text = openssl(&["x509", "-in", &dev_pem, "-noout", "-text"]);
+        for needle in [
+            "TLS Web Client Authentication",
+            "CA:FALSE",
+            "Digital Signature, Key Encipherment",
+            "X509v3 Key Usage: critical",
+            "X509v3 Subject Key Identifier",
+            "X509v3 Authority Key Identifier",
+            "ecdsa-with-SHA256",
+            "CN = edgemdm test CA",
+            "CN = B5B954E81FBCB94EB79BD08BE625F4EE",
+            "rsaEncryption",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("ignored-csr-cn"));
+        assert!(!text.contains("Non Repudiation"));
+        let ca_text = openssl(&["x509", "-in", &ca_pem, "-noout", "-text"]);
+        for needle in ["CA:TRUE", "Certificate Sign, CRL Sign", "X509v3 Basic Constraints: critical"] {
+            assert!(ca_text.contains(needle), "missing {needle:?} in\n{ca_text}");
+        }
+        // AKI of the device cert = SKI of the CA
+        let ski = CertParts::parse(&ca_cert).unwrap().subject_key_id().unwrap().to_vec();
+        let aki_ext = CertParts::parse(&dev)
+            .unwrap()
+            .extension(&AuthorityKeyIdentifier::OID)
+            .map(|e| e.value.to_vec())
+            .unwrap();
+        let aki = AuthorityKeyIdentifier::from_der(&aki_ext).unwrap();
+        assert_eq!(aki.key_identifier.unwrap().as_bytes(), ski.as_slice());
+
+        // thumbprint = openssl's SHA-1 fingerprint
+        let fp = openssl(&["x509", "-in", &dev_pem, "-noout", "-fingerprint", "-sha1"]);
+        let fp = fp.trim().rsplit('=').next().unwrap().replace(':', "");
+        assert_eq!(thumbprint(&dev), fp);
+
+        // inspect
+        let info = inspect_certificate(&dev).unwrap();
+        assert_eq!(info.serial_hex, "8F11223344556677");
+        let oserial = openssl(&["x509", "-in", &dev_pem, "-noout", "-serial"]);
+        assert_eq!(oserial.trim(), "serial=8F11223344556677");
+        assert_eq!(info.subject_cn.as_deref(), Some("B5B954E81FBCB94EB79BD08BE625F4EE"));
+        assert_eq!((info.not_before, info.not_after), (t, t + YEAR));
+        assert_eq!(info.spki_der, csr.spki_der);
+        let ca_info = inspect_certificate(&ca_cert).unwrap();
+        assert_eq!(ca_info.serial_hex, "0102");
+        assert_eq!(ca_info.spki_der, ca_key.public_key_der());
+
+        // verify_issued_by
+        assert_eq!(verify_issued_by(&dev, &ca_cert), Ok(()));
+        assert_eq!(verify_issued_by(&ca_cert, &ca_cert), Ok(()));
+        let (_, other_same_name) = ca("edgemdm test CA");
+        assert_eq!(verify_issued_by(&dev, &other_same_name), Err(PkiError::BadSignature));
+        let (_, other) = ca("another CA");
+        assert_eq!(verify_issued_by(&dev, &other), Err(PkiError::BadSignature));
+        let pos = dev.windows(6).position(|w| w == b"B5B954").unwrap();
+        let mut tampered = dev.clone();
+        tampered[pos] ^= 1;
+        assert_eq!(verify_issued_by(&tampered, &ca_cert), Err(PkiError::BadSignature));
+        // and openssl agrees the other CA did not issue it
+        let other_pem = dir.write("other.pem", to_pem("CERTIFICATE", &other_same_name).as_bytes());
+        assert!(!openssl_status(&["verify", "-CAfile", &other_pem, &dev_pem]).0);
+    }
+
+    #[test]
+    fn issuing_checks_inputs() {
+        let (ca_key, ca_cert) = ca("CA");
+        let (other_key, _) = ca("CA");
+        let spki = ca_key.public_key_der(); // any valid SPKI will do here
+        let req = |serial: &'static [u8], nb: u64, na: u64| DeviceCertRequest {
+            serial,
+            subject_cn: "dev",
+            spki_der: &[],
+            not_before: nb,
+            not_after: na,
+        };
+        let mut r = req(&[1], 1_700_000_000, 1_800_000_000);
+        r.spki_der = &spki;
+        assert!(issue_device_certificate(&ca_key, &ca_cert, &r).is_ok());
+        assert!(matches!(issue_device_certificate(&other_key, &ca_cert, &r), Err(PkiError::Build(_))));
+        let mut r0 = req(&[0], 1_700_000_000, 1_800_000_000);
+        r0.spki_der = &spki;
+        assert!(matches!(issue_device_certificate(&ca_key, &ca_cert, &r0), Err(PkiError::Build(_))));
+        let mut rt = req(&[1], 1_800_000_000, 1_700_000_000);
+        rt.spki_der = &spki;
+        assert!(matches!(issue_device_certificate(&ca_key, &ca_cert, &rt), Err(PkiError::Build(_))));
+        let bad_spki = req(&[1], 1_700_000_000, 1_800_000_000);
+        assert!(issue_device_certificate(&ca_key, &ca_cert, &bad_spki).is_err());
+        assert!(matches!(inspect_certificate(&ca_cert[..10]), Err(PkiError::Malformed(_))));
+    }
+
+    #[test]
+    fn times_after_2049_use_generalized_time() {
+        let key = CaKey::generate().unwrap();
+        let nb = 1_700_000_000;
+        let na = 2_600_000_000; // 2052
+        let cert = build_ca_certificate(&key, "long CA", &[7], nb, na).unwrap();
+        let info = inspect_certificate(&cert).unwrap();
+        assert_eq!((info.not_before, info.not_after), (nb, na));
+        let dir = TempDir::new("gt");
+        let p = dir.write("ca.der", &cert);
+        let text = openssl(&["x509", "-inform", "DER", "-in", &p, "-noout", "-enddate"]);
+        assert!(text.contains("2052"), "{text}");
+        // 0x18 = GeneralizedTime tag, 0x17 = UTCTime
+        let parts = CertParts::parse(&cert).unwrap();
+        assert_eq!((parts.not_before.tag, parts.not_after.tag), (0x17, 0x18));
+    }
+}

@@ -58,3 +58,24 @@ pub(crate) fn openssl_status(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Test-only wall clock (the library itself never reads the clock).
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A fresh RSA key (`{name}.key`, PEM) and a DER CSR for it (`{name}.csr.der`) with /CN=`cn`.
+pub(crate) fn rsa_key_and_csr(dir: &TempDir, name: &str, bits: u32, cn: &str) -> (String, Vec<u8>) {
+    let key = dir.path(&format!("{name}.key"));
+    let csr = dir.path(&format!("{name}.csr.der"));
+    let subj = format!("/CN={cn}");
+    let newkey = format!("rsa:{bits}");
+    openssl(&[
+        "req", "-new", "-nodes", "-newkey", &newkey, "-keyout", &key, "-subj", &subj, "-outform",
+        "DER", "-out", &csr,
+    ]);
+    (key, std::fs::read(&csr).unwrap())
+}
