@@ -79,7 +79,10 @@ impl Hash {
         } else if oid == o(&ID_SHA512) {
             Ok(Hash::Sha512)
         } else {
-            Err(PkiError::UnsupportedAlgorithm(format!("digest {}", tlv::oid_string(oid))))
+            Err(PkiError::UnsupportedAlgorithm(format!(
+                "digest {}",
+                tlv::oid_string(oid)
+            )))
         }
     }
 }
@@ -96,7 +99,10 @@ pub(crate) fn rsa_signature_hash(oid: &[u8]) -> Result<Hash, PkiError> {
     } else if oid == o(&SHA512_WITH_RSA) {
         Ok(Hash::Sha512)
     } else {
-        Err(PkiError::UnsupportedAlgorithm(format!("signature {}", tlv::oid_string(oid))))
+        Err(PkiError::UnsupportedAlgorithm(format!(
+            "signature {}",
+            tlv::oid_string(oid)
+        )))
     }
 }
 
@@ -211,7 +217,9 @@ mod tests {
         .expect("fixture");
         let start = xml.find("#base64binary\">").expect("BST") + "#base64binary\">".len();
         let end = start + xml[start..].find('<').unwrap();
-        base64::engine::general_purpose::STANDARD.decode(xml[start..end].trim()).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(xml[start..end].trim())
+            .unwrap()
     }
 
     #[test]
@@ -220,11 +228,19 @@ mod tests {
         let csr = parse_csr(&der, 2048).expect("WP8 CSR verifies");
         assert_eq!(csr.rsa_bits, 2048);
         assert_eq!(csr.signature_hash, "sha1");
-        assert_eq!(csr.subject_cn.as_deref(), Some("B1C43CD0-1624-5FBB-8E54-34CF17DFD3A1"));
+        assert_eq!(
+            csr.subject_cn.as_deref(),
+            Some("B1C43CD0-1624-5FBB-8E54-34CF17DFD3A1")
+        );
         // signature algorithm really is the OIW OID
-        assert!(der.windows(7).any(|w| w == [0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1d]));
+        assert!(der
+            .windows(7)
+            .any(|w| w == [0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1d]));
         // SPKI kept exactly
-        let pos = der.windows(csr.spki_der.len()).position(|w| w == csr.spki_der).unwrap();
+        let pos = der
+            .windows(csr.spki_der.len())
+            .position(|w| w == csr.spki_der)
+            .unwrap();
         assert!(pos > 0);
         assert_eq!(parse_csr(&der, 4096), Err(PkiError::KeyTooSmall(2048)));
     }
@@ -250,7 +266,10 @@ mod tests {
             Err(PkiError::BadSignature) | Err(PkiError::Malformed(_))
         ));
         // truncation
-        assert!(matches!(parse_csr(&der[..der.len() - 1], 2048), Err(PkiError::Malformed(_))));
+        assert!(matches!(
+            parse_csr(&der[..der.len() - 1], 2048),
+            Err(PkiError::Malformed(_))
+        ));
         assert!(matches!(parse_csr(b"", 2048), Err(PkiError::Malformed(_))));
     }
 
@@ -293,7 +312,14 @@ mod tests {
     #[test]
     fn openssl_ec_csr_is_unsupported() {
         let dir = TempDir::new("csr-ec");
-        let der = openssl_csr(&dir, "ec", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
-        assert!(matches!(parse_csr(&der, 2048), Err(PkiError::UnsupportedAlgorithm(_))));
+        let der = openssl_csr(
+            &dir,
+            "ec",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        );
+        assert!(matches!(
+            parse_csr(&der, 2048),
+            Err(PkiError::UnsupportedAlgorithm(_))
+        ));
     }
 }

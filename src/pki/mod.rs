@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn thumbprint_is_upper_hex_sha1() {
         // SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d
-        assert_eq!(thumbprint(b"abc"), "A9993E364706816ABA3E25717850C26C9CD0D89D");
+        assert_eq!(
+            thumbprint(b"abc"),
+            "A9993E364706816ABA3E25717850C26C9CD0D89D"
+        );
     }
 
     #[test]
@@ -103,6 +106,11 @@ mod tests {
         assert_eq!(lines[1].len(), 64);
         assert!(lines[2].len() <= 64);
         let body: String = lines[1..lines.len() - 1].concat();
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(body).unwrap(), der);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+            der
+        );
     }
 }

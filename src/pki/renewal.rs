@@ -85,7 +85,11 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
     tlv::expect(&mut s, tlv::INTEGER, "SignerInfo.version")?;
     let sid = tlv::next(&mut s)?;
     let digest_alg = tlv::expect(&mut s, SEQUENCE, "digestAlgorithm")?;
-    let signed_attrs = if tlv::peek_tag(s) == Some(0xa0) { Some(tlv::next(&mut s)?) } else { None };
+    let signed_attrs = if tlv::peek_tag(s) == Some(0xa0) {
+        Some(tlv::next(&mut s)?)
+    } else {
+        None
+    };
     let sig_alg = tlv::expect(&mut s, SEQUENCE, "signatureAlgorithm")?;
     let signature = tlv::expect(&mut s, OCTET_STRING, "signature")?;
 
@@ -115,22 +119,27 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
         None => csr::rsa_verify(&key, hash, content, signature.value)?,
     }
 
-    let csr_der = if content.first() == Some(&SEQUENCE) && tlv::single(content, SEQUENCE, "").is_ok()
-    {
-        content.to_vec()
-    } else {
-        decode_base64_text(content)?
-    };
-    Ok(Renewal { signer_cert_der: signer.0.to_vec(), csr: csr::parse_csr(&csr_der, min_rsa_bits)? })
+    let csr_der =
+        if content.first() == Some(&SEQUENCE) && tlv::single(content, SEQUENCE, "").is_ok() {
+            content.to_vec()
+        } else {
+            decode_base64_text(content)?
+        };
+    Ok(Renewal {
+        signer_cert_der: signer.0.to_vec(),
+        csr: csr::parse_csr(&csr_der, min_rsa_bits)?,
+    })
 }
 
-/// The contents of an OCTET STRING, also accepting a BER constructed one (0x24) made of
-/// primitive chunks.
+/// The contents of the eContent OCTET STRING (primitive, definite length: DER).
 fn octet_string_contents(input: &[u8]) -> Result<&[u8], PkiError> {
     let t = tlv::single(input, tlv::peek_tag(input).unwrap_or(0), "eContent")?;
     match t.tag {
         OCTET_STRING => Ok(t.value),
-        _ => Err(PkiError::Malformed(format!("eContent has tag 0x{:02x}", t.tag))),
+        _ => Err(PkiError::Malformed(format!(
+            "eContent has tag 0x{:02x}",
+            t.tag
+        ))),
     }
 }
 
@@ -139,7 +148,9 @@ fn find_signer<'a>(
     certs: &[Tlv<'a>],
 ) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
     for c in certs {
-        let Ok(parts) = CertParts::parse(c.raw) else { continue };
+        let Ok(parts) = CertParts::parse(c.raw) else {
+            continue;
+        };
         let matches = match sid.tag {
             SEQUENCE => {
                 // IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }
@@ -151,14 +162,18 @@ fn find_signer<'a>(
             }
             0x80 => parts.subject_key_id() == Some(sid.value),
             other => {
-                return Err(PkiError::Malformed(format!("SignerIdentifier tag 0x{other:02x}")))
+                return Err(PkiError::Malformed(format!(
+                    "SignerIdentifier tag 0x{other:02x}"
+                )))
             }
         };
         if matches {
             return Ok((c.raw, parts));
         }
     }
-    Err(PkiError::Malformed("signer certificate not found in SignedData".into()))
+    Err(PkiError::Malformed(
+        "signer certificate not found in SignedData".into(),
+    ))
 }
 
 fn check_signed_attrs(
@@ -210,4 +225,250 @@ fn decode_base64_text(content: &[u8]) -> Result<Vec<u8>, PkiError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|_| tlv::malformed("renewal content is neither DER nor base64"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::testutil::{now, openssl, openssl_status, rsa_key_and_csr, TempDir};
+    use crate::pki::{
+        build_ca_certificate, issue_device_certificate, parse_csr, to_pem, verify_issued_by, CaKey,
+        DeviceCertRequest,
+    };
+
+    struct Fixture {
+        dir: TempDir,
+        ca_cert: Vec<u8>,
+        /// (cert DER, cert PEM path, key path) of the current device certificate
+        dev: (Vec<u8>, String, String),
+        /// a second device of the same CA
+        dev2: (Vec<u8>, String, String),
+        new_csr: Vec<u8>,
+        new_csr_path: String,
+        /// another valid CSR of the same length (different key, same CN)
+        new_csr2: Vec<u8>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = TempDir::new("renew");
+        let ca_key = CaKey::generate().unwrap();
+        let t = now();
+        let ca_cert = build_ca_certificate(&ca_key, "renew CA", &[1], t - 60, t + 3600).unwrap();
+        let issue = |name: &str, serial: &[u8]| {
+            let (key, csr) = rsa_key_and_csr(&dir, name, 2048, name);
+            let csr = parse_csr(&csr, 2048).unwrap();
+            let cert = issue_device_certificate(
+                &ca_key,
+                &ca_cert,
+                &DeviceCertRequest {
+                    serial,
+                    subject_cn: name,
+                    spki_der: &csr.spki_der,
+                    not_before: t,
+                    not_after: t + 3600,
+                },
+            )
+            .unwrap();
+            let pem = dir.write(
+                &format!("{name}.pem"),
+                to_pem("CERTIFICATE", &cert).as_bytes(),
+            );
+            (cert, pem, key)
+        };
+        let dev = issue("old", &[0x42, 1]);
+        let dev2 = issue("other", &[0x42, 2]);
+        let (_, new_csr) = rsa_key_and_csr(&dir, "new", 2048, "renewed");
+        let new_csr_path = dir.path("new.csr.der");
+        let (_, new_csr2) = rsa_key_and_csr(&dir, "new2", 2048, "renewed");
+        assert_eq!(new_csr.len(), new_csr2.len());
+        Fixture {
+            dir,
+            ca_cert,
+            dev,
+            dev2,
+            new_csr,
+            new_csr_path,
+            new_csr2,
+        }
+    }
+
+    fn sign(
+        f: &Fixture,
+        name: &str,
+        input: &str,
+        signer: &(Vec<u8>, String, String),
+        extra: &[&str],
+    ) -> Vec<u8> {
+        let out = f.dir.path(&format!("{name}.p7"));
+        let mut args = vec![
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-in",
+            input,
+            "-signer",
+            &signer.1,
+            "-inkey",
+            &signer.2,
+            "-out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args);
+        std::fs::read(&out).unwrap()
+    }
+
+    fn flip_in_content(p7: &[u8], csr: &[u8]) -> Vec<u8> {
+        let pos = p7
+            .windows(csr.len())
+            .position(|w| w == csr)
+            .expect("CSR inside PKCS#7");
+        let cn = csr.windows(7).position(|w| w == b"renewed").unwrap();
+        let mut bad = p7.to_vec();
+        bad[pos + cn] ^= 1;
+        bad
+    }
+
+    #[test]
+    fn openssl_cms_renewals_verify_and_tampering_fails() {
+        let f = fixture();
+        let expected = parse_csr(&f.new_csr, 2048).unwrap();
+        for (name, extra) in [
+            ("sha256", &["-md", "sha256"][..]),
+            ("sha256-noattr", &["-md", "sha256", "-noattr"][..]),
+            ("sha1", &["-md", "sha1"][..]),
+            ("sha1-noattr", &["-md", "sha1", "-noattr"][..]),
+            ("keyid", &["-md", "sha256", "-keyid"][..]),
+        ] {
+            let p7 = sign(&f, name, &f.new_csr_path, &f.dev, extra);
+            // make sure each variant exercises the path it names
+            let md_oid = [
+                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04,
+            ];
+            let has_attrs = p7.windows(md_oid.len()).any(|w| w == md_oid);
+            assert_eq!(has_attrs, !name.ends_with("noattr"), "{name}");
+            let r = parse_renewal(&p7, 2048).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r.csr, expected, "{name}");
+            assert_eq!(r.csr.subject_cn.as_deref(), Some("renewed"));
+            assert_eq!(r.signer_cert_der, f.dev.0, "{name}");
+            assert_eq!(verify_issued_by(&r.signer_cert_der, &f.ca_cert), Ok(()));
+            assert_eq!(
+                parse_renewal(&p7, 4096),
+                Err(PkiError::KeyTooSmall(2048)),
+                "{name}"
+            );
+
+            // tampered content
+            let bad = flip_in_content(&p7, &f.new_csr);
+            assert_eq!(
+                parse_renewal(&bad, 2048),
+                Err(PkiError::BadSignature),
+                "{name}"
+            );
+
+            // content swapped for another VALID CSR: only the CMS checks can catch this
+            let pos = p7
+                .windows(f.new_csr.len())
+                .position(|w| w == f.new_csr)
+                .unwrap();
+            let mut swapped = p7.clone();
+            swapped[pos..pos + f.new_csr.len()].copy_from_slice(&f.new_csr2);
+            assert_eq!(
+                parse_renewal(&swapped, 2048),
+                Err(PkiError::BadSignature),
+                "{name}"
+            );
+
+            // the same request signed by another key (another device's), its 256-byte
+            // signature spliced over ours: SignerInfo ends the DER when there are no
+            // unsigned attributes, so the signature is the last 256 bytes.
+            let p7b = sign(
+                &f,
+                &format!("{name}-other"),
+                &f.new_csr_path,
+                &f.dev2,
+                extra,
+            );
+            assert_eq!(parse_renewal(&p7b, 2048).unwrap().signer_cert_der, f.dev2.0);
+            let mut spliced = p7.clone();
+            let n = spliced.len();
+            spliced[n - 256..].copy_from_slice(&p7b[p7b.len() - 256..]);
+            assert_ne!(spliced, p7);
+            assert_eq!(
+                parse_renewal(&spliced, 2048),
+                Err(PkiError::BadSignature),
+                "{name}"
+            );
+            let mut flipped = p7.clone();
+            flipped[n - 1] ^= 1;
+            assert_eq!(
+                parse_renewal(&flipped, 2048),
+                Err(PkiError::BadSignature),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_content_and_missing_certificate() {
+        let f = fixture();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&f.new_csr);
+        let wrapped: String = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        let input = f.dir.write("new.csr.b64", wrapped.as_bytes());
+        let p7 = sign(&f, "b64", &input, &f.dev, &["-md", "sha256"]);
+        let r = parse_renewal(&p7, 2048).unwrap();
+        assert_eq!(r.csr, parse_csr(&f.new_csr, 2048).unwrap());
+
+        let p7 = sign(
+            &f,
+            "nocerts",
+            &f.new_csr_path,
+            &f.dev,
+            &["-md", "sha256", "-nocerts"],
+        );
+        assert!(matches!(
+            parse_renewal(&p7, 2048),
+            Err(PkiError::Malformed(_))
+        ));
+
+        // a detached signature has no content to renew with
+        let out = f.dir.path("detached.p7");
+        let (ok, _, err) = openssl_status(&[
+            "cms",
+            "-sign",
+            "-binary",
+            "-outform",
+            "DER",
+            "-in",
+            &f.new_csr_path,
+            "-signer",
+            &f.dev.1,
+            "-inkey",
+            &f.dev.2,
+            "-out",
+            &out,
+        ]);
+        assert!(ok, "{err}");
+        let p7 = std::fs::read(&out).unwrap();
+        assert!(matches!(
+            parse_renewal(&p7, 2048),
+            Err(PkiError::Malformed(_))
+        ));
+
+        assert!(matches!(
+            parse_renewal(&f.new_csr, 2048),
+            Err(PkiError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_renewal(b"", 2048),
+            Err(PkiError::Malformed(_))
+        ));
+    }
 }

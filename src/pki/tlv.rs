@@ -52,12 +52,18 @@ pub(crate) fn next<'a>(input: &mut &'a [u8]) -> Result<Tlv<'a>, PkiError> {
         }
         (len, 2 + n)
     };
-    let end = hdr.checked_add(len).ok_or_else(|| malformed("bad length"))?;
+    let end = hdr
+        .checked_add(len)
+        .ok_or_else(|| malformed("bad length"))?;
     if data.len() < end {
         return Err(malformed("truncated element"));
     }
     *input = &data[end..];
-    Ok(Tlv { tag, raw: &data[..end], value: &data[hdr..end] })
+    Ok(Tlv {
+        tag,
+        raw: &data[..end],
+        value: &data[hdr..end],
+    })
 }
 
 /// Reads the next element and checks its tag.
@@ -187,9 +193,17 @@ mod tests {
 
     #[test]
     fn string_values() {
-        let t = Tlv { tag: 0x13, raw: &[], value: b"ABC\0" };
+        let t = Tlv {
+            tag: 0x13,
+            raw: &[],
+            value: b"ABC\0",
+        };
         assert_eq!(string_value(&t), "ABC");
-        let t = Tlv { tag: 0x1e, raw: &[], value: &[0, b'h', 0, b'i'] };
+        let t = Tlv {
+            tag: 0x1e,
+            raw: &[],
+            value: &[0, b'h', 0, b'i'],
+        };
         assert_eq!(string_value(&t), "hi");
     }
 }
