@@ -3,5 +3,6 @@
 //! `xml`, `proto` and `pki` are the pure core (no `worker` imports, tested natively);
 //! `edge` and `objects` are the Worker shell, compiled for wasm32 only.
 
+pub mod pki;
 pub mod xml;
 pub mod proto;

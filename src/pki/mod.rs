@@ -1,0 +1,116 @@
+//! Pure-Rust PKI for edgemdm: PKCS#10 parsing/verification (Windows quirks included),
+//! an ECDSA P-256 CA that issues device client certificates, and MS-WSTEP ROBO renewal
+//! (CMS SignedData wrapping the new PKCS#10).
+//!
+//! No `worker` imports and no system clock: callers pass times (unix seconds) in;
+//! randomness only through `getrandom` (which uses the "js" backend on wasm32).
+//!
+//! Signatures are always verified over the ORIGINAL bytes of the signed structure
+//! (a tiny TLV walker in [`tlv`] keeps the raw slices), never over a re-encoding.
+
+mod cert;
+mod csr;
+mod renewal;
+mod tlv;
+
+#[cfg(test)]
+mod testutil;
+
+pub use cert::{
+    build_ca_certificate, inspect_certificate, issue_device_certificate, verify_issued_by, CaKey,
+    CertInfo, DeviceCertRequest,
+};
+pub use csr::{parse_csr, Csr};
+pub use renewal::{parse_renewal, Renewal};
+
+use base64::Engine as _;
+use sha1::{Digest as _, Sha1};
+
+/// Typed errors of this layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PkiError {
+    /// DER/CSR/CMS does not parse.
+    Malformed(String),
+    /// Signature or key algorithm we do not accept (e.g. EC keys in CSR, md5).
+    UnsupportedAlgorithm(String),
+    /// A signature does not verify (or the signer is not who it claims to be).
+    BadSignature,
+    /// RSA modulus bits below the minimum.
+    KeyTooSmall(usize),
+    /// Certificate building failed.
+    Build(String),
+}
+
+impl std::fmt::Display for PkiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PkiError::Malformed(m) => write!(f, "malformed: {m}"),
+            PkiError::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm: {a}"),
+            PkiError::BadSignature => f.write_str("signature does not verify"),
+            PkiError::KeyTooSmall(bits) => write!(f, "RSA key too small: {bits} bits"),
+            PkiError::Build(m) => write!(f, "certificate build failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for PkiError {}
+
+/// SHA-1 of the DER, 40 upper-case hex chars (Windows' thumbprint form).
+pub fn thumbprint(der: &[u8]) -> String {
+    hex_upper(&Sha1::digest(der))
+}
+
+/// PEM armour with 64-char lines.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII, so any chunk boundary is a char boundary.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+pub(crate) fn hex_upper(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_is_upper_hex_sha1() {
+        // SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d
+        assert_eq!(
+            thumbprint(b"abc"),
+            "A9993E364706816ABA3E25717850C26C9CD0D89D"
+        );
+    }
+
+    #[test]
+    fn pem_has_64_char_lines() {
+        let der = vec![0xABu8; 100];
+        let pem = to_pem("CERTIFICATE", &der);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(*lines.last().unwrap(), "-----END CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert!(lines[2].len() <= 64);
+        let body: String = lines[1..lines.len() - 1].concat();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+            der
+        );
+    }
+}
