@@ -1,8 +1,24 @@
 //! edgemdm: a Windows MDM server for Cloudflare Workers.
 //!
-//! `xml`, `proto` and `pki` are the pure core (no `worker` imports, tested natively);
-//! `edge` and `objects` are the Worker shell, compiled for wasm32 only.
+//! The pure core (no `worker` imports, tested natively with `cargo test`):
+//! - [`xml`]: namespace-aware XML tree and writer
+//! - [`proto`]: the wire protocols (SOAP/WS-Trust, discovery, XCEP, WSTEP, provisioning doc)
+//! - [`pki`]: CSR verification, certificate building, renewal PKCS#7
+//! - [`enrollment`], [`ca`], [`users`], [`config`], [`http`]: the services' rules
+//!
+//! The Worker shell, compiled for wasm32 only: [`edge`] (HTTP adapters) and [`objects`]
+//! (Durable Objects and KV, the only code that touches storage).
 
+pub mod ca;
+pub mod config;
+pub mod enrollment;
+pub mod http;
 pub mod pki;
-pub mod xml;
 pub mod proto;
+pub mod users;
+pub mod xml;
+
+#[cfg(target_arch = "wasm32")]
+pub mod edge;
+#[cfg(target_arch = "wasm32")]
+pub mod objects;

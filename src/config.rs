@@ -1,0 +1,120 @@
+//! Server settings from the Worker's vars and secrets, parsed once per request from a lookup
+//! function so the parsing is testable without a Worker.
+
+use crate::proto::discovery::AuthPolicy;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub auth_policy: AuthPolicy,
+    /// `PUBLIC_BASE_URL`, without a trailing slash; `None` means "the request's origin".
+    pub public_base_url: Option<String>,
+    /// Organisation name: the DM account's display name and the login page's title.
+    pub org_name: String,
+    /// `PROVIDER-ID` of the w7 account and DMClient provider.
+    pub provider_id: String,
+    pub cert_validity_days: u32,
+    pub renew_period_days: u32,
+    pub renew_retry_days: u32,
+    /// `ADMIN_TOKEN` secret; admin routes are closed when it is unset.
+    pub admin_token: Option<String>,
+    pub password_iterations: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    match get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError(format!("{name} must be a whole number from {min} to {max}, not {v:?}"))),
+        },
+    }
+}
+
+impl Config {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let auth_policy = match get("AUTH_POLICY").filter(|v| !v.trim().is_empty()) {
+            None => AuthPolicy::OnPremise,
+            Some(v) => AuthPolicy::parse(&v)
+                .ok_or_else(|| ConfigError(format!("AUTH_POLICY must be OnPremise or Federated, not {v:?}")))?,
+        };
+        let public_base_url = get("PUBLIC_BASE_URL")
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(u) = &public_base_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(ConfigError(format!("PUBLIC_BASE_URL must be an http(s) URL, not {u:?}")));
+            }
+        }
+        let org_name = get("ORG_NAME").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let cert_validity_days = number(get, "CERT_VALIDITY_DAYS", 365, 2, 3650)?;
+        let renew_period_days = number(get, "RENEW_PERIOD_DAYS", 60, 1, 1000)?;
+        let renew_retry_days = number(get, "RENEW_RETRY_DAYS", 4, 1, 1000)?;
+        if renew_period_days >= cert_validity_days {
+            return Err(ConfigError("RENEW_PERIOD_DAYS must be shorter than CERT_VALIDITY_DAYS".into()));
+        }
+        if renew_retry_days > renew_period_days {
+            return Err(ConfigError("RENEW_RETRY_DAYS must not exceed RENEW_PERIOD_DAYS".into()));
+        }
+        Ok(Config {
+            auth_policy,
+            public_base_url,
+            org_name: org_name.unwrap_or_else(|| "edgemdm".into()),
+            provider_id: "edgemdm".into(),
+            cert_validity_days,
+            renew_period_days,
+            renew_retry_days,
+            admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
+            password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, 10_000_000)?,
+        })
+    }
+
+    /// The origin used in every URL the server hands out.
+    pub fn base_url(&self, request_origin: &str) -> String {
+        self.public_base_url.clone().unwrap_or_else(|| request_origin.trim_end_matches('/').to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(&move |k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.auth_policy, AuthPolicy::OnPremise);
+        assert_eq!(c.cert_validity_days, 365);
+        assert_eq!(c.base_url("http://127.0.0.1:8787/"), "http://127.0.0.1:8787");
+        assert_eq!(c.admin_token, None);
+    }
+
+    #[test]
+    fn values_and_errors() {
+        let c = cfg(&[("AUTH_POLICY", "federated"), ("PUBLIC_BASE_URL", "https://e.example/"), ("ADMIN_TOKEN", "t")])
+            .unwrap();
+        assert_eq!(c.auth_policy, AuthPolicy::Federated);
+        assert_eq!(c.base_url("http://ignored"), "https://e.example");
+        assert_eq!(c.admin_token.as_deref(), Some("t"));
+        assert!(cfg(&[("AUTH_POLICY", "Certificate")]).is_err());
+        assert!(cfg(&[("CERT_VALIDITY_DAYS", "x")]).is_err());
+        assert!(cfg(&[("CERT_VALIDITY_DAYS", "30"), ("RENEW_PERIOD_DAYS", "60")]).is_err());
+        assert!(cfg(&[("PUBLIC_BASE_URL", "ftp://x")]).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! The Worker's storage: the Durable Objects and KV. The only code that touches storage.
+
+pub mod ca;
+pub mod device;
+pub mod kv;
+
+use serde::{de::DeserializeOwned, Serialize};
+use worker::*;
+
+pub fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+/// Random bytes from the platform's CSPRNG (`crypto.getRandomValues`).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("crypto.getRandomValues is available in Workers");
+    b
+}
+
+pub fn storage_error(msg: &str) -> Error {
+    Error::RustError(msg.to_string())
+}
+
+/// The answer of a Durable Object call: its status and body.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| storage_error(&format!("object reply: {e}")))
+    }
+}
+
+/// Calls a Durable Object with an optional JSON body. Paths are internal (`https://do/...`).
+pub async fn call<B: Serialize>(stub: &Stub, method: Method, path: &str, body: Option<&B>) -> Result<Reply> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(b) = body {
+        init.with_body(Some(serde_json::to_string(b)?.into()));
+        let mut h = Headers::new();
+        h.set("Content-Type", "application/json")?;
+        init.with_headers(h);
+    }
+    let req = Request::new_with_init(&format!("https://do{path}"), &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    let status = resp.status_code();
+    let body = resp.text().await?;
+    Ok(Reply { status, body })
+}
+
+pub fn ca_stub(env: &Env) -> Result<Stub> {
+    env.durable_object(ca::BINDING)?.get_by_name(ca::INSTANCE)
+}
+
+pub fn device_stub(env: &Env, device_id: &str) -> Result<Stub> {
+    env.durable_object(device::BINDING)?.get_by_name(device_id)
+}
