@@ -48,7 +48,7 @@ pub async fn call<B: Serialize>(stub: &Stub, method: Method, path: &str, body: O
     init.with_method(method);
     if let Some(b) = body {
         init.with_body(Some(serde_json::to_string(b)?.into()));
-        let mut h = Headers::new();
+        let h = Headers::new();
         h.set("Content-Type", "application/json")?;
         init.with_headers(h);
     }
