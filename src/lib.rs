@@ -4,3 +4,4 @@
 //! `edge` and `objects` are the Worker shell, compiled for wasm32 only.
 
 pub mod xml;
+pub mod proto;
