@@ -309,6 +309,8 @@ pub struct Unknown {
 }
 
 /// A `SyncBody` (or `Atomic`/`Sequence`) child.
+// `Status` is the largest variant (two optional Metas); messages are small and short-lived.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Status(Status),
@@ -674,7 +676,9 @@ impl Status {
             cred: child(e, ns, "Cred").map(|c| Cred::parse(c, ns)),
             chal: child(e, ns, "Chal").map(|c| Chal::parse(c, ns)),
             data: data_el.map(Element::text).unwrap_or_default(),
-            original_error: data_el.and_then(|d| d.attr("originalerror")).map(|s| s.trim().to_string()),
+            original_error: data_el
+                .and_then(|d| d.attr("originalerror"))
+                .map(|s| s.trim().to_string()),
             items: parse_items(e, ns),
         }
     }

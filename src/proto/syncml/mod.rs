@@ -37,7 +37,9 @@ impl fmt::Display for SyncMlError {
         match self {
             SyncMlError::NotUtf8 => f.write_str("SyncML body is not UTF-8"),
             SyncMlError::Xml(e) => write!(f, "SyncML body: {e}"),
-            SyncMlError::NotSyncMl { root } => write!(f, "not a SyncML message (root element {root})"),
+            SyncMlError::NotSyncMl { root } => {
+                write!(f, "not a SyncML message (root element {root})")
+            }
             SyncMlError::Missing(what) => write!(f, "SyncML message lacks {what}"),
             SyncMlError::Invalid(what) => write!(f, "SyncML message has an invalid {what}"),
         }

@@ -134,12 +134,12 @@ fn every_fixture_is_handled_without_panicking() {
 #[test]
 fn broken_fixtures_fail_cleanly() {
     for name in [
-        "replace_update_device_setting.xml",         // two top-level elements
-        "entra_aadusertoken_alert.xml",              // prose before the XML
-        "unenroll_alert1226_first_package.xml",      // xmlns=&#39;…&#39;
-        "dmclient_exchangeid_get.xml",               // <ProviderID> placeholder
+        "replace_update_device_setting.xml",    // two top-level elements
+        "entra_aadusertoken_alert.xml",         // prose before the XML
+        "unenroll_alert1226_first_package.xml", // xmlns=&#39;…&#39;
+        "dmclient_exchangeid_get.xml",          // <ProviderID> placeholder
         "dmclient_managementserveraddresslist_replace.xml",
-        "dmclient_unenroll_exec.xml",                // typographic quotes
+        "dmclient_unenroll_exec.xml", // typographic quotes
     ] {
         assert!(matches!(SyncMl::parse(fixture(name)), Err(SyncMlError::Xml(_))), "{name}");
     }
@@ -174,7 +174,9 @@ fn non_syncml_inputs_are_typed_errors() {
         Err(SyncMlError::NotSyncMl { .. })
     ));
     assert_eq!(
-        SyncMl::parse(r#"<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><MsgID>1</MsgID></SyncHdr><SyncBody/></SyncML>"#),
+        SyncMl::parse(
+            r#"<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><MsgID>1</MsgID></SyncHdr><SyncBody/></SyncML>"#
+        ),
         Err(SyncMlError::Missing("SyncHdr/SessionID"))
     );
     assert_eq!(
@@ -212,7 +214,10 @@ fn session_fixtures() {
     let m3 = msg("session_msg3_client_status_results.msmdm.xml");
     assert_eq!(m3.body.commands.len(), 5);
     let Command::Status(s) = &m3.body.commands[1] else { panic!() };
-    assert_eq!((s.msg_ref.as_str(), s.cmd_ref.as_str(), s.cmd.as_str(), s.code()), ("1", "4", "Get", Some(200)));
+    assert_eq!(
+        (s.msg_ref.as_str(), s.cmd_ref.as_str(), s.cmd.as_str(), s.code()),
+        ("1", "4", "Get", Some(200))
+    );
     let Command::Results(r) = &m3.body.commands[3] else { panic!() };
     assert_eq!(r.cmd.as_deref(), Some("Get"));
     assert_eq!(r.items[0].meta_format(), Some("chr"));
@@ -251,10 +256,15 @@ fn variant_placements_and_namespaces() {
     let body = SyncBody::from_element(root.elements().next().unwrap());
     let Command::Exec(e) = &body.commands[1] else { panic!() };
     let data = e.items[0].data.as_deref().unwrap();
-    assert!(data.starts_with("<MsiInstallJob id=\"{9BD4F7CD-880A-40B5-B74C-1BEECB51E596}\">"), "{data}");
+    assert!(
+        data.starts_with("<MsiInstallJob id=\"{9BD4F7CD-880A-40B5-B74C-1BEECB51E596}\">"),
+        "{data}"
+    );
     assert!(xml::parse(data).unwrap().descendant_named("FileHash").is_some());
     // Nested commands keep their order.
-    let Command::Sequence(s) = command_fragment("remotelock_lockandresetpin_sequence.xml") else { panic!() };
+    let Command::Sequence(s) = command_fragment("remotelock_lockandresetpin_sequence.xml") else {
+        panic!()
+    };
     let kids: Vec<_> = s.commands.iter().map(|c| (c.name(), c.cmd_id())).collect();
     assert_eq!(kids, [("Exec", "2"), ("Get", "3")]);
     assert_eq!(s.commands[0].children().len(), 0);
@@ -272,7 +282,8 @@ trait Named {
 
 impl Named for Element {
     fn descendant_named(&self, name: &str) -> Option<&Element> {
-        self.elements().find_map(|e| if e.name == name { Some(e) } else { e.descendant_named(name) })
+        self.elements()
+            .find_map(|e| if e.name == name { Some(e) } else { e.descendant_named(name) })
     }
 }
 
@@ -289,7 +300,11 @@ fn every_command_and_status_kind_round_trips() {
         ..Default::default()
     };
     let mut cmds = vec![
-        Command::Get(Get { cmd_id: "2".into(), items: vec![Item::target("./DevDetail/SwV")], ..Default::default() }),
+        Command::Get(Get {
+            cmd_id: "2".into(),
+            items: vec![Item::target("./DevDetail/SwV")],
+            ..Default::default()
+        }),
         Command::Replace(Replace {
             cmd_id: "3".into(),
             no_resp: true,
@@ -298,7 +313,11 @@ fn every_command_and_status_kind_round_trips() {
         }),
         Command::Add(Add::new(vec![item("./Vendor/MSFT/X", Some("1"))])),
         Command::Delete(Delete::new(vec![Item::target("./Vendor/MSFT/X")])),
-        Command::Exec(Exec::new(vec![Item::target_data("./Vendor/MSFT/DMClient/Provider/P/Unenroll", "chr", "P")])),
+        Command::Exec(Exec::new(vec![Item::target_data(
+            "./Vendor/MSFT/DMClient/Provider/P/Unenroll",
+            "chr",
+            "P",
+        )])),
         Command::Atomic(Atomic::new(vec![
             Command::Replace(Replace::new(vec![item("./a", Some("1"))])),
             Command::Add(Add::new(vec![item("./b", Some("2"))])),
@@ -338,11 +357,19 @@ fn every_command_and_status_kind_round_trips() {
             }],
             ..Default::default()
         }),
-        Command::Results(Results { cmd_id: "12".into(), cmd_ref: "2".into(), ..Default::default() }),
+        Command::Results(Results {
+            cmd_id: "12".into(),
+            cmd_ref: "2".into(),
+            ..Default::default()
+        }),
         Command::Unknown(Unknown { name: "Copy".into(), cmd_id: "13".into() }),
     ];
-    for (i, code) in ["200", "202", "212", "213", "401", "404", "405", "407", "418", "500", "507"].iter().enumerate() {
-        let original_error = (code.starts_with('4') || code.starts_with('5')).then(|| "0x86000002".to_string());
+    for (i, code) in ["200", "202", "212", "213", "401", "404", "405", "407", "418", "500", "507"]
+        .iter()
+        .enumerate()
+    {
+        let original_error =
+            (code.starts_with('4') || code.starts_with('5')).then(|| "0x86000002".to_string());
         cmds.push(Command::Status(Status {
             cmd_id: (20 + i).to_string(),
             msg_ref: "1".into(),
@@ -374,7 +401,10 @@ fn every_command_and_status_kind_round_trips() {
             session_id: "1A2F".into(),
             msg_id: "3".into(),
             target: Target::new("https://mdm.example.com/ManagementServer/MDM.svc"),
-            source: Source { loc_uri: "B5B954E81FBCB94EB79BD08BE625F4EE".into(), loc_name: Some("user".into()) },
+            source: Source {
+                loc_uri: "B5B954E81FBCB94EB79BD08BE625F4EE".into(),
+                loc_name: Some("user".into()),
+            },
             cred: Some(Cred {
                 meta: Some(Meta {
                     format: Some("b64".into()),
@@ -383,7 +413,11 @@ fn every_command_and_status_kind_round_trips() {
                 }),
                 data: "EVEkoFZcVgPM+ESnu9IC0g==".into(),
             }),
-            meta: Some(Meta { max_msg_size: Some("65536".into()), max_obj_size: Some("1048576".into()), ..Default::default() }),
+            meta: Some(Meta {
+                max_msg_size: Some("65536".into()),
+                max_obj_size: Some("1048576".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         body: SyncBody { commands: cmds, is_final: true },
