@@ -263,7 +263,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
         }
     };
     sess.device_msg_id = device_msg_id;
-    sess.server_msg_id += 1;
+    sess.server_msg_id = sess.server_msg_id.saturating_add(1);
     sess.last_seen = input.now;
     if let Some(n) =
         msg.hdr.meta.as_ref().and_then(|m| m.max_msg_size.as_deref()).and_then(|s| s.parse().ok())
