@@ -3,5 +3,6 @@ pub mod discovery;
 pub mod ns;
 pub mod provdoc;
 pub mod soap;
+pub mod syncml;
 pub mod wstep;
 pub mod xcep;

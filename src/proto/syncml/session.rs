@@ -1,0 +1,688 @@
+//! The sans-IO OMA-DM session engine (`management.md` §3–§6).
+//!
+//! [`handle_message`] takes one device message with everything the engine needs from outside —
+//! the device's credentials, the command queue, the time and a fresh nonce — and returns the
+//! reply document, what happened ([`Event`]s) and the next [`SessionState`]. It does no I/O and
+//! keeps no hidden state: the caller (one Durable Object per device) persists `new_state` (which
+//! holds the next nonce: persist it **before** sending the reply), stores the events and owns
+//! the queue. Delivery is at-least-once: a queued command is sent at most once per session; one
+//! that got no Status by the end of the session stays the caller's to resend in a later session
+//! ([`Event::CommandSent`], [`Event::CommandStatus`], [`SessionState::unacknowledged`]).
+//!
+//! Behaviour, by `management.md` section:
+//! * §6.3 authentication: the first message of every session must carry a valid `Cred`
+//!   (`syncml:auth-md5` over the current nonce; `syncml:auth-basic` only if allowed). Missing →
+//!   SyncHdr 407, wrong → 401, both with a `Chal` carrying a fresh nonce, statuses only and
+//!   `Final`; one challenge per session, a second failure gets 401 without `Chal` and ends the
+//!   session. Success → 212 with a `Chal`/`NextNonce` for the next session; the used nonce is
+//!   replaced at once, so a replayed message fails.
+//! * §5.2 statuses: SyncHdr first (CmdRef 0), then each Alert, Replace and any other device
+//!   command in order; none for Status or Results (except 213 for a `MoreData` chunk).
+//! * §3.2–§4.3 packages: a device message without `Final` gets statuses and `Alert 1222`; a final
+//!   one gets statuses and the next batch of queued commands that fits the device's MaxMsgSize,
+//!   with `Final` (each server message is a whole package); when nothing is left to send the
+//!   reply is statuses + `Final` and the session is over.
+//! * §9.1 unenrollment: `Alert 1226` with Meta Type `com.microsoft:mdm.unenrollment.userrequest`
+//!   → [`Event::Unenrolled`], no commands, the session closes.
+
+use serde::{Deserialize, Serialize};
+
+use super::digest;
+use super::message::*;
+use super::SyncMlError;
+
+/// Reply budget when the device states no MaxMsgSize (`management.md` §4.3). A single command
+/// larger than this is still sent, alone.
+pub const DEFAULT_MAX_MSG_SIZE: usize = 65535;
+/// A session silent for longer than this is abandoned; the next message starts a new one.
+pub const SESSION_TIMEOUT_SECS: u64 = 600;
+/// `Meta/Type` of the user-initiated unenrollment generic alert.
+pub const UNENROLL_ALERT_TYPE: &str = "com.microsoft:mdm.unenrollment.userrequest";
+pub const AUTH_MD5: &str = "syncml:auth-md5";
+pub const AUTH_BASIC: &str = "syncml:auth-basic";
+
+/// The device's OMA-DM credentials (APPSRV `AAUTHNAME`/`AAUTHSECRET`, `enrollment.md` §7.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuth {
+    /// `AAUTHNAME`: the digest user name (also `SyncHdr/Source/LocName`).
+    pub name: String,
+    /// `B64(MD5(name ":" secret))` ([`digest::secret_hash`]); the secret itself is not needed.
+    pub secret_hash: String,
+    /// Accept `syncml:auth-basic` (no nonce, replayable). edgemdm provisions DIGEST: keep false.
+    pub allow_basic: bool,
+}
+
+/// A command waiting to be sent. `command` is Get, Replace, Add, Delete, Exec, Atomic or
+/// Sequence; its CmdIDs (nested ones too) are assigned by the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedCommand {
+    pub id: String,
+    pub command: Command,
+}
+
+/// A server command (or a child of a sent Atomic/Sequence) sent in the current session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentCommand {
+    /// The queued command's id (the parent's for nested children).
+    pub id: String,
+    pub msg_id: String,
+    pub cmd_id: String,
+    /// Element name (`Get`, `Atomic` …).
+    pub cmd: String,
+    /// A child of an Atomic/Sequence.
+    pub nested: bool,
+    /// The code of the device's Status for it, once received.
+    pub status: Option<String>,
+}
+
+/// The current session (per `SyncHdr/SessionID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// As received (decimal or hex), echoed in every reply.
+    pub session_id: String,
+    /// Last device MsgID seen; a later message must have a higher one.
+    pub device_msg_id: u32,
+    /// Last server MsgID sent.
+    pub server_msg_id: u32,
+    pub authenticated: bool,
+    /// A `Chal` was sent after a failed authentication in this session.
+    pub challenged: bool,
+    /// The device's `SyncHdr/Meta/MaxMsgSize`, which holds for the whole session.
+    pub max_msg_size: Option<usize>,
+    /// Commands sent in this session, in order.
+    pub sent: Vec<SentCommand>,
+    /// Queued ids that cannot be sent (too large for MaxMsgSize, not a server command).
+    pub skipped: Vec<String>,
+    /// The closing message was sent (or the session was aborted).
+    pub ended: bool,
+    /// `now` of the last message.
+    pub last_seen: u64,
+}
+
+/// Everything the engine remembers between messages. Persist it after each call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// The nonce the device must use in its next `syncml:auth-md5` credential (raw bytes; the
+    /// provisioned AAUTHDATA decoded, then each `NextNonce` we issued).
+    pub nonce: Vec<u8>,
+    pub session: Option<Session>,
+}
+
+impl SessionState {
+    /// State for a freshly enrolled device whose provisioned `AAUTHDATA` decodes to `nonce`.
+    pub fn new(nonce: Vec<u8>) -> Self {
+        SessionState { nonce, session: None }
+    }
+
+    /// Queued ids sent in the current session whose (top-level) Status has not arrived.
+    pub fn unacknowledged(&self) -> Vec<&str> {
+        self.session
+            .iter()
+            .flat_map(|s| &s.sent)
+            .filter(|c| !c.nested && c.status.is_none())
+            .map(|c| c.id.as_str())
+            .collect()
+    }
+}
+
+/// One call's input.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The HTTP body (UTF-8 SyncML).
+    pub message: &'a [u8],
+    pub auth: &'a DeviceAuth,
+    /// Pending commands, in sending order. Ids already sent in this session are skipped.
+    pub queue: &'a [QueuedCommand],
+    /// Our management URL (`SyncHdr/Source/LocURI` of the reply).
+    pub server_url: &'a str,
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+    /// 16 random bytes; becomes the next nonce if this reply carries a `Chal`.
+    pub fresh_nonce: [u8; 16],
+}
+
+/// An `Item` of a device `Results`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultItem {
+    /// `Source/LocURI` (or `Target/LocURI` when there is no Source).
+    pub loc_uri: String,
+    pub format: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub data: Option<String>,
+    /// A large-object chunk; the rest follows in the device's next message.
+    pub more_data: bool,
+}
+
+/// An `Item` of a device generic alert (1224/1226).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertItem {
+    pub source: Option<String>,
+    pub target: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub format: Option<String>,
+    pub mark: Option<String>,
+    pub data: Option<String>,
+}
+
+/// What happened while handling one message, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A new session began. `alert` is the session alert (`1201` client-, `1200` server-initiated).
+    SessionStarted { session_id: String, device_id: String, alert: Option<String> },
+    /// The device's `Cred` verified; a new nonce was issued (see `new_state.nonce`).
+    Authenticated,
+    /// `code` 407 (no `Cred`) or 401 (wrong or stale); `challenged`: a `Chal` with a new nonce
+    /// was sent, otherwise the session was closed.
+    AuthFailed { code: u16, challenged: bool },
+    /// A `Replace` item from the device (`./DevInfo/DevId`, `Man`, `Mod`, `DmV`, `Lang` …).
+    Inventory { uri: String, value: String },
+    /// A generic alert (1224, 1226), e.g. `com.microsoft/MDM/LoginStatus`.
+    GenericAlert { alert: String, items: Vec<AlertItem> },
+    /// The user unenrolled the device (1226 `com.microsoft:mdm.unenrollment.userrequest`).
+    Unenrolled,
+    /// The device aborted the session (`Alert 1223`).
+    SessionAborted,
+    /// Queued command `id` went out as (`msg_id`, `cmd_id`) in this reply.
+    CommandSent { id: String, msg_id: String, cmd_id: String },
+    /// Queued command `id` cannot fit the device's MaxMsgSize; it was not sent.
+    CommandTooLarge { id: String, size: usize },
+    /// Queued command `id` is not something a server sends (Status, Results, Alert, unknown).
+    CommandInvalid { id: String },
+    /// A device Status for one of our commands. `id` is `None` if (MsgRef, CmdRef) matches no
+    /// command sent in this session. `nested`: it is about a child of an Atomic/Sequence.
+    CommandStatus {
+        id: Option<String>,
+        msg_ref: String,
+        cmd_ref: String,
+        cmd: String,
+        code: String,
+        nested: bool,
+        original_error: Option<String>,
+        items: Vec<Item>,
+    },
+    /// Device Results for one of our commands (normally a Get).
+    CommandResults { id: Option<String>, msg_ref: String, cmd_ref: String, items: Vec<ResultItem> },
+    /// The reply closes the session (statuses and `Final` only).
+    SessionEnded,
+}
+
+/// One call's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The SyncML reply; send it with HTTP 200 and [`super::CONTENT_TYPE`].
+    pub reply: String,
+    pub events: Vec<Event>,
+    pub new_state: SessionState,
+    /// The reply closes the session.
+    pub session_ended: bool,
+}
+
+/// Handles one device message. Errors only for bodies that are not a SyncML message (answer them
+/// with HTTP 400); everything else, including failed authentication, is a SyncML reply.
+pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, SyncMlError> {
+    let msg = SyncMl::parse_bytes(input.message)?;
+    let device_msg_id: u32 =
+        msg.hdr.msg_id.parse().map_err(|_| SyncMlError::Invalid("SyncHdr/MsgID"))?;
+    let mut nonce = state.nonce.clone();
+    let mut events = Vec::new();
+
+    let continues = state.session.as_ref().is_some_and(|s| {
+        s.session_id == msg.hdr.session_id
+            && !s.ended
+            && device_msg_id != 1
+            && device_msg_id > s.device_msg_id
+            && input.now.saturating_sub(s.last_seen) <= SESSION_TIMEOUT_SECS
+    });
+    let mut sess = match (&state.session, continues) {
+        (Some(s), true) => s.clone(),
+        _ => {
+            events.push(Event::SessionStarted {
+                session_id: msg.hdr.session_id.clone(),
+                device_id: msg.hdr.source.loc_uri.clone(),
+                alert: msg.body.commands.iter().find_map(|c| match c {
+                    Command::Alert(a) if a.data == "1201" || a.data == "1200" => {
+                        Some(a.data.clone())
+                    }
+                    _ => None,
+                }),
+            });
+            Session {
+                session_id: msg.hdr.session_id.clone(),
+                device_msg_id: 0,
+                server_msg_id: 0,
+                authenticated: false,
+                challenged: false,
+                max_msg_size: None,
+                sent: Vec::new(),
+                skipped: Vec::new(),
+                ended: false,
+                last_seen: input.now,
+            }
+        }
+    };
+    sess.device_msg_id = device_msg_id;
+    sess.server_msg_id = sess.server_msg_id.saturating_add(1);
+    sess.last_seen = input.now;
+    if let Some(n) =
+        msg.hdr.meta.as_ref().and_then(|m| m.max_msg_size.as_deref()).and_then(|s| s.parse().ok())
+    {
+        sess.max_msg_size = Some(n);
+    }
+
+    let mut reply = Reply::new(&msg, &sess, input.server_url);
+
+    // Authentication (§6.3): before anything in the body is looked at.
+    let mut hdr_chal = None;
+    let hdr_code = if sess.authenticated {
+        200
+    } else {
+        match check_cred(&msg.hdr, input.auth, &nonce) {
+            Ok(()) => {
+                sess.authenticated = true;
+                nonce = input.fresh_nonce.to_vec();
+                hdr_chal = Some(md5_chal(&nonce));
+                events.push(Event::Authenticated);
+                212
+            }
+            Err(code) => {
+                let challenged = !sess.challenged;
+                if challenged {
+                    sess.challenged = true;
+                    nonce = input.fresh_nonce.to_vec();
+                    hdr_chal = Some(md5_chal(&nonce));
+                }
+                events.push(Event::AuthFailed { code, challenged });
+                code
+            }
+        }
+    };
+    reply.status(Status {
+        msg_ref: msg.hdr.msg_id.clone(),
+        cmd_ref: "0".into(),
+        cmd: "SyncHdr".into(),
+        target_refs: vec![msg.hdr.target.loc_uri.clone()],
+        source_refs: vec![msg.hdr.source.loc_uri.clone()],
+        chal: hdr_chal,
+        data: hdr_code.to_string(),
+        ..Default::default()
+    });
+
+    if !sess.authenticated {
+        // Statuses only (none executed), Final. Without a challenge the session is over.
+        for c in &msg.body.commands {
+            if needs_status(c) {
+                reply.status(reply.status_for(c, "200"));
+            }
+        }
+        let ended = reply.statuses[0].chal.is_none();
+        if ended {
+            sess.ended = true;
+            events.push(Event::SessionEnded);
+        }
+        return Ok(finish(reply.build(true), events, nonce, sess, ended));
+    }
+
+    // The body, in order.
+    let mut aborted = false;
+    let mut unenrolled = false;
+    for c in &msg.body.commands {
+        match c {
+            Command::Status(s) => {
+                if s.cmd_ref == "0" {
+                    continue; // the device's status for our SyncHdr
+                }
+                let sent =
+                    sess.sent.iter_mut().find(|x| x.msg_id == s.msg_ref && x.cmd_id == s.cmd_ref);
+                let (id, nested) = match sent {
+                    Some(x) => {
+                        x.status = Some(s.data.clone());
+                        (Some(x.id.clone()), x.nested)
+                    }
+                    None => (None, false),
+                };
+                events.push(Event::CommandStatus {
+                    id,
+                    msg_ref: s.msg_ref.clone(),
+                    cmd_ref: s.cmd_ref.clone(),
+                    cmd: s.cmd.clone(),
+                    code: s.data.clone(),
+                    nested,
+                    original_error: s.original_error.clone(),
+                    items: s.items.clone(),
+                });
+            }
+            Command::Results(r) => {
+                let msg_ref = r.msg_ref_or_default().to_string();
+                let id = sess
+                    .sent
+                    .iter()
+                    .find(|x| x.msg_id == msg_ref && x.cmd_id == r.cmd_ref)
+                    .map(|x| x.id.clone());
+                let items: Vec<ResultItem> =
+                    r.items.iter().map(|i| result_item(i, r.meta.as_ref())).collect();
+                if items.iter().any(|i| i.more_data) {
+                    reply.status(reply.status_for(c, "213"));
+                }
+                events.push(Event::CommandResults {
+                    id,
+                    msg_ref,
+                    cmd_ref: r.cmd_ref.clone(),
+                    items,
+                });
+            }
+            Command::Alert(a) => {
+                let code = match a.data.as_str() {
+                    "1200" | "1201" | "1222" => "200",
+                    "1223" => {
+                        aborted = true;
+                        events.push(Event::SessionAborted);
+                        "200"
+                    }
+                    "1224" | "1226" => {
+                        let items: Vec<AlertItem> = a.items.iter().map(alert_item).collect();
+                        let unenroll = a.data == "1226"
+                            && items
+                                .iter()
+                                .any(|i| i.type_.as_deref() == Some(UNENROLL_ALERT_TYPE));
+                        events.push(Event::GenericAlert { alert: a.data.clone(), items });
+                        if unenroll {
+                            unenrolled = true;
+                            events.push(Event::Unenrolled);
+                        }
+                        "200"
+                    }
+                    _ => "406",
+                };
+                if !a.no_resp {
+                    reply.status(reply.status_for(c, code));
+                }
+            }
+            Command::Replace(r) => {
+                for i in &r.items {
+                    let uri = i
+                        .source
+                        .as_ref()
+                        .map(|s| &s.loc_uri)
+                        .or(i.target.as_ref().map(|t| &t.loc_uri));
+                    if let (Some(uri), Some(value)) = (uri, &i.data) {
+                        events.push(Event::Inventory { uri: uri.clone(), value: value.clone() });
+                    }
+                }
+                if !r.no_resp {
+                    reply.status(reply.status_for(c, "200"));
+                }
+            }
+            // Devices send only Replace, Alert, Results and Status (§3.1).
+            other => {
+                if needs_status(other) {
+                    reply.status(reply.status_for(other, "406"));
+                }
+            }
+        }
+    }
+
+    // What follows the statuses (§3.3).
+    if !msg.body.is_final && !aborted {
+        // More device messages in this package: ask for the next one, send nothing else.
+        reply.next_message_alert();
+        return Ok(finish(reply.build(false), events, nonce, sess, false));
+    }
+    if !aborted && !unenrolled {
+        reply.fill(&mut sess, input.queue, &mut events);
+    }
+    let ended = reply.commands.is_empty();
+    if ended {
+        sess.ended = true;
+        events.push(Event::SessionEnded);
+    }
+    Ok(finish(reply.build(true), events, nonce, sess, ended))
+}
+
+fn finish(reply: String, events: Vec<Event>, nonce: Vec<u8>, sess: Session, ended: bool) -> Output {
+    Output {
+        reply,
+        events,
+        new_state: SessionState { nonce, session: Some(sess) },
+        session_ended: ended,
+    }
+}
+
+/// `Ok` or the SyncHdr status code: 407 (no `Cred`) or 401.
+fn check_cred(hdr: &SyncHdr, auth: &DeviceAuth, nonce: &[u8]) -> Result<(), u16> {
+    let Some(cred) = &hdr.cred else { return Err(407) };
+    if cred.data.is_empty() {
+        return Err(407);
+    }
+    if hdr.source.loc_name.as_deref().is_some_and(|n| n != auth.name) {
+        return Err(401);
+    }
+    // OMA: Cred Type defaults to auth-basic; Format must be b64.
+    let meta = cred.meta.clone().unwrap_or_default();
+    if meta.format.as_deref().is_some_and(|f| f != "b64") {
+        return Err(401);
+    }
+    let ok = match meta.type_.as_deref().unwrap_or(AUTH_BASIC) {
+        AUTH_MD5 => digest::verify_md5(&auth.secret_hash, nonce, &cred.data),
+        AUTH_BASIC => {
+            auth.allow_basic && digest::verify_basic(&auth.name, &auth.secret_hash, &cred.data)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(401)
+    }
+}
+
+fn md5_chal(nonce: &[u8]) -> Chal {
+    Chal {
+        meta: Meta {
+            type_: Some(AUTH_MD5.into()),
+            format: Some("b64".into()),
+            next_nonce: Some(digest::encode_nonce(nonce)),
+            ..Default::default()
+        },
+    }
+}
+
+/// Status and Results get no Status (§5.2); nor does a command without a CmdID to refer to.
+fn needs_status(c: &Command) -> bool {
+    !matches!(c, Command::Status(_) | Command::Results(_)) && !c.cmd_id().is_empty()
+}
+
+fn result_item(i: &Item, cmd_meta: Option<&Meta>) -> ResultItem {
+    let meta = i.meta.as_ref().or(cmd_meta);
+    ResultItem {
+        loc_uri: i
+            .source
+            .as_ref()
+            .map(|s| s.loc_uri.clone())
+            .or_else(|| i.target.as_ref().map(|t| t.loc_uri.clone()))
+            .unwrap_or_default(),
+        format: meta.and_then(|m| m.format.clone()),
+        type_: meta.and_then(|m| m.type_.clone()),
+        data: i.data.clone(),
+        more_data: i.more_data,
+    }
+}
+
+fn alert_item(i: &Item) -> AlertItem {
+    let m = i.meta.clone().unwrap_or_default();
+    AlertItem {
+        source: i.source.as_ref().map(|s| s.loc_uri.clone()),
+        target: i.target.as_ref().map(|t| t.loc_uri.clone()),
+        type_: m.type_,
+        format: m.format,
+        mark: m.mark,
+        data: i.data.clone(),
+    }
+}
+
+/// The server message being assembled; CmdIDs are 1, 2, 3 … in document order.
+struct Reply {
+    hdr: SyncHdr,
+    device_msg_id: String,
+    statuses: Vec<Status>,
+    next_message: Option<Alert>,
+    commands: Vec<Command>,
+    next_cmd_id: u32,
+}
+
+impl Reply {
+    fn new(msg: &SyncMl, sess: &Session, server_url: &str) -> Reply {
+        Reply {
+            hdr: SyncHdr {
+                ver_dtd: "1.2".into(),
+                ver_proto: "DM/1.2".into(),
+                session_id: msg.hdr.session_id.clone(),
+                msg_id: sess.server_msg_id.to_string(),
+                target: Target::new(msg.hdr.source.loc_uri.clone()),
+                source: Source::new(server_url),
+                ..Default::default()
+            },
+            device_msg_id: msg.hdr.msg_id.clone(),
+            statuses: Vec::new(),
+            next_message: None,
+            commands: Vec::new(),
+            next_cmd_id: 1,
+        }
+    }
+
+    fn take_cmd_id(&mut self) -> String {
+        let id = self.next_cmd_id;
+        self.next_cmd_id += 1;
+        id.to_string()
+    }
+
+    fn status(&mut self, mut s: Status) {
+        s.cmd_id = self.take_cmd_id();
+        self.statuses.push(s);
+    }
+
+    /// A Status for a device command, with SourceRef/TargetRef of its items.
+    fn status_for(&self, c: &Command, code: &str) -> Status {
+        let items: &[Item] = match c {
+            Command::Replace(r) => &r.items,
+            Command::Alert(a) => &a.items,
+            _ => &[],
+        };
+        Status {
+            msg_ref: self.device_msg_id.clone(),
+            cmd_ref: c.cmd_id().to_string(),
+            cmd: c.name().to_string(),
+            source_refs: items
+                .iter()
+                .filter_map(|i| i.source.as_ref().map(|s| s.loc_uri.clone()))
+                .collect(),
+            target_refs: items
+                .iter()
+                .filter_map(|i| i.target.as_ref().map(|t| t.loc_uri.clone()))
+                .collect(),
+            data: code.into(),
+            ..Default::default()
+        }
+    }
+
+    fn next_message_alert(&mut self) {
+        let cmd_id = self.take_cmd_id();
+        self.next_message = Some(Alert { cmd_id, data: "1222".into(), ..Default::default() });
+    }
+
+    fn message(&self, is_final: bool) -> SyncMl {
+        let mut commands: Vec<Command> =
+            self.statuses.iter().cloned().map(Command::Status).collect();
+        commands.extend(self.next_message.iter().cloned().map(Command::Alert));
+        commands.extend(self.commands.iter().cloned());
+        SyncMl { hdr: self.hdr.clone(), body: SyncBody { commands, is_final } }
+    }
+
+    fn build(&self, is_final: bool) -> String {
+        self.message(is_final).to_document()
+    }
+
+    /// Adds unsent queued commands, in order, while the document stays within the budget.
+    fn fill(&mut self, sess: &mut Session, queue: &[QueuedCommand], events: &mut Vec<Event>) {
+        let limit = sess.max_msg_size.unwrap_or(DEFAULT_MAX_MSG_SIZE);
+        let soft = sess.max_msg_size.is_none();
+        let mut size = self.build(true).len();
+        let msg_id = self.hdr.msg_id.clone();
+        for q in queue {
+            if sess.skipped.contains(&q.id) || sess.sent.iter().any(|s| !s.nested && s.id == q.id) {
+                continue;
+            }
+            if !is_server_command(&q.command) {
+                sess.skipped.push(q.id.clone());
+                events.push(Event::CommandInvalid { id: q.id.clone() });
+                continue;
+            }
+            let mut cmd = q.command.clone();
+            let first_id = self.next_cmd_id;
+            let mut records = Vec::new();
+            number(&mut cmd, &mut self.next_cmd_id, &q.id, &msg_id, false, &mut records);
+            let cmd_size = cmd.to_el().to_xml().len();
+            // No device limit: a command bigger than the budget still travels, alone.
+            if size + cmd_size > limit && (!self.commands.is_empty() || !soft) {
+                self.next_cmd_id = first_id;
+                if !self.commands.is_empty() {
+                    break; // the rest goes in the next message
+                }
+                sess.skipped.push(q.id.clone());
+                events.push(Event::CommandTooLarge { id: q.id.clone(), size: size + cmd_size });
+                continue;
+            }
+            size += cmd_size;
+            events.push(Event::CommandSent {
+                id: q.id.clone(),
+                msg_id: msg_id.clone(),
+                cmd_id: cmd.cmd_id().to_string(),
+            });
+            sess.sent.extend(records);
+            self.commands.push(cmd);
+        }
+    }
+}
+
+fn is_server_command(c: &Command) -> bool {
+    match c {
+        Command::Get(_)
+        | Command::Replace(_)
+        | Command::Add(_)
+        | Command::Delete(_)
+        | Command::Exec(_) => true,
+        Command::Atomic(_) | Command::Sequence(_) => c.children().iter().all(is_server_command),
+        _ => false,
+    }
+}
+
+/// Assigns CmdIDs depth first (parent before children) and records each for status matching.
+fn number(
+    c: &mut Command,
+    next: &mut u32,
+    id: &str,
+    msg_id: &str,
+    nested: bool,
+    out: &mut Vec<SentCommand>,
+) {
+    let cmd_id = next.to_string();
+    *next += 1;
+    c.set_cmd_id(cmd_id.clone());
+    out.push(SentCommand {
+        id: id.to_string(),
+        msg_id: msg_id.to_string(),
+        cmd_id,
+        cmd: c.name().to_string(),
+        nested,
+        status: None,
+    });
+    if let Some(kids) = c.children_mut() {
+        for k in kids {
+            number(k, next, id, msg_id, true, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
