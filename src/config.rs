@@ -76,7 +76,7 @@ impl Config {
             renew_period_days,
             renew_retry_days,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
-            password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, 10_000_000)?,
+            password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, crate::users::MAX_ITERATIONS)?,
         })
     }
 

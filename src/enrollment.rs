@@ -269,7 +269,7 @@ pub fn provisioning_doc(
     let server_nonce_b64 = encode_base64(&secrets.server_nonce);
     let creds = DmCredentials {
         device_name: identity.device_id.clone(),
-        device_hash_b64: credential_hash(&identity.device_id, &secrets.device_secret),
+        device_hash_b64: crate::proto::syncml::digest::secret_hash(&identity.device_id, &secrets.device_secret),
         device_nonce_b64: device_nonce_b64.clone(),
         server_secret: secrets.server_secret.clone(),
         server_nonce_b64: server_nonce_b64.clone(),
@@ -304,12 +304,6 @@ pub fn provisioning_doc(
         },
     };
     (doc, creds)
-}
-
-/// `B64(MD5(name ":" secret))`: the first half of the OMA-DM MD5 digest, all the server keeps.
-pub fn credential_hash(name: &str, secret: &str) -> String {
-    use md5::{Digest, Md5};
-    crate::proto::soap::encode_base64(&Md5::digest(format!("{name}:{secret}").as_bytes()))
 }
 
 /// Lower-case hex.
@@ -391,7 +385,7 @@ mod tests {
         let cert = |t: &str| StoredCert { thumbprint: t.into(), der: vec![0] };
         let (doc, creds) = provisioning_doc(&id, Some("u@e.x"), cert("R"), cert("C"), &secrets, &settings);
         assert_eq!(doc.account.device_auth.nonce_b64, creds.device_nonce_b64);
-        assert_eq!(creds.device_hash_b64, credential_hash("DEV", "d"));
+        assert_eq!(creds.device_hash_b64, crate::proto::syncml::digest::secret_hash("DEV", "d"));
         assert_eq!(doc.store, CertStore::User);
         assert_eq!(doc.dmclient.upn.as_deref(), Some("u@e.x"));
     }

@@ -1,15 +1,16 @@
-//! The user directory's records and password hashing: PBKDF2-HMAC-SHA256 with a per-user random
+//! The user directory's records and password hashes: PBKDF2-HMAC-SHA256 with a per-user random
 //! salt, stored in a self-describing string so the cost can be raised later without breaking
-//! old hashes.
+//! old hashes. The derivation itself runs in WebCrypto at the edge (`edge::password`): native
+//! code, where a wasm PBKDF2 would spend the request's CPU budget many times over.
 
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-/// Default PBKDF2 iterations. A Worker pays for this in CPU on every OnPremise policy and
-/// enrollment request; `npm run bench` reports what it costs.
+/// Default PBKDF2 iterations (WebCrypto in Workers allows at most 100,000).
 pub const DEFAULT_ITERATIONS: u32 = 100_000;
+pub const MAX_ITERATIONS: u32 = 100_000;
 
 /// KV value of `user:<email>` (kv-schema/user.schema.json).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,55 +55,86 @@ pub fn valid_email(email: &str) -> bool {
         && email.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/')
 }
 
-fn derive(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
-    out
+/// A stored password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHash {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub hash: [u8; 32],
 }
 
-pub fn hash_password(password: &str, salt: &[u8; 16], iterations: u32) -> String {
-    let hash = derive(password, salt, iterations);
-    format!("pbkdf2-sha256${iterations}${}${}", B64.encode(salt), B64.encode(hash))
-}
-
-/// Constant-time check of a password against a stored hash; a malformed hash never matches.
-pub fn verify_password(stored: &str, password: &str) -> bool {
-    let mut parts = stored.split('$');
-    let (Some("pbkdf2-sha256"), Some(iter), Some(salt), Some(hash), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let (Ok(iterations), Ok(salt), Ok(expected)) = (iter.parse::<u32>(), B64.decode(salt), B64.decode(hash)) else {
-        return false;
-    };
-    if iterations == 0 || expected.len() != 32 {
-        return false;
+impl PasswordHash {
+    /// Reads `pbkdf2-sha256$<iterations>$<salt>$<hash>`; anything else is `None` (and never
+    /// matches a password).
+    pub fn parse(stored: &str) -> Option<PasswordHash> {
+        let mut parts = stored.split('$');
+        let (Some("pbkdf2-sha256"), Some(iter), Some(salt), Some(hash), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let iterations = iter.parse::<u32>().ok().filter(|i| (1..=MAX_ITERATIONS).contains(i))?;
+        let salt = B64.decode(salt).ok().filter(|s| !s.is_empty())?;
+        let hash: [u8; 32] = B64.decode(hash).ok()?.try_into().ok()?;
+        Some(PasswordHash { iterations, salt, hash })
     }
-    derive(password, &salt, iterations).ct_eq(&expected).into()
+
+    pub fn encode(&self) -> String {
+        format!("pbkdf2-sha256${}${}${}", self.iterations, B64.encode(&self.salt), B64.encode(self.hash))
+    }
+
+    /// Constant-time comparison with a freshly derived hash.
+    pub fn matches(&self, derived: &[u8]) -> bool {
+        self.hash.ct_eq(derived).into()
+    }
 }
+
+/// A well-formed hash at the default cost that no password matches in practice: checked when
+/// the user is unknown, so timing does not tell which emails exist.
+pub const DUMMY_HASH: &str = "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$0Ep3B0kvOVIaXq1uqnEXiTyeNYTnRk3a6kHtZlRXpH4";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn derive(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
+        out
+    }
+
     #[test]
-    fn hashes_verify_and_differ_by_salt() {
-        let a = hash_password("correct horse", &[1; 16], 1000);
-        let b = hash_password("correct horse", &[2; 16], 1000);
-        assert_ne!(a, b);
-        assert!(a.starts_with("pbkdf2-sha256$1000$"));
-        assert!(verify_password(&a, "correct horse"));
-        assert!(!verify_password(&a, "correct horsE"));
-        assert!(!verify_password(&a, ""));
-        for bad in ["", "plain", "pbkdf2-sha256$x$AA$AA", "md5$1$AA$AA", &a.replace("1000", "0")] {
-            assert!(!verify_password(bad, "correct horse"), "{bad}");
+    fn format_round_trips_and_matches() {
+        let h = PasswordHash { iterations: 1000, salt: vec![7; 16], hash: derive("correct horse", &[7; 16], 1000) };
+        let s = h.encode();
+        assert!(s.starts_with("pbkdf2-sha256$1000$"));
+        let back = PasswordHash::parse(&s).unwrap();
+        assert_eq!(back, h);
+        assert!(back.matches(&derive("correct horse", &back.salt, back.iterations)));
+        assert!(!back.matches(&derive("correct horsE", &back.salt, back.iterations)));
+        assert!(!back.matches(&[]));
+    }
+
+    #[test]
+    fn malformed_hashes_are_refused() {
+        let good = PasswordHash { iterations: 10, salt: vec![1; 16], hash: [2; 32] }.encode();
+        for bad in [
+            "",
+            "plain",
+            "pbkdf2-sha256$x$AA$AA",
+            "md5$1$AQEBAQEBAQEBAQEBAQEBAQ$AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI",
+            &good.replace("$10$", "$0$"),
+            &good.replace("$10$", "$100001$"),
+            &format!("{good}$extra"),
+        ] {
+            assert_eq!(PasswordHash::parse(bad), None, "{bad}");
         }
+        assert!(PasswordHash::parse(DUMMY_HASH).is_some());
     }
 
     #[test]
     fn known_vector() {
-        // RFC 7914 §11 PBKDF2-HMAC-SHA256 vector: P="passwd", S="salt", c=1, first 32 bytes.
+        // RFC 7914 §11: PBKDF2-HMAC-SHA256, P="passwd", S="salt", c=1.
         let out = derive("passwd", b"salt", 1);
         assert_eq!(out[..8], [0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f]);
     }

@@ -86,7 +86,7 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
             }
             let record = UserRecord {
                 display_name: if display_name.is_empty() { email.clone() } else { display_name },
-                password_hash: users::hash_password(&new.password, &random_bytes(), cfg.password_iterations),
+                password_hash: super::password::hash(&new.password, random_bytes(), cfg.password_iterations).await?,
                 email,
                 created_at: format_timestamp(now_ms()),
             };

@@ -108,8 +108,8 @@ async fn authenticate(cred: Option<&Credential>, env: &Env) -> std::result::Resu
             let store = kv::store(env).map_err(server)?;
             let user = if users::valid_email(&email) { kv::get_user(&store, &email).await.map_err(server)? } else { None };
             // Hash even for unknown users, so timing does not tell which emails exist.
-            let stored = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or(DUMMY_HASH);
-            if users::verify_password(stored, password) && user.is_some() {
+            let stored = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or(users::DUMMY_HASH);
+            if super::password::verify(stored, password).await.map_err(server)? && user.is_some() {
                 Ok(email)
             } else {
                 Err(EnrollError::Authentication("unknown user or wrong password".into()))
@@ -124,9 +124,6 @@ async fn authenticate(cred: Option<&Credential>, env: &Env) -> std::result::Resu
         None => Err(EnrollError::Authentication("the request carries no credential".into())),
     }
 }
-
-/// A well-formed hash of a random password, same cost as real ones.
-const DUMMY_HASH: &str = "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$0Ep3B0kvOVIaXq1uqnEXiTyeNYTnRk3a6kHtZlRXpH4";
 
 fn server(e: Error) -> EnrollError {
     EnrollError::Server(e.to_string())

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod enroll;
+pub mod password;
 
 use crate::config::Config;
 use worker::*;
@@ -29,7 +30,12 @@ pub fn fixed(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Resul
     let headers = Headers::new();
     headers.set("Content-Type", content_type)?;
     headers.set("Cache-Control", "no-store")?;
-    Ok(Response::from_bytes(body.into())?.with_status(status).with_headers(headers))
+    let body = body.into();
+    headers.set("Content-Length", &body.len().to_string())?;
+    // A null body for an empty one (an empty buffer is sent chunked), and no automatic
+    // compression: it would turn the body into a chunked stream.
+    let resp = if body.is_empty() { Response::empty()? } else { Response::from_bytes(body)? };
+    Ok(resp.with_status(status).with_headers(headers).with_encode_body(EncodeBody::Manual))
 }
 
 pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Result<Response> {

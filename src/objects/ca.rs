@@ -3,7 +3,7 @@
 //! certificate. One instance (named "ca") serves the whole deployment.
 
 use crate::ca::{self, IssuanceRecord};
-use crate::objects::{now_secs, random_bytes, storage_error};
+use crate::objects::{now_secs, random_bytes, storage_error, Batch, JsonStorage};
 use crate::pki::{self, CaKey, DeviceCertRequest};
 use crate::proto::soap::{decode_base64, encode_base64};
 use serde::{Deserialize, Serialize};
@@ -131,8 +131,12 @@ impl DurableObject for CertificateAuthority {
 impl CertificateAuthority {
     /// The key and certificate, created on first use. Reads and writes of one request happen
     /// under the object's input gate, so two first requests cannot both create a key.
+    fn storage(&self) -> JsonStorage {
+        JsonStorage(self.state.storage())
+    }
+
     async fn ca(&self) -> Result<(CaKey, CaCertificate)> {
-        let storage = self.state.storage();
+        let storage = self.storage();
         let stored: Option<String> = storage.get(KEY).await?;
         if let Some(key_b64) = stored {
             let cert_b64: String = storage.get(CERT).await?.ok_or_else(|| storage_error("CA certificate missing"))?;
@@ -149,9 +153,11 @@ impl CertificateAuthority {
             .map_err(|e| storage_error(&e.to_string()))?;
         let cert_b64 = encode_base64(&cert);
         let key_b64 = encode_base64(&key.to_pkcs8_der());
-        storage
-            .put_multiple(serde_json::json!({ KEY: key_b64, CERT: cert_b64, COUNTER: 0u64 }))
-            .await?;
+        let mut batch = Batch::default();
+        batch.put(KEY, &key_b64)?;
+        batch.put(CERT, &cert_b64)?;
+        batch.put(COUNTER, &0u64)?;
+        storage.commit(batch).await?;
         Ok((key, CaCertificate { cert_b64, thumbprint: pki::thumbprint(&cert) }))
     }
 
@@ -161,7 +167,7 @@ impl CertificateAuthority {
         }
         let (key, ca) = self.ca().await?;
         let ca_der = decode_base64(&ca.cert_b64).unwrap_or_default();
-        let storage = self.state.storage();
+        let storage = self.storage();
         let counter: u64 = storage.get(COUNTER).await?.unwrap_or(0) + 1;
         let serial = ca::serial_number(counter, random_bytes());
         // Valid from now, never back-dated (back-dating put Fleet's devices in a renewal loop).
@@ -181,16 +187,16 @@ impl CertificateAuthority {
             renews: renews.clone(),
             revoked: false,
         };
-        let mut writes = serde_json::Map::new();
-        writes.insert(COUNTER.into(), counter.into());
-        writes.insert(issued_key(&record.serial), serde_json::to_value(&record)?);
+        let mut batch = Batch::default();
+        batch.put(COUNTER, &counter)?;
+        batch.put(&issued_key(&record.serial), &record)?;
         if let Some(old) = &renews {
             if let Some(mut prev) = storage.get::<IssuanceRecord>(&issued_key(old)).await? {
                 prev.revoked = true;
-                writes.insert(issued_key(old), serde_json::to_value(&prev)?);
+                batch.put(&issued_key(old), &prev)?;
             }
         }
-        storage.put_multiple(serde_json::Value::Object(writes)).await?;
+        storage.commit(batch).await?;
         Response::from_json(&Issued {
             device_id: record.device_id,
             cert_b64: encode_base64(&cert),
@@ -216,7 +222,7 @@ impl CertificateAuthority {
             Ok(i) => i,
             Err(e) => return failure(CaFailureKind::NotEligible, e.to_string()),
         };
-        let record: Option<IssuanceRecord> = self.state.storage().get(&issued_key(&info.serial_hex)).await?;
+        let record: Option<IssuanceRecord> = self.storage().get(&issued_key(&info.serial_hex)).await?;
         if let Some(why) = ca::renewal_refusal(record.as_ref(), &pki::thumbprint(&signer), now_secs()) {
             return failure(CaFailureKind::NotEligible, why);
         }
@@ -227,18 +233,17 @@ impl CertificateAuthority {
     }
 
     async fn revoke(&self, serials: &[String]) -> Result<Response> {
-        let storage = self.state.storage();
-        let mut writes = serde_json::Map::new();
+        let storage = self.storage();
+        let mut batch = Batch::default();
+        let mut n = 0;
         for s in serials {
             if let Some(mut rec) = storage.get::<IssuanceRecord>(&issued_key(s)).await? {
                 rec.revoked = true;
-                writes.insert(issued_key(s), serde_json::to_value(&rec)?);
+                batch.put(&issued_key(s), &rec)?;
+                n += 1;
             }
         }
-        let n = writes.len();
-        if n > 0 {
-            storage.put_multiple(serde_json::Value::Object(writes)).await?;
-        }
+        storage.commit(batch).await?;
         Response::from_json(&serde_json::json!({ "revoked": n }))
     }
 }

@@ -2,6 +2,7 @@
 //! and its management credentials; every write of one request is a single `put_multiple`.
 
 use crate::enrollment::{CertRef, DeviceRecord, DeviceStatus, DmCredentials};
+use crate::objects::{Batch, JsonStorage};
 use serde::{Deserialize, Serialize};
 use worker::*;
 
@@ -35,7 +36,7 @@ impl DurableObject for DeviceObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let storage = self.state.storage();
+        let storage = JsonStorage(self.state.storage());
         let path = req.path();
         match (req.method(), path.as_str()) {
             (Method::Get, "/record") => match storage.get::<DeviceRecord>(RECORD).await? {
@@ -46,12 +47,10 @@ impl DurableObject for DeviceObject {
                 let Ok(e) = req.json::<Enrollment>().await else {
                     return Response::error("malformed enrollment", 400);
                 };
-                storage
-                    .put_multiple(serde_json::json!({
-                        RECORD: serde_json::to_value(&e.record)?,
-                        CREDENTIALS: serde_json::to_value(&e.credentials)?,
-                    }))
-                    .await?;
+                let mut batch = Batch::default();
+                batch.put(RECORD, &e.record)?;
+                batch.put(CREDENTIALS, &e.credentials)?;
+                storage.commit(batch).await?;
                 Response::from_json(&e.record)
             }
             (Method::Post, "/renewed") => {

@@ -26,6 +26,48 @@ pub fn storage_error(msg: &str) -> Error {
     Error::RustError(msg.to_string())
 }
 
+/// Durable Object storage with JSON text values. Values are stored as strings so that what is
+/// written is exactly `serde_json`'s encoding (the structured-clone path would turn maps into
+/// JS `Map`s, which `put(entries)` silently ignores).
+pub struct JsonStorage(pub Storage);
+
+impl JsonStorage {
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let text: Option<String> = self.0.get(key).await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| storage_error(&format!("stored {key}: {e}"))))
+            .transpose()
+    }
+
+    /// Writes every entry of the batch in one atomic `put`.
+    pub async fn commit(&self, batch: Batch) -> Result<()> {
+        if batch.0.is_empty() {
+            return Ok(());
+        }
+        let obj = js_sys::Object::new();
+        for (k, v) in batch.0 {
+            js_sys::Reflect::set(&obj, &k.into(), &v.into())?;
+        }
+        self.0.put_multiple_raw(obj).await
+    }
+
+    pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let mut b = Batch::default();
+        b.put(key, value)?;
+        self.commit(b).await
+    }
+}
+
+/// Writes collected for one atomic commit.
+#[derive(Default)]
+pub struct Batch(Vec<(String, String)>);
+
+impl Batch {
+    pub fn put<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
+        self.0.push((key.to_string(), serde_json::to_string(value)?));
+        Ok(())
+    }
+}
+
 /// The answer of a Durable Object call: its status and body.
 pub struct Reply {
     pub status: u16,

@@ -13,8 +13,9 @@ export async function createUser(w, email, password, display_name = 'Test User')
     headers: { authorization: `Bearer ${w.adminToken}`, 'content-type': 'application/json' },
     body: JSON.stringify({ email, password, display_name }),
   });
-  assert.equal(res.status, 201, await res.text());
-  return res.json();
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  return JSON.parse(text);
 }
 
 export async function admin(w, method, path, body) {
