@@ -152,7 +152,12 @@ export function rstRequest(url, security, { token, valueType = 'http://schemas.m
 const parser = new XMLParser({ removeNSPrefix: true, ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, trimValues: true });
 
 export async function post(url, body, { headers = {} } = {}) {
-  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8', 'user-agent': 'ENROLLClient', ...headers } });
+  let res;
+  try {
+    res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8', 'user-agent': 'ENROLLClient', ...headers } });
+  } catch (e) {
+    throw new Error(`POST ${url}: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+  }
   const text = await res.text();
   return { res, text, xml: text ? parser.parse(text) : null };
 }

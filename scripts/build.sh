@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Release build of the Worker with worker-build 0.8: build/index.js +
+# build/index_bg.wasm, and build/worker/shim.mjs (wrangler.toml's main), which
+# re-exports build/index.js. Quiet on success; prints the build log on failure
+# (EDGEMDM_BUILD_VERBOSE=1 prints it always).
+#
+# EDGEMDM_SKIP_BUILD=1 makes this a no-op: wrangler.toml runs this script as its
+# [build] command every time `wrangler dev` starts, and the tests build once and
+# then start wrangler many times.
+set -euo pipefail
+if [ "${EDGEMDM_SKIP_BUILD:-}" = "1" ]; then
+    exit 0
+fi
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/bootstrap.sh
+
+export PATH="$HOME/.cargo/bin:$PATH"
+# worker-build would otherwise download these; only package registries are reachable here.
+export WASM_BINDGEN_BIN=wasm-bindgen
+export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+start=$SECONDS
+if ! worker-build --release >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "build: worker-build --release FAILED" >&2
+    exit 1
+fi
+if [ -n "${EDGEMDM_BUILD_VERBOSE:-}" ]; then
+    cat "$log"
+    echo "build: done in $((SECONDS - start)) s"
+fi
