@@ -4,6 +4,9 @@
 use crate::proto::discovery::AuthPolicy;
 use std::fmt;
 
+/// `PROVIDER-ID` of the DM account and the DMClient provider name.
+pub const PROVIDER_ID: &str = "edgemdm";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub auth_policy: AuthPolicy,
@@ -19,6 +22,8 @@ pub struct Config {
     /// `ADMIN_TOKEN` secret; admin routes are closed when it is unset.
     pub admin_token: Option<String>,
     pub password_iterations: u32,
+    /// How many times a command is sent without a status before it is marked failed.
+    pub max_command_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +76,12 @@ impl Config {
             auth_policy,
             public_base_url,
             org_name: org_name.unwrap_or_else(|| "edgemdm".into()),
-            provider_id: "edgemdm".into(),
+            provider_id: PROVIDER_ID.into(),
             cert_validity_days,
             renew_period_days,
             renew_retry_days,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
+            max_command_attempts: number(get, "MAX_COMMAND_ATTEMPTS", 3, 1, 100)?,
             password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, crate::users::MAX_ITERATIONS)?,
         })
     }

@@ -21,7 +21,6 @@ use worker::*;
 
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml; charset=utf-8";
 const MIN_RSA_BITS: usize = 2048;
-pub const MANAGEMENT_PATH: &str = "/ManagementServer/MDM.svc";
 
 /// The response action of each operation, used for its faults too.
 fn response_action(request_action: Option<&str>) -> &'static str {
@@ -203,7 +202,7 @@ async fn issue(
         device_nonce: random_bytes(),
         server_nonce: random_bytes(),
     };
-    let management_url = format!("{base_url}{MANAGEMENT_PATH}");
+    let management_url = format!("{base_url}{}", super::mgmt::MANAGEMENT_PATH);
     let settings = DocSettings {
         provider_id: &cfg.provider_id,
         org_name: &cfg.org_name,
