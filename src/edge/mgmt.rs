@@ -11,13 +11,12 @@ use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 use worker::*;
 
-pub const MANAGEMENT_PATH: &str = "/ManagementServer/MDM.svc";
 /// Largest SyncML message accepted; Windows' own MaxMsgSize is far below.
 const MAX_SYNCML_BYTES: usize = 1024 * 1024;
 
 /// The SHA-1 fingerprint of a TLS client certificate that Cloudflare mTLS verified, if any
 /// (`request.cf.tlsClientAuth`; absent in local dev and without mTLS).
-fn verified_client_cert(req: &Request) -> Option<String> {
+pub fn verified_client_cert(req: &Request) -> Option<String> {
     let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null());
     let cf = get(req.inner().as_ref(), "cf")?;
     let auth = get(&cf, "tlsClientAuth")?;
@@ -38,7 +37,7 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
     if body.len() > MAX_SYNCML_BYTES {
         return fixed(413, "text/plain; charset=utf-8", "SyncML message too large\n");
     }
-    let server_url = format!("{}{MANAGEMENT_PATH}", cfg.base_url(&origin(&req)?));
+    let server_url = cfg.management_url(&origin(&req)?);
     let msg = match SyncMl::parse_bytes(&body) {
         Ok(m) => m,
         Err(e) => return fixed(400, "text/plain; charset=utf-8", format!("malformed SyncML: {e}\n")),
