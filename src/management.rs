@@ -49,8 +49,7 @@ pub enum CommandRequest {
     Reboot,
     Wipe,
     Inventory,
-    /// Queued by retiring a device; not offered to the API.
-    #[serde(skip_deserializing)]
+    /// Queued by retiring a device; refused from the API by [`CommandRequest::from_json`].
     Unenroll { provider_id: String },
 }
 
@@ -96,6 +95,9 @@ impl CommandRequest {
     pub fn from_json(body: &[u8]) -> Result<CommandRequest, String> {
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
         let req: CommandRequest = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        if matches!(req, CommandRequest::Unenroll { .. }) {
+            return Err("unenroll is not a command type; retire the device with DELETE /api/v1/devices/{id}".into());
+        }
         // Serde lets extra fields through on field-less variants; they are a mistake too.
         if let (Some(obj), true) = (value.as_object(), matches!(req, CommandRequest::Lock | CommandRequest::Reboot | CommandRequest::Wipe | CommandRequest::Inventory)) {
             if let Some(k) = obj.keys().find(|k| *k != "type") {
@@ -470,6 +472,15 @@ mod tests {
             r#"{"type":"lock","extra":1}"#,
         ] {
             assert!(req(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_records_read_back() {
+        for r in [CommandRequest::Unenroll { provider_id: "edgemdm".into() }, CommandRequest::Lock] {
+            let rec = CommandRecord::new(command_id(1), r, 0);
+            let back: CommandRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
+            assert_eq!(back, rec);
         }
     }
 
