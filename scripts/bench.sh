@@ -15,6 +15,9 @@ for f in build/*.wasm build/worker/*.wasm; do
         printf "bench: %s  raw %d bytes (%.1f KiB)  gzip -9 %d bytes (%.1f KiB)\n", f, raw, raw / 1024, gz, gz / 1024 }'
 done
 
+# CPU cost of the pure core, natively.
+cargo bench --quiet --bench core 2>/dev/null | grep '^bench:'
+
 if [ -f tests/support/bench.mjs ]; then
     EDGEMDM_SKIP_BUILD=1 node tests/support/bench.mjs "$@"
 fi

@@ -4,11 +4,17 @@
 use crate::proto::discovery::AuthPolicy;
 use std::fmt;
 
+/// `PROVIDER-ID` of the DM account and the DMClient provider name.
+pub const PROVIDER_ID: &str = "edgemdm";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub auth_policy: AuthPolicy,
     /// `PUBLIC_BASE_URL`, without a trailing slash; `None` means "the request's origin".
     pub public_base_url: Option<String>,
+    /// `MANAGEMENT_BASE_URL`: origin of the management address (ADDR) when it differs from the
+    /// enrollment host, e.g. a host name with Cloudflare mTLS turned on.
+    pub management_base_url: Option<String>,
     /// Organisation name: the DM account's display name and the login page's title.
     pub org_name: String,
     /// `PROVIDER-ID` of the w7 account and DMClient provider.
@@ -19,6 +25,8 @@ pub struct Config {
     /// `ADMIN_TOKEN` secret; admin routes are closed when it is unset.
     pub admin_token: Option<String>,
     pub password_iterations: u32,
+    /// How many times a command is sent without a status before it is marked failed.
+    pub max_command_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +60,12 @@ impl Config {
         let public_base_url = get("PUBLIC_BASE_URL")
             .map(|u| u.trim().trim_end_matches('/').to_string())
             .filter(|u| !u.is_empty());
-        if let Some(u) = &public_base_url {
+        let management_base_url = get("MANAGEMENT_BASE_URL")
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+        for u in public_base_url.iter().chain(management_base_url.iter()) {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(ConfigError(format!("PUBLIC_BASE_URL must be an http(s) URL, not {u:?}")));
+                return Err(ConfigError(format!("base URLs must be http(s) URLs, not {u:?}")));
             }
         }
         let org_name = get("ORG_NAME").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -70,12 +81,14 @@ impl Config {
         Ok(Config {
             auth_policy,
             public_base_url,
+            management_base_url,
             org_name: org_name.unwrap_or_else(|| "edgemdm".into()),
-            provider_id: "edgemdm".into(),
+            provider_id: PROVIDER_ID.into(),
             cert_validity_days,
             renew_period_days,
             renew_retry_days,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
+            max_command_attempts: number(get, "MAX_COMMAND_ATTEMPTS", 3, 1, 100)?,
             password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, crate::users::MAX_ITERATIONS)?,
         })
     }
@@ -83,6 +96,12 @@ impl Config {
     /// The origin used in every URL the server hands out.
     pub fn base_url(&self, request_origin: &str) -> String {
         self.public_base_url.clone().unwrap_or_else(|| request_origin.trim_end_matches('/').to_string())
+    }
+
+    /// The origin of the management address.
+    pub fn management_url(&self, request_origin: &str) -> String {
+        let base = self.management_base_url.clone().unwrap_or_else(|| self.base_url(request_origin));
+        format!("{base}/ManagementServer/MDM.svc")
     }
 }
 
@@ -116,5 +135,9 @@ mod tests {
         assert!(cfg(&[("CERT_VALIDITY_DAYS", "x")]).is_err());
         assert!(cfg(&[("CERT_VALIDITY_DAYS", "30"), ("RENEW_PERIOD_DAYS", "60")]).is_err());
         assert!(cfg(&[("PUBLIC_BASE_URL", "ftp://x")]).is_err());
+        assert!(cfg(&[("MANAGEMENT_BASE_URL", "x")]).is_err());
+        let m = cfg(&[("PUBLIC_BASE_URL", "https://e.example"), ("MANAGEMENT_BASE_URL", "https://m.example/")]).unwrap();
+        assert_eq!(m.management_url("http://o"), "https://m.example/ManagementServer/MDM.svc");
+        assert_eq!(cfg(&[]).unwrap().management_url("http://o/"), "http://o/ManagementServer/MDM.svc");
     }
 }

@@ -13,6 +13,7 @@ pub mod ca;
 pub mod config;
 pub mod enrollment;
 pub mod http;
+pub mod management;
 pub mod pki;
 pub mod proto;
 pub mod users;

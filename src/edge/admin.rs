@@ -43,6 +43,15 @@ async fn read_json<T: for<'de> Deserialize<'de>>(req: &mut Request) -> std::resu
     serde_json::from_slice(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}")))
 }
 
+/// Passes a device object's answer on: JSON bodies as they are, errors as `{"error"}`.
+fn forward(reply: objects::Reply) -> Result<Response> {
+    if reply.ok() {
+        fixed(reply.status, "application/json; charset=utf-8", reply.body)
+    } else {
+        json_error(reply.status, reply.body.trim())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
@@ -112,11 +121,37 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
                 return json_error(400, "malformed device id");
             }
             let stub = objects::device_stub(env, id)?;
-            let reply = objects::call::<()>(&stub, Method::Get, "/record", None).await?;
-            if reply.status == 404 {
-                return json_error(404, "no such device");
+            forward(objects::call::<()>(&stub, Method::Get, "/record", None).await?)
+        }
+        (Method::Post, ["devices", id, "commands"]) => {
+            if !valid_device_id(id) {
+                return json_error(400, "malformed device id");
             }
-            fixed(reply.status, "application/json; charset=utf-8", reply.body)
+            let bytes = req.bytes().await?;
+            if bytes.len() > MAX_JSON_BYTES * 8 {
+                return json_error(413, "body too large");
+            }
+            if let Err(e) = crate::management::CommandRequest::from_json(&bytes) {
+                return json_error(400, &e);
+            }
+            let stub = objects::device_stub(env, id)?;
+            let body: serde_json::Value = serde_json::from_slice(&bytes)?;
+            forward(objects::call(&stub, Method::Post, "/commands", Some(&body)).await?)
+        }
+        (Method::Get, ["devices", id, "commands"]) if valid_device_id(id) => {
+            let stub = objects::device_stub(env, id)?;
+            forward(objects::call::<()>(&stub, Method::Get, "/commands", None).await?)
+        }
+        (Method::Get, ["devices", id, "commands", cid]) if valid_device_id(id) && cid.bytes().all(|b| b.is_ascii_digit()) => {
+            let stub = objects::device_stub(env, id)?;
+            forward(objects::call::<()>(&stub, Method::Get, &format!("/commands/{cid}"), None).await?)
+        }
+        (Method::Delete, ["devices", id]) => {
+            if !valid_device_id(id) {
+                return json_error(400, "malformed device id");
+            }
+            let stub = objects::device_stub(env, id)?;
+            forward(objects::call::<()>(&stub, Method::Post, "/retire", None).await?)
         }
         _ => json_error(404, "no such admin route"),
     }

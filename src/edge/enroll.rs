@@ -21,7 +21,6 @@ use worker::*;
 
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml; charset=utf-8";
 const MIN_RSA_BITS: usize = 2048;
-pub const MANAGEMENT_PATH: &str = "/ManagementServer/MDM.svc";
 
 /// The response action of each operation, used for its faults too.
 fn response_action(request_action: Option<&str>) -> &'static str {
@@ -38,6 +37,7 @@ fn soap_ok(doc: String) -> Result<Response> {
 
 pub async fn soap(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let trace = trace_id();
+    let client_cert = super::mgmt::verified_client_cert(&req);
     let declared_len = req.headers().get("Content-Length")?.and_then(|l| l.parse::<usize>().ok());
     let body = if declared_len.is_some_and(|l| l > MAX_SOAP_BYTES) {
         Err(EnrollError::TooLarge)
@@ -61,7 +61,7 @@ pub async fn soap(mut req: Request, env: &Env, cfg: &Config) -> Result<Response>
         Ok(env_) => match env_.header.action.as_deref() {
             Some(ns::ACTION_DISCOVER) => discover(&env_, cfg, &base_url),
             Some(ns::ACTION_GET_POLICIES) => policies(&env_, env, cfg).await,
-            Some(ns::ACTION_RST) => wstep(&env_, env, cfg, &base_url).await,
+            Some(ns::ACTION_RST) => wstep(&env_, env, cfg, &base_url, client_cert.as_deref()).await,
             other => Err(EnrollError::WrongAction(other.map(str::to_string))),
         },
     };
@@ -129,7 +129,13 @@ fn server(e: Error) -> EnrollError {
     EnrollError::Server(e.to_string())
 }
 
-async fn wstep(env_: &Envelope, env: &Env, cfg: &Config, base_url: &str) -> std::result::Result<SoapAnswer, EnrollError> {
+async fn wstep(
+    env_: &Envelope,
+    env: &Env,
+    cfg: &Config,
+    base_url: &str,
+    client_cert: Option<&str>,
+) -> std::result::Result<SoapAnswer, EnrollError> {
     let rst = RequestSecurityToken::parse(&env_.body)?;
     match (&rst.request_type, &rst.token) {
         (RequestType::Issue, TokenRequest::Pkcs10(csr)) => {
@@ -138,7 +144,9 @@ async fn wstep(env_: &Envelope, env: &Env, cfg: &Config, base_url: &str) -> std:
         }
         // ROBO renewal authenticates with the current key (the PKCS#7 signature), not a user
         // credential: header credentials are ignored.
-        (RequestType::Renew | RequestType::Recovery, TokenRequest::Pkcs7(p7)) => renew(&rst, p7, env, cfg).await,
+        (RequestType::Renew | RequestType::Recovery, TokenRequest::Pkcs7(p7)) => {
+            renew(&rst, p7, env, cfg, client_cert).await
+        }
         _ => Err(EnrollError::Wstep(crate::proto::wstep::WstepError::TokenMismatch)),
     }
 }
@@ -203,7 +211,7 @@ async fn issue(
         device_nonce: random_bytes(),
         server_nonce: random_bytes(),
     };
-    let management_url = format!("{base_url}{MANAGEMENT_PATH}");
+    let management_url = cfg.management_url(base_url);
     let settings = DocSettings {
         provider_id: &cfg.provider_id,
         org_name: &cfg.org_name,
@@ -246,6 +254,7 @@ async fn renew(
     pkcs7: &[u8],
     env: &Env,
     cfg: &Config,
+    client_cert: Option<&str>,
 ) -> std::result::Result<SoapAnswer, EnrollError> {
     let renewal = pki::parse_renewal(pkcs7, MIN_RSA_BITS).map_err(|e| match e {
         PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
@@ -253,6 +262,10 @@ async fn renew(
     })?;
     let signer = pki::inspect_certificate(&renewal.signer_cert_der)
         .map_err(|e| EnrollError::NotEligibleToRenew(e.to_string()))?;
+    // Behind Cloudflare mTLS the TLS client certificate must be the one that signed the request.
+    if client_cert.is_some_and(|fp| !fp.eq_ignore_ascii_case(&pki::thumbprint(&renewal.signer_cert_der))) {
+        return Err(EnrollError::NotEligibleToRenew("the TLS client certificate is not the signing certificate".into()));
+    }
     let device_id = signer.subject_cn.clone().unwrap_or_default();
     if !enrollment::valid_device_id(&device_id) {
         return Err(EnrollError::NotEligibleToRenew("the signing certificate names no device".into()));

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod enroll;
+pub mod mgmt;
 pub mod password;
 
 use crate::config::Config;
@@ -78,6 +79,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             | "/enrollmentserver/deviceenrollmentwebservice.svc"
             | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
         ) => enroll::soap(req, &env, &cfg).await,
+        (Method::Post, "/managementserver/mdm.svc") => mgmt::handle(req, &env, &cfg).await,
         (Method::Get, "/api/v1/ca") => admin::ca_certificate(&env).await,
         (_, p) if p.starts_with("/api/v1/") => admin::handle(req, &env, &cfg).await,
         _ => json_error(404, "not found"),

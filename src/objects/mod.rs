@@ -38,16 +38,22 @@ impl JsonStorage {
             .transpose()
     }
 
-    /// Writes every entry of the batch in one atomic `put`.
+    /// Writes every entry of the batch atomically. `put(entries)` takes at most 128 keys, so
+    /// large batches are split, and every `put` is issued before any is awaited: writes with
+    /// no `await` between them are committed together.
     pub async fn commit(&self, batch: Batch) -> Result<()> {
-        if batch.0.is_empty() {
-            return Ok(());
+        let mut promises = Vec::new();
+        for chunk in batch.0.chunks(128) {
+            let obj = js_sys::Object::new();
+            for (k, v) in chunk {
+                js_sys::Reflect::set(&obj, &k.as_str().into(), &v.as_str().into())?;
+            }
+            promises.push(self.0.as_raw().put_multiple(obj.into())?);
         }
-        let obj = js_sys::Object::new();
-        for (k, v) in batch.0 {
-            js_sys::Reflect::set(&obj, &k.into(), &v.into())?;
+        for p in promises {
+            wasm_bindgen_futures::JsFuture::from(p).await?;
         }
-        self.0.put_multiple_raw(obj).await
+        Ok(())
     }
 
     pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
@@ -60,6 +66,16 @@ impl JsonStorage {
 /// Writes collected for one atomic commit.
 #[derive(Default)]
 pub struct Batch(Vec<(String, String)>);
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl Batch {
     pub fn put<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {

@@ -1,57 +1,156 @@
-// Request timings against the built Worker under local wrangler dev.
-// Skeleton: times GET / sequentially and concurrently; add per-endpoint cases
-// to `cases` below. Loopback only, bounded request counts.
+// Request timings of every endpoint against the built Worker under local wrangler dev
+// (workerd). Loopback only, bounded request counts; run by `npm run bench`.
 //
-//   node tests/support/bench.mjs [N=200] [CONCURRENCY=16]
-// (scripts/bench.sh builds first; run directly only with a current build.)
+//   node tests/support/bench.mjs            (BENCH_N, BENCH_CONCURRENCY, BENCH_FLEET override)
 
+import crypto from 'node:crypto';
 import { startWorker } from './worker.mjs';
+import {
+  characteristic, characteristics, discoverRequest, getPoliciesRequest, newDeviceId, newKey, parm, post,
+  rstRequest, usernameToken, win10Context, windowsCsr,
+} from './device.mjs';
+import { admin, createUser, enrollDevice } from './enroll.mjs';
 
-const N = Number(process.argv[2] ?? process.env.BENCH_N ?? 200);
-const CONCURRENCY = Number(process.argv[3] ?? process.env.BENCH_CONCURRENCY ?? 16);
+const N = Number(process.env.BENCH_N ?? 100);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const FLEET = Number(process.env.BENCH_FLEET ?? 1000);
+const EMAIL = 'bench@contoso.com';
+const PASSWORD = 'bench password 1';
 
-// Each case: name, and a function (worker) => Promise<Response>.
-const cases = [
-  { name: 'GET /', request: (w) => fetch(`${w.url}/`) },
-];
-
-async function once(w, c) {
-  const res = await c.request(w);
-  await res.arrayBuffer();
-  return res.status;
+function report(name, ms, n, extra = '') {
+  console.log(`bench: ${name.padEnd(44)} ${(ms / n).toFixed(2).padStart(7)} ms/req  n=${n}${extra}`);
 }
 
-async function sequential(w, c, n) {
+async function timeSeq(name, n, fn) {
+  await fn(0); // warm-up
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) await once(w, c);
-  return performance.now() - t0;
+  for (let i = 1; i <= n; i++) await fn(i);
+  const ms = performance.now() - t0;
+  report(name, ms, n);
+  return ms / n;
 }
 
-async function concurrent(w, c, n, conc) {
+async function timeConc(name, n, conc, fn) {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: Math.min(conc, n) }, async () => {
-    while (next < n) {
-      next++;
-      await once(w, c);
-    }
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (next < n) await fn(next++);
   }));
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  report(`${name} (concurrency ${conc})`, ms, n, `  ${Math.round((n * 1000) / ms)} req/s`);
 }
 
-const w = await startWorker();
-try {
-  for (const c of cases) {
-    const status = await once(w, c); // warm-up (also instantiates the wasm)
-    for (let i = 0; i < 9; i++) await once(w, c);
-    const seq = await sequential(w, c, N);
-    const par = await concurrent(w, c, N, CONCURRENCY);
-    console.log(
-      `bench: ${c.name.padEnd(28)} status ${status}  ` +
-      `sequential ${(seq / N).toFixed(2)} ms/req  ` +
-      `concurrent(${CONCURRENCY}) ${(par / N).toFixed(2)} ms/req (${Math.round((N * 1000) / par)} req/s)  n=${N}`,
-    );
+// ---- a minimal OMA-DM client for check-ins -----------------------------------------------
+const md5b64 = (x) => crypto.createHash('md5').update(x).digest('base64');
+
+function dmClient(device) {
+  const app = characteristic(device.doc, 'APPLICATION');
+  const appsrv = characteristics(app, 'APPAUTH').find((a) => parm(a, 'AAUTHLEVEL') === 'APPSRV');
+  return {
+    id: device.deviceId,
+    name: parm(appsrv, 'AAUTHNAME'),
+    secret: parm(appsrv, 'AAUTHSECRET'),
+    nonce: Buffer.from(parm(appsrv, 'AAUTHDATA'), 'base64'),
+    addr: parm(app, 'ADDR'),
+    session: 0,
+  };
+}
+
+function hdr(c, msgId, cred) {
+  const credXml = cred
+    ? `<Cred><Meta><Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">syncml:auth-md5</Type></Meta>` +
+      `<Data>${md5b64(Buffer.concat([Buffer.from(`${md5b64(`${c.name}:${c.secret}`)}:`), c.nonce]))}</Data></Cred>`
+    : '';
+  return `<SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto><SessionID>${c.session.toString(16).toUpperCase()}</SessionID>` +
+    `<MsgID>${msgId}</MsgID><Target><LocURI>${c.addr}</LocURI></Target><Source><LocURI>${c.id}</LocURI><LocName>${c.name}</LocName></Source>` +
+    `${credXml}<Meta><MaxMsgSize xmlns="syncml:metinf">65535</MaxMsgSize></Meta></SyncHdr>`;
+}
+
+async function send(c, xml) {
+  const res = await fetch(c.addr, { method: 'POST', body: xml, headers: { 'content-type': 'application/vnd.syncml.dm+xml' } });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`check-in ${res.status}: ${text}`);
+  const nonce = text.match(/<NextNonce[^>]*>([^<]+)</);
+  if (nonce) c.nonce = Buffer.from(nonce[1], 'base64');
+  return text;
+}
+
+/** One whole session: 1201 + DevInfo, then statuses for whatever the server sends, until it is done. */
+async function checkIn(c) {
+  c.session += 1;
+  let text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, 1, true)}<SyncBody>` +
+    `<Alert><CmdID>1</CmdID><Data>1201</Data></Alert>` +
+    `<Replace><CmdID>2</CmdID><Item><Source><LocURI>./DevInfo/Man</LocURI></Source><Data>Contoso</Data></Item></Replace><Final/></SyncBody></SyncML>`);
+  if (!text.includes('<Data>212</Data>')) throw new Error(`not authenticated: ${text}`);
+  for (let msgId = 2; ; msgId++) {
+    const cmds = [...text.matchAll(/<(Get|Exec|Replace|Add|Delete)><CmdID>(\d+)<\/CmdID>/g)];
+    if (cmds.length === 0) return;
+    const statuses = cmds.map(([, cmd, id], i) =>
+      `<Status><CmdID>${i + 2}</CmdID><MsgRef>${msgId - 1}</MsgRef><CmdRef>${id}</CmdRef><Cmd>${cmd}</Cmd><Data>200</Data></Status>`).join('');
+    text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, msgId, false)}<SyncBody>` +
+      `<Status><CmdID>1</CmdID><MsgRef>${msgId - 1}</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>${statuses}<Final/></SyncBody></SyncML>`);
   }
+}
+
+const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise' } });
+try {
+  await createUser(w, EMAIL, PASSWORD);
+  const discovery = `${w.url}/EnrollmentServer/Discovery.svc`;
+  const policy = `${w.url}/EnrollmentServer/PolicyEnrollmentWebservice.svc`;
+  const enroll = `${w.url}/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc`;
+  const security = usernameToken(EMAIL, PASSWORD);
+
+  await timeSeq('GET /EnrollmentServer/Discovery.svc', N, () => fetch(discovery).then((r) => r.arrayBuffer()));
+  await timeSeq('POST Discover', N, () => post(discovery, discoverRequest(discovery)));
+  await timeSeq('POST GetPolicies (PBKDF2 100k)', N, () => post(policy, getPoliciesRequest(policy, security)));
+
+  // Enrollment: CSRs made beforehand (one RSA key; the server checks each CSR's signature).
+  const key = newKey();
+  const rsts = Array.from({ length: N + 1 }, () => {
+    const id = newDeviceId();
+    return rstRequest(enroll, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) });
+  });
+  await timeSeq('POST RST wstep (full enrollment)', N, (i) => post(enroll, rsts[i]));
+  const more = Array.from({ length: N }, () => {
+    const id = newDeviceId();
+    return rstRequest(enroll, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) });
+  });
+  await timeConc('POST RST wstep (full enrollment)', N, CONCURRENCY, (i) => post(enroll, more[i]));
+
+  // Check-ins.
+  const fleet = [];
+  for (let i = 0; i < 10; i++) fleet.push(dmClient(await enrollDevice(w, { email: EMAIL, password: PASSWORD, key })));
+  const idle10 = await timeSeq('check-in, nothing queued (10 devices)', N, (i) => checkIn(fleet[i % 10]));
+  await timeConc('check-in, nothing queued (10 devices)', N, CONCURRENCY, (i) => checkIn(fleet[i % 10]));
+  const busy = fleet[0];
+  {
+    const rounds = Math.min(N, 30);
+    let total = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < 10; k++) await admin(w, 'POST', `/api/v1/devices/${busy.id}/commands`, { type: 'get', uri: `./DevDetail/Ext/Item${k}` });
+      const t0 = performance.now();
+      await checkIn(busy); // two messages: the commands, then their statuses
+      total += performance.now() - t0;
+    }
+    report('check-in with 10 commands queued (session)', total, rounds);
+    const cmds = (await admin(w, 'GET', `/api/v1/devices/${busy.id}/commands`)).body.commands;
+    if (cmds.some((c) => c.status !== 'acknowledged')) throw new Error('bench: a command was not acknowledged');
+  }
+
+  // The fleet grows; a check-in touches only its own device's object.
+  const t0 = performance.now();
+  let enrolled = 10 + 2 * N + 1;
+  const csrs = [];
+  while (enrolled + csrs.length < FLEET) {
+    const id = newDeviceId();
+    csrs.push(rstRequest(enroll, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) }));
+  }
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < csrs.length) await post(enroll, csrs[next++]); }));
+  enrolled += csrs.length;
+  console.log(`bench: enrolled ${csrs.length} more devices (fleet ${enrolled}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const idleBig = await timeSeq(`check-in, nothing queued (fleet ${enrolled})`, N, (i) => checkIn(fleet[i % 10]));
+  console.log(`bench: check-in time, fleet ${enrolled} vs 10: ${(idleBig / idle10).toFixed(2)}x`);
 } finally {
   await w.stop();
 }

@@ -50,6 +50,10 @@ pub struct DeviceAuth {
     pub secret_hash: String,
     /// Accept `syncml:auth-basic` (no nonce, replayable). edgemdm provisions DIGEST: keep false.
     pub allow_basic: bool,
+    /// The request came with a TLS client certificate (Cloudflare mTLS) that was verified and is
+    /// the device's current certificate: that authenticates the session without a `Cred`.
+    #[serde(default)]
+    pub client_certificate: bool,
 }
 
 /// A command waiting to be sent. `command` is Get, Replace, Add, Delete, Exec, Atomic or
@@ -451,6 +455,9 @@ fn finish(reply: String, events: Vec<Event>, nonce: Vec<u8>, sess: Session, ende
 
 /// `Ok` or the SyncHdr status code: 407 (no `Cred`) or 401.
 fn check_cred(hdr: &SyncHdr, auth: &DeviceAuth, nonce: &[u8]) -> Result<(), u16> {
+    if auth.client_certificate {
+        return Ok(());
+    }
     let Some(cred) = &hdr.cred else { return Err(407) };
     if cred.data.is_empty() {
         return Err(407);

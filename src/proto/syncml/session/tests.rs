@@ -8,7 +8,7 @@ const SECRET: &str = "0123456789abcdef-secret";
 const PROVISIONED: &[u8] = b"provisioned-nonce";
 
 fn auth() -> DeviceAuth {
-    DeviceAuth { name: NAME.into(), secret_hash: secret_hash(NAME, SECRET), allow_basic: false }
+    DeviceAuth { name: NAME.into(), secret_hash: secret_hash(NAME, SECRET), allow_basic: false, client_certificate: false }
 }
 
 fn md5_cred(nonce: &[u8]) -> Cred {
@@ -789,3 +789,20 @@ fn bad_input_is_a_typed_error() {
     }
 }
 
+
+#[test]
+fn a_verified_client_certificate_stands_in_for_the_digest() {
+    let state = SessionState::new(PROVISIONED.to_vec());
+    let d1 = device_msg("5", 1, None, None, package1(), true);
+    let mut with_cert = auth();
+    with_cert.client_certificate = true;
+    let input = |a: &DeviceAuth| {
+        handle_message(
+            &state,
+            Input { message: d1.as_bytes(), auth: a, queue: &[], server_url: SERVER, now: 10, fresh_nonce: [9; 16] },
+        )
+        .unwrap()
+    };
+    assert_eq!(statuses(&parse_reply(&input(&with_cert)))[0].data, "212");
+    assert_eq!(statuses(&parse_reply(&input(&auth())))[0].data, "407");
+}
