@@ -312,7 +312,9 @@ const PLAN = [
   { body: { type: 'replace', uri: './Device/Vendor/MSFT/Policy/Config/Update/ActiveHoursStart', format: 'int', data: '8' }, name: 'Replace', code: '200', status: 'acknowledged' },
   { body: { type: 'replace', uri: './Device/Vendor/MSFT/Policy/Config/Experience/AllowCortana', format: 'bool', data: 'false' }, name: 'Replace', code: '200', status: 'acknowledged' },
   { body: { type: 'replace', uri: './Vendor/MSFT/DMClient/Provider/edgemdm/EntDeviceName', format: 'chr', data: 'Alice\'s <PC> & "co"' }, name: 'Replace', code: '200', status: 'acknowledged' },
-  { body: { type: 'replace', uri: './Device/Vendor/MSFT/Policy/Config/ADMX_Example/Setting', format: 'xml', data: '<enabled/><data id="Path" value="C:\\Temp &amp; more"/>' }, name: 'Replace', code: '200', status: 'acknowledged' },
+  // ADMX-backed policies travel as chr (escaped markup); Format xml carries one XML element.
+  { body: { type: 'replace', uri: './Device/Vendor/MSFT/Policy/Config/ADMX_Example/Setting', format: 'chr', data: '<enabled/><data id="Path" value="C:\\Temp &amp; more"/>' }, name: 'Replace', code: '200', status: 'acknowledged' },
+  { body: { type: 'replace', uri: './Device/Vendor/MSFT/Example/Config', format: 'xml', data: '<Config xmlns="urn:example"><Url>https://contoso.com/a?x=1&amp;y=2</Url><Flag enabled="true"/></Config>' }, name: 'Replace', code: '200', status: 'acknowledged' },
   { body: { type: 'replace', uri: './Device/Vendor/MSFT/Example/Blob', format: 'b64', data: 'aGVsbG8gd29ybGQ=' }, name: 'Replace', code: '200', status: 'acknowledged' },
   { body: { type: 'add', uri: './Device/Vendor/MSFT/Policy/Config/Camera/AllowCamera', format: 'int', data: '0' }, name: 'Add', code: '418', status: 'failed' },
   { body: { type: 'delete', uri: './Device/Vendor/MSFT/Policy/Config/Camera/AllowCamera' }, name: 'Delete', code: '404', status: 'failed' },

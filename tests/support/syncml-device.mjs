@@ -571,8 +571,9 @@ export function checkReply(reply, request, device) {
     seen.add(s.cmdRef);
   }
   // Every device command that needs one got a Status (SyncHdr always, Alert/Replace/…; not Status/Results).
-  // (Under 403 — retired, unenrolled — the server may answer the SyncHdr alone.)
-  if (['200', '212', '401', '407'].includes(first?.data)) {
+  // (Under 403 — retired, unenrolled — or a 401 that ends the session without a challenge, e.g.
+  // an unknown device, the server may answer the SyncHdr alone.)
+  if (['200', '212', '407'].includes(first?.data) || (first?.data === '401' && first.chal)) {
     const needing = request.commands.filter((c) => c.name !== 'Status' && c.name !== 'Results');
     for (const c of needing) if (!seen.has(c.cmdId)) p.push(`no Status for our ${c.name} (CmdID ${c.cmdId})`);
   }
