@@ -316,6 +316,7 @@ const PLAN = [
   { body: { type: 'replace', uri: './Device/Vendor/MSFT/Policy/Config/ADMX_Example/Setting', format: 'chr', data: '<enabled/><data id="Path" value="C:\\Temp &amp; more"/>' }, name: 'Replace', code: '200', status: 'acknowledged' },
   { body: { type: 'replace', uri: './Device/Vendor/MSFT/Example/Config', format: 'xml', data: '<Config xmlns="urn:example"><Url>https://contoso.com/a?x=1&amp;y=2</Url><Flag enabled="true"/></Config>' }, name: 'Replace', code: '200', status: 'acknowledged' },
   { body: { type: 'replace', uri: './Device/Vendor/MSFT/Example/Blob', format: 'b64', data: 'aGVsbG8gd29ybGQ=' }, name: 'Replace', code: '200', status: 'acknowledged' },
+  { body: { type: 'replace', uri: './Device/Vendor/MSFT/Policy/Config/Broken/Setting', format: 'int', data: '-1' }, name: 'Replace', code: '500', status: 'failed' },
   { body: { type: 'add', uri: './Device/Vendor/MSFT/Policy/Config/Camera/AllowCamera', format: 'int', data: '0' }, name: 'Add', code: '418', status: 'failed' },
   { body: { type: 'delete', uri: './Device/Vendor/MSFT/Policy/Config/Camera/AllowCamera' }, name: 'Delete', code: '404', status: 'failed' },
   { body: { type: 'exec', uri: './Device/Vendor/MSFT/Defender/Scan/Quick', data: '1' }, name: 'Exec', code: '202', status: 'acknowledged' },
@@ -611,7 +612,28 @@ describe('delivery', () => {
     }
   });
 
-  test('a worker restart in the middle of a session loses no command', async () => {
+  test('results spread over several messages land on their own Get (MsgRef and CmdRef, not CmdRef alone)', async () => {
+    const { id, dev } = await newDevice({ maxMsgSize: 2048 });
+    const uris = Array.from({ length: 30 }, (_, i) => `./DevDetail/Ext/Microsoft/Node${String(i).padStart(2, '0')}`);
+    const ids = [];
+    for (const uri of uris) ids.push((await queue(id, { type: 'get', uri })).id);
+    const s = await dev.runSession();
+    assert.ok(s.ended);
+    const withCommands = s.replies.filter((r) => r.commands.length > 0);
+    assert.ok(withCommands.length >= 2, `${withCommands.length} messages with commands`);
+    // CmdIDs are unique per message only (they may recur in the next one): (MsgRef, CmdRef) tells the Gets apart.
+    assert.deepEqual(s.commands.map(target), uris);
+    const list = await listCommands(id);
+    assert.deepEqual(list.map((c) => c.id), ids);
+    for (const [i, rec] of list.entries()) {
+      assert.equal(rec.status, 'acknowledged', uris[i]);
+      assert.equal(rec.results.length, 1, uris[i]);
+      assert.equal(rec.results[0].uri, uris[i]);
+      assert.equal(rec.results[0].data, dev.valueOf(uris[i]).data);
+    }
+  });
+
+  test('a worker restart in the middle of a session loses no command', async (t) => {
     const { id, dev } = await newDevice({ maxMsgSize: 2048 });
     const uris = Array.from({ length: 12 }, (_, i) => `./Device/Vendor/MSFT/Policy/Config/Restart/Setting${i}`);
     for (const [i, uri] of uris.entries()) await queue(id, { type: 'replace', uri, format: 'chr', data: `value ${i}` });
@@ -624,6 +646,7 @@ describe('delivery', () => {
 
     // The device goes on where it was: answers the second message, and so on.
     const s2 = await dev.continueSession(s1.replies.at(-1));
+    t.diagnostic(`after the restart the session went on with SyncHdr ${s2.replies.map((r) => r.hdrCode).join(', ')}`);
     const s3 = await dev.runSession();
     assert.deepEqual(s3.commands, [], 'nothing left after the sessions');
     const received = [...s1.commands, ...s2.commands, ...s3.commands].map(target);
