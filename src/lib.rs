@@ -16,6 +16,7 @@ pub mod http;
 pub mod management;
 pub mod pki;
 pub mod proto;
+pub mod time;
 pub mod users;
 pub mod xml;
 

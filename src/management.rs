@@ -3,7 +3,8 @@
 //! device. The device Durable Object loads the state, calls these, and stores the result.
 
 use crate::enrollment::{DeviceRecord, DeviceStatus};
-use crate::proto::soap::{decode_base64, format_timestamp};
+use crate::proto::soap::decode_base64;
+use crate::time::format_timestamp;
 use crate::proto::syncml::message::{
     Add, Command, Delete, Exec, Get, Item, Meta, Replace, Source, Status, SyncBody, SyncHdr, SyncMl, Target,
 };

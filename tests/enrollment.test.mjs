@@ -266,7 +266,11 @@ describe('enrollment', () => {
   });
 
   test('20 concurrent enrollments all succeed with distinct serials', async () => {
-    const devices = await Promise.all(Array.from({ length: 20 }, () => enrollDevice(w, { email: EMAIL, password: PASSWORD })));
+    // allSettled: a failure must not leave enrollments running into the next test.
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, () => enrollDevice(w, { email: EMAIL, password: PASSWORD })));
+    const failures = settled.filter((s) => s.status === 'rejected').map((s) => s.reason?.message);
+    assert.deepEqual(failures, []);
+    const devices = settled.map((s) => s.value);
     const serials = new Set();
     const { X509Certificate } = await import('node:crypto');
     for (const d of devices) serials.add(new X509Certificate(d.certDer).serialNumber);

@@ -9,7 +9,8 @@
 use crate::enrollment::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
 use crate::management::{self, CommandRecord, CommandRequest, Management, MAX_PENDING};
 use crate::objects::{kv, now_ms, random_bytes, Batch, JsonStorage};
-use crate::proto::soap::{decode_base64, format_timestamp};
+use crate::proto::soap::decode_base64;
+use crate::time::format_timestamp;
 use crate::proto::syncml::message::SyncMl;
 use crate::proto::syncml::session::{self, DeviceAuth, Input, SessionState};
 use crate::proto::syncml::CONTENT_TYPE as SYNCML_TYPE;

@@ -13,7 +13,7 @@ import { admin, createUser, enrollDevice } from './enroll.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const FLEET = Number(process.env.BENCH_FLEET ?? 1000);
+const FLEET = Number(process.env.BENCH_FLEET ?? 10000);
 const EMAIL = 'bench@contoso.com';
 const PASSWORD = 'bench password 1';
 

@@ -151,13 +151,26 @@ export function rstRequest(url, security, { token, valueType = 'http://schemas.m
 // ---- talking and reading ------------------------------------------------------------------
 const parser = new XMLParser({ removeNSPrefix: true, ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, trimValues: true });
 
-export async function post(url, body, { headers = {} } = {}) {
-  let res;
-  try {
-    res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8', 'user-agent': 'ENROLLClient', ...headers } });
-  } catch (e) {
-    throw new Error(`POST ${url}: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+/**
+ * fetch, once more when a kept-alive connection turns out to have been closed by the local
+ * server before the request was sent (undici reports `other side closed`; the request never
+ * reached the worker). Any other failure is thrown.
+ */
+export async function request(url, init) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      const stale = e.cause?.code === 'UND_ERR_SOCKET' && /other side closed/.test(e.cause?.message ?? '');
+      if (!stale || attempt === 2) {
+        throw new Error(`${init?.method ?? 'GET'} ${url}: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+      }
+    }
   }
+}
+
+export async function post(url, body, { headers = {} } = {}) {
+  const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8', 'user-agent': 'ENROLLClient', ...headers } });
   const text = await res.text();
   return { res, text, xml: text ? parser.parse(text) : null };
 }

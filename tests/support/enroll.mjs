@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import {
   characteristic, discoverRequest, faultType, getPoliciesRequest, newDeviceId, newKey, parm, parseXml, post,
-  provisioningDoc, rstRequest, usernameToken, win10Context, windowsCsr,
+  provisioningDoc, request, rstRequest, usernameToken, win10Context, windowsCsr,
 } from './device.mjs';
 
 export async function createUser(w, email, password, display_name = 'Test User') {
-  const res = await fetch(`${w.url}/api/v1/users`, {
+  const res = await request(`${w.url}/api/v1/users`, {
     method: 'POST',
     headers: { authorization: `Bearer ${w.adminToken}`, 'content-type': 'application/json' },
     body: JSON.stringify({ email, password, display_name }),
@@ -19,7 +19,7 @@ export async function createUser(w, email, password, display_name = 'Test User')
 }
 
 export async function admin(w, method, path, body) {
-  const res = await fetch(`${w.url}${path}`, {
+  const res = await request(`${w.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${w.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
