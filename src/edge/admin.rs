@@ -118,6 +118,7 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
             }
             fixed(reply.status, "application/json; charset=utf-8", reply.body)
         }
+        (m, ["enrollment-tokens", rest @ ..]) => super::tokens::admin(req, env, m, rest).await,
         _ => json_error(404, "no such admin route"),
     }
 }

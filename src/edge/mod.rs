@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod enroll;
+pub mod login;
 pub mod password;
+pub mod tokens;
 
 use crate::config::Config;
 use worker::*;
@@ -78,6 +80,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             | "/enrollmentserver/deviceenrollmentwebservice.svc"
             | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
         ) => enroll::soap(req, &env, &cfg).await,
+        (Method::Get, "/windows-web-agent") => login::page(req, &cfg).await,
+        (Method::Post, "/windows-web-agent") => login::submit(req, &env, &cfg).await,
         (Method::Get, "/api/v1/ca") => admin::ca_certificate(&env).await,
         (_, p) if p.starts_with("/api/v1/") => admin::handle(req, &env, &cfg).await,
         _ => json_error(404, "not found"),
