@@ -211,7 +211,7 @@ pub fn login_page(form: &LoginForm<'_>, nonce: &str, status: u16) -> Page {
         .map(|d| format!("<input type=\"hidden\" name=\"device_id\" value=\"{}\">", escape(d)))
         .unwrap_or_default();
     let body = format!(
-        "<h1>{org}</h1><p>Sign in to enroll this device in {org}'s device management.</p>{error}\
+        "<h1>{org}</h1><p>Sign in to enroll this device with {org}.</p>{error}\
          <form method=\"post\" action=\"/windows-web-agent\" autocomplete=\"on\">\
          <input type=\"hidden\" name=\"appru\" value=\"{appru}\">{device}\
          <label for=\"email\">Email</label>\
