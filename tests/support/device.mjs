@@ -153,10 +153,17 @@ const parser = new XMLParser({ removeNSPrefix: true, ignoreAttributes: false, at
 
 export async function post(url, body, { headers = {} } = {}) {
   let res;
-  try {
-    res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8', 'user-agent': 'ENROLLClient', ...headers } });
-  } catch (e) {
-    throw new Error(`POST ${url}: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8', 'user-agent': 'ENROLLClient', ...headers } });
+      break;
+    } catch (e) {
+      // A pooled keep-alive connection that wrangler's proxy closed (5 s idle timeout) while this
+      // process was busy, e.g. generating 20 RSA keys synchronously: the request never reached
+      // the worker. Retry once, on a new connection (as browsers do for reused connections).
+      if (attempt === 0 && e.cause?.code === 'UND_ERR_SOCKET') continue;
+      throw new Error(`POST ${url}: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+    }
   }
   const text = await res.text();
   return { res, text, xml: text ? parser.parse(text) : null };
