@@ -90,9 +90,10 @@ pub fn validate_appru(raw: Option<&str>, allow_loopback: bool) -> Result<Appru, 
                 return Err(AppruError::Scheme);
             }
             if !port.is_empty() {
-                let digits = &port[1..];
-                let ok = port.starts_with(':')
-                    && (1..=5).contains(&digits.len())
+                let Some(digits) = port.strip_prefix(':') else {
+                    return Err(AppruError::Characters);
+                };
+                let ok = (1..=5).contains(&digits.len())
                     && digits.bytes().all(|b| b.is_ascii_digit())
                     && digits.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
                 if !ok {
@@ -329,6 +330,9 @@ mod tests {
             "http://localhost:8080/x?y=1",
             "http://localhost/x\"onload=",
             "http://[::1]x/",
+            "http://[::1]\u{e9}/",
+            "http://localhost:\u{e9}/",
+            "http://\u{e9}:1/",
             "ftp://127.0.0.1/x",
             "javascript:alert(1)",
             "data:text/html,x",
@@ -394,6 +398,26 @@ mod tests {
         assert_eq!(p.status, 400);
         assert!(p.html.contains("bad &lt;appru&gt;") && p.html.contains("O&lt;"));
         assert!(!p.html.contains("<form"));
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics() {
+        // A small deterministic generator over characters that matter to the parsers.
+        let alphabet: Vec<char> = "ms-app:/\\[]:1270.localhost@?#%é\u{0}\n\"'<>hHtTpPsS9".chars().collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 40) as usize;
+            let s: String = (0..len).map(|i| alphabet[((seed >> (i % 50)) as usize + i * 7) % alphabet.len()]).collect();
+            for prefix in ["", "ms-app://", "http://", "http://[::1]", "http://localhost:"] {
+                let u = format!("{prefix}{s}");
+                let _ = validate_appru(Some(&u), true);
+                let _ = validate_appru(Some(&u), false);
+                let _ = crate::tokens::verify(&[1; 32], &u, 0);
+            }
+        }
     }
 
     #[test]
