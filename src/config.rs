@@ -27,6 +27,15 @@ pub struct Config {
     pub password_iterations: u32,
     /// How many times a command is sent without a status before it is marked failed.
     pub max_command_attempts: u32,
+    /// `ALLOW_LOOPBACK_APPRU`: the sign-in page also posts back to `http(s)` loopback
+    /// addresses (tests, local tools). Off by default: Windows only uses `ms-app://`.
+    pub allow_loopback_appru: bool,
+    /// `LOGIN_TOKEN_TTL_SECONDS`: lifetime of the token the sign-in page issues.
+    pub login_token_ttl_secs: u32,
+    /// `LOGIN_MAX_FAILURES` failed sign-ins per `LOGIN_WINDOW_SECONDS`, per email and per client
+    /// address, before the page answers 429.
+    pub login_max_failures: u32,
+    pub login_window_secs: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +62,7 @@ fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: u32, min: u
 impl Config {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let auth_policy = match get("AUTH_POLICY").filter(|v| !v.trim().is_empty()) {
-            None => AuthPolicy::OnPremise,
+            None => AuthPolicy::Federated,
             Some(v) => AuthPolicy::parse(&v)
                 .ok_or_else(|| ConfigError(format!("AUTH_POLICY must be OnPremise or Federated, not {v:?}")))?,
         };
@@ -78,6 +87,12 @@ impl Config {
         if renew_retry_days > renew_period_days {
             return Err(ConfigError("RENEW_RETRY_DAYS must not exceed RENEW_PERIOD_DAYS".into()));
         }
+        let allow_loopback_appru = match get("ALLOW_LOOPBACK_APPRU").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v.is_empty() || v == "false" || v == "0" => false,
+            Some(v) if v == "true" || v == "1" => true,
+            Some(v) => return Err(ConfigError(format!("ALLOW_LOOPBACK_APPRU must be true or false, not {v:?}"))),
+        };
         Ok(Config {
             auth_policy,
             public_base_url,
@@ -90,6 +105,10 @@ impl Config {
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
             max_command_attempts: number(get, "MAX_COMMAND_ATTEMPTS", 3, 1, 100)?,
             password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, crate::users::MAX_ITERATIONS)?,
+            allow_loopback_appru,
+            login_token_ttl_secs: number(get, "LOGIN_TOKEN_TTL_SECONDS", 600, 1, 3600)?,
+            login_max_failures: number(get, "LOGIN_MAX_FAILURES", 10, 1, 10_000)?,
+            login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 900, 1, 86_400)?,
         })
     }
 
@@ -118,8 +137,10 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.auth_policy, AuthPolicy::OnPremise);
+        assert_eq!(c.auth_policy, AuthPolicy::Federated);
         assert_eq!(c.cert_validity_days, 365);
+        assert!(!c.allow_loopback_appru);
+        assert_eq!((c.login_token_ttl_secs, c.login_max_failures, c.login_window_secs), (600, 10, 900));
         assert_eq!(c.base_url("http://127.0.0.1:8787/"), "http://127.0.0.1:8787");
         assert_eq!(c.admin_token, None);
     }
@@ -139,5 +160,11 @@ mod tests {
         let m = cfg(&[("PUBLIC_BASE_URL", "https://e.example"), ("MANAGEMENT_BASE_URL", "https://m.example/")]).unwrap();
         assert_eq!(m.management_url("http://o"), "https://m.example/ManagementServer/MDM.svc");
         assert_eq!(cfg(&[]).unwrap().management_url("http://o/"), "http://o/ManagementServer/MDM.svc");
+        assert_eq!(cfg(&[("AUTH_POLICY", "OnPremise")]).unwrap().auth_policy, AuthPolicy::OnPremise);
+        assert!(cfg(&[("ALLOW_LOOPBACK_APPRU", "true")]).unwrap().allow_loopback_appru);
+        assert!(!cfg(&[("ALLOW_LOOPBACK_APPRU", "false")]).unwrap().allow_loopback_appru);
+        assert!(cfg(&[("ALLOW_LOOPBACK_APPRU", "yes please")]).is_err());
+        assert!(cfg(&[("LOGIN_TOKEN_TTL_SECONDS", "0")]).is_err());
+        assert_eq!(cfg(&[("LOGIN_MAX_FAILURES", "3")]).unwrap().login_max_failures, 3);
     }
 }

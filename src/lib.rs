@@ -5,6 +5,7 @@
 //! - [`proto`]: the wire protocols (SOAP/WS-Trust, discovery, XCEP, WSTEP, provisioning doc)
 //! - [`pki`]: CSR verification, certificate building, renewal PKCS#7
 //! - [`enrollment`], [`ca`], [`users`], [`config`], [`http`]: the services' rules
+//! - [`tokens`], [`login`]: enrollment tokens and the Federated sign-in page
 //!
 //! The Worker shell, compiled for wasm32 only: [`edge`] (HTTP adapters) and [`objects`]
 //! (Durable Objects and KV, the only code that touches storage).
@@ -13,10 +14,12 @@ pub mod ca;
 pub mod config;
 pub mod enrollment;
 pub mod http;
+pub mod login;
 pub mod management;
 pub mod pki;
 pub mod proto;
 pub mod time;
+pub mod tokens;
 pub mod users;
 pub mod xml;
 

@@ -23,7 +23,7 @@ const enrollUrl = () => `${w.url}/EnrollmentServer/Win10DeviceEnrollmentWebservi
 const policyUrl = () => `${w.url}/EnrollmentServer/PolicyEnrollmentWebservice.svc`;
 
 before(async () => {
-  w = await startWorker();
+  w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise' } });
   dir = await tempDir();
   await createUser(w, EMAIL, PASSWORD, 'Alice');
 });

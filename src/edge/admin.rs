@@ -154,6 +154,7 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
             let stub = objects::device_stub(env, id)?;
             forward(objects::call::<()>(&stub, Method::Post, "/retire", None).await?)
         }
+        (m, ["enrollment-tokens", rest @ ..]) => super::tokens::admin(req, env, m, rest).await,
         _ => json_error(404, "no such admin route"),
     }
 }

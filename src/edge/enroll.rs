@@ -8,7 +8,7 @@ use crate::enrollment::{
     self, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus, DocSettings, EnrollError, Secrets,
     MAX_SOAP_BYTES,
 };
-use crate::objects::{self, ca, device, kv, now_ms, random_bytes};
+use crate::objects::{self, ca, device, kv, now_ms, random_bytes, tokens::Stage};
 use crate::pki::{self, PkiError};
 use crate::proto::discovery::{Discover, DiscoverResponse, DiscoveryConfig, ENROLLMENT_PATH_WIN10};
 use crate::proto::provdoc::{RenewalDoc, StoredCert};
@@ -101,8 +101,17 @@ async fn policies(env_: &Envelope, env: &Env, cfg: &Config) -> std::result::Resu
     Ok((ns::ACTION_GET_POLICIES_RESPONSE, Vec::new(), resp.to_element()))
 }
 
-/// Checks the header credential against the user directory; returns the user's email.
-async fn authenticate(cred: Option<&Credential>, env: &Env) -> std::result::Result<String, EnrollError> {
+/// Who a request's credential authenticates: the user's email, and the enrollment token when
+/// the credential was one (to be consumed by the enrollment itself, see [`issue`]).
+struct Principal {
+    email: String,
+    token: Option<String>,
+}
+
+/// Checks the header credential: a UsernameToken against the user directory, a
+/// DeviceEnrollmentUserToken (login token or admin enrollment token) with the token
+/// authority, without spending it.
+async fn authenticate(cred: Option<&Credential>, env: &Env) -> std::result::Result<Principal, EnrollError> {
     match cred {
         Some(Credential::UsernameToken { username, password }) => {
             let email = users::normalize_email(username);
@@ -111,18 +120,43 @@ async fn authenticate(cred: Option<&Credential>, env: &Env) -> std::result::Resu
             // Hash even for unknown users, so timing does not tell which emails exist.
             let stored = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or(users::DUMMY_HASH);
             if super::password::verify(stored, password).await.map_err(server)? && user.is_some() {
-                Ok(email)
+                Ok(Principal { email, token: None })
             } else {
                 Err(EnrollError::Authentication("unknown user or wrong password".into()))
             }
         }
-        Some(Credential::UserToken(_)) => {
-            Err(EnrollError::Authentication("enrollment tokens are not accepted by this server".into()))
+        Some(Credential::UserToken(bytes)) => {
+            let token = user_token(bytes)?;
+            let email = spend_token(env, &token, Stage::Check, None).await?;
+            Ok(Principal { email, token: Some(token) })
         }
         Some(Credential::Other { value_type }) => {
             Err(EnrollError::Authentication(format!("security tokens of type {value_type:?} are not accepted")))
         }
         None => Err(EnrollError::Authentication("the request carries no credential".into())),
+    }
+}
+
+/// The token string of a DeviceEnrollmentUserToken (Windows base64-encodes the `wresult`).
+fn user_token(bytes: &[u8]) -> std::result::Result<String, EnrollError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= crate::tokens::MAX_TOKEN_LEN)
+        .map(str::to_string)
+        .ok_or_else(|| EnrollError::Authentication("malformed enrollment token".into()))
+}
+
+/// Checks or consumes a token with the token authority; the user's email when it is good.
+async fn spend_token(
+    env: &Env,
+    token: &str,
+    stage: Stage,
+    device_id: Option<&str>,
+) -> std::result::Result<String, EnrollError> {
+    match super::tokens::use_token(env, token, stage, device_id, None).await.map_err(server)? {
+        Ok(email) => Ok(email),
+        Err(e) => Err(EnrollError::Authentication(e.to_string())),
     }
 }
 
@@ -140,8 +174,8 @@ async fn wstep(
     let rst = RequestSecurityToken::parse(&env_.body)?;
     match (&rst.request_type, &rst.token) {
         (RequestType::Issue, TokenRequest::Pkcs10(csr)) => {
-            let user = authenticate(env_.header.credential.as_ref(), env).await?;
-            issue(&rst, csr, &user, env, cfg, base_url).await
+            let principal = authenticate(env_.header.credential.as_ref(), env).await?;
+            issue(&rst, csr, &principal, env, cfg, base_url).await
         }
         // ROBO renewal authenticates with the current key (the PKCS#7 signature), not a user
         // credential: header credentials are ignored.
@@ -185,7 +219,7 @@ fn random_secret() -> String {
 async fn issue(
     rst: &RequestSecurityToken,
     csr_der: &[u8],
-    user: &str,
+    principal: &Principal,
     env: &Env,
     cfg: &Config,
     base_url: &str,
@@ -193,6 +227,13 @@ async fn issue(
     // Everything is checked before anything is written.
     let identity = DeviceIdentity::from_request(rst, enrollment::hex(&random_bytes::<16>()).to_uppercase())?;
     let csr = pki::parse_csr(csr_der, MIN_RSA_BITS).map_err(csr_error)?;
+    // A token is spent (login token: marked used; admin token: one use less) once the request
+    // is known to be well-formed, atomically in the token authority, before anything is issued;
+    // the enrolling DeviceID is recorded with it and checked against the token's binding.
+    let user = principal.email.as_str();
+    if let Some(token) = &principal.token {
+        spend_token(env, token, Stage::Consume, Some(&identity.device_id)).await?;
+    }
 
     let ca_stub = objects::ca_stub(env).map_err(server)?;
     let req = ca::IssueRequest {

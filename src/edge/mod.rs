@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod enroll;
+pub mod login;
 pub mod mgmt;
 pub mod password;
+pub mod tokens;
 
 use crate::config::Config;
 use worker::*;
@@ -80,6 +82,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
         ) => enroll::soap(req, &env, &cfg).await,
         (Method::Post, "/managementserver/mdm.svc") => mgmt::handle(req, &env, &cfg).await,
+        (Method::Get, "/windows-web-agent") => login::page(req, &cfg).await,
+        (Method::Post, "/windows-web-agent") => login::submit(req, &env, &cfg).await,
         (Method::Get, "/api/v1/ca") => admin::ca_certificate(&env).await,
         (_, p) if p.starts_with("/api/v1/") => admin::handle(req, &env, &cfg).await,
         _ => json_error(404, "not found"),

@@ -3,6 +3,7 @@
 pub mod ca;
 pub mod device;
 pub mod kv;
+pub mod tokens;
 
 use serde::{de::DeserializeOwned, Serialize};
 use worker::*;
