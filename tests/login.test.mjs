@@ -66,7 +66,7 @@ async function captureServer() {
 async function launch(options = {}) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'edgemdm-chromium-'));
   profileDirs.push(dir);
-  return chromium.launchPersistentContext(dir, {
+  const context = await chromium.launchPersistentContext(dir, {
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -74,6 +74,8 @@ async function launch(options = {}) {
     viewport: { width: 420, height: 640 }, // the enrollment web view is a small window
     ...options,
   });
+  context.setDefaultTimeout(20_000);
+  return context;
 }
 
 const authUrl = () => `${w.url}/windows-web-agent`;
@@ -91,7 +93,9 @@ async function newPage(context = browser) {
 
 async function signIn(page, password) {
   await page.getByLabel('Password or enrollment token').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  // noWaitAfter: the click starts a navigation that the end page replaces at once with its
+  // auto-post; the tests wait for what they expect (a response, the captured POST) instead.
+  await page.getByRole('button', { name: 'Sign in' }).click({ noWaitAfter: true });
 }
 
 before(async () => {
@@ -109,7 +113,7 @@ after(async () => {
   for (const d of profileDirs) await fs.rm(d, { recursive: true, force: true });
 });
 
-describe('discovery', () => {
+describe('discovery', { timeout: 60_000 }, () => {
   test('Federated is the default: the answer names the sign-in page', async () => {
     const url = `${w.url}/EnrollmentServer/Discovery.svc`;
     const { xml, text } = await post(url, discoverRequest(url, { email: EMAIL }));
@@ -120,7 +124,7 @@ describe('discovery', () => {
   });
 });
 
-describe('sign-in page', () => {
+describe('sign-in page', { timeout: 120_000 }, () => {
   test('signing in posts wresult to appru under the CSP, and the token enrolls a device', async () => {
     const { page, consoleMessages } = await newPage();
     const endPages = [];
@@ -164,6 +168,9 @@ describe('sign-in page', () => {
     assert.match(csp, /frame-ancestors 'none'/);
     const violations = consoleMessages.filter((m) => /Content Security Policy|Refused to/i.test(m));
     assert.deepEqual(violations, [], consoleMessages.join('\n'));
+    // Let the navigation to appru finish before closing (closing mid-navigation can hang).
+    await page.waitForURL(capture.url);
+    await page.waitForLoadState('load');
     await page.close();
 
     // Windows base64-encodes the wresult into the BST of GetPolicies and the RST.
@@ -252,9 +259,8 @@ describe('sign-in page', () => {
       await page.goto(pageUrl());
       const before = capture.posts.length;
       await signIn(page, PASSWORD);
-      await page.waitForLoadState();
       const button = page.getByRole('button', { name: 'Continue' });
-      assert.ok(await button.isVisible());
+      await button.waitFor({ state: 'visible' });
       assert.match(await page.locator('#status').textContent(), /signed in/i);
       await page.screenshot({ path: path.join(ARTIFACTS, 'login-end-page-noscript.png'), fullPage: true });
       await new Promise((r) => setTimeout(r, 300));
@@ -263,6 +269,8 @@ describe('sign-in page', () => {
       await button.click();
       const entry = await captured;
       assert.match(entry.body.wresult, /^v1\./);
+      await page.waitForURL(capture.url);
+      await page.waitForLoadState('load');
     } finally {
       await noScript.close();
     }
