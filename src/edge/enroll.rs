@@ -186,6 +186,12 @@ async fn wstep(
     }
 }
 
+/// The RSTRC carrying a provisioning document, with its timestamped security header.
+fn rstrc_answer(provisioning_doc: String) -> SoapAnswer {
+    let rstrc = RequestSecurityTokenResponseCollection { provisioning_doc };
+    (ns::ACTION_RSTRC, vec![RequestSecurityTokenResponseCollection::security_header(now_ms())], rstrc.to_element())
+}
+
 fn csr_error(e: PkiError) -> EnrollError {
     EnrollError::Csr(e)
 }
@@ -287,8 +293,7 @@ async fn issue(
     let store = kv::store(env).map_err(server)?;
     kv::put_device(&store, &DeviceIndexEntry::from(&enrollment.record)).await.map_err(server)?;
 
-    let rstrc = RequestSecurityTokenResponseCollection { provisioning_doc: doc.to_xml() };
-    Ok((ns::ACTION_RSTRC, vec![RequestSecurityTokenResponseCollection::security_header(now_ms())], rstrc.to_element()))
+    Ok(rstrc_answer(doc.to_xml()))
 }
 
 async fn renew(
@@ -353,6 +358,5 @@ async fn renew(
         store: record.identity.enrollment_type.store(),
         provider_id: cfg.provider_id.clone(),
     };
-    let rstrc = RequestSecurityTokenResponseCollection { provisioning_doc: doc.to_xml() };
-    Ok((ns::ACTION_RSTRC, vec![RequestSecurityTokenResponseCollection::security_header(now_ms())], rstrc.to_element()))
+    Ok(rstrc_answer(doc.to_xml()))
 }

@@ -238,19 +238,31 @@ impl DeviceObject {
         if record.status != DeviceStatus::Enrolled {
             return Response::error("the device is not enrolled", 409);
         }
-        let mut pending: Vec<String> = storage.get(PENDING).await?.unwrap_or_default();
+        let pending: Vec<String> = storage.get(PENDING).await?.unwrap_or_default();
         if pending.len() >= MAX_PENDING {
             return Response::error(format!("the device already has {MAX_PENDING} commands waiting"), 429);
         }
-        let seq: u64 = storage.get(CMD_SEQ).await?.unwrap_or(0) + 1;
+        let mut batch = Batch::default();
+        let rec = self.append_command(pending, request, &mut batch).await?;
+        storage.commit(batch).await?;
+        Ok(Response::from_json(&serde_json::json!({ "id": rec.id, "status": rec.status }))?.with_status(201))
+    }
+
+    /// Adds a command at the end of the queue: its record, the queue and the sequence go into
+    /// `batch`, for the caller to commit with its other writes.
+    async fn append_command(
+        &self,
+        mut pending: Vec<String>,
+        request: CommandRequest,
+        batch: &mut Batch,
+    ) -> Result<CommandRecord> {
+        let seq: u64 = self.storage().get(CMD_SEQ).await?.unwrap_or(0) + 1;
         let rec = CommandRecord::new(management::command_id(seq), request, now_ms());
         pending.push(rec.id.clone());
-        let mut batch = Batch::default();
         batch.put(CMD_SEQ, &seq)?;
         batch.put(PENDING, &pending)?;
         batch.put(&cmd_key(&rec.id), &rec)?;
-        storage.commit(batch).await?;
-        Ok(Response::from_json(&serde_json::json!({ "id": rec.id, "status": rec.status }))?.with_status(201))
+        Ok(rec)
     }
 
     async fn list_commands(&self) -> Result<Response> {
@@ -290,16 +302,11 @@ impl DeviceObject {
             }
             DeviceStatus::Enrolled if !mgmt.retire_requested => {
                 mgmt.retire_requested = true;
-                let mut pending: Vec<String> = storage.get(PENDING).await?.unwrap_or_default();
-                let seq: u64 = storage.get(CMD_SEQ).await?.unwrap_or(0) + 1;
-                let provider_id = crate::config::PROVIDER_ID.to_string();
-                let rec = CommandRecord::new(management::command_id(seq), CommandRequest::Unenroll { provider_id }, now_ms());
-                pending.push(rec.id.clone());
+                let pending: Vec<String> = storage.get(PENDING).await?.unwrap_or_default();
+                let unenroll = CommandRequest::Unenroll { provider_id: crate::config::PROVIDER_ID.to_string() };
                 let mut batch = Batch::default();
                 batch.put(MGMT, &mgmt)?;
-                batch.put(CMD_SEQ, &seq)?;
-                batch.put(PENDING, &pending)?;
-                batch.put(&cmd_key(&rec.id), &rec)?;
+                self.append_command(pending, unenroll, &mut batch).await?;
                 storage.commit(batch).await?;
             }
             DeviceStatus::Enrolled => {}
