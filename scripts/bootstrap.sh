@@ -3,19 +3,29 @@
 #
 # Idempotent and quiet: prints one line per thing it installs, nothing when all
 # is in place, and a tool's full output only when its install fails.
+#
+#   bash scripts/bootstrap.sh          everything the tests need
+#   bash scripts/bootstrap.sh --serve  only what building and serving need (no browser)
 # Can be run (`bash scripts/bootstrap.sh`) or sourced; it exports nothing and
 # leaves the caller's shell options and working directory alone.
 #
 # Installs:
+#   - rustup components rustfmt and clippy (tests only)
 #   - rustup target wasm32-unknown-unknown
 #   - worker-build 0.8.7                     (cargo install --locked)
 #   - wasm-bindgen-cli = the wasm-bindgen version in Cargo.lock
 #     (cargo install without --locked: one of its locked deps is not on crates.io)
 #   - node_modules                            (npm ci, when missing or older than package-lock.json)
-#   - Debian chromium (e2e browser tests) and openssl, via apt-get
+#   - openssl (the admin token, certificate checks) and, for the tests only, Debian chromium
+#     (e2e browser tests), via apt-get
 
 _edgemdm_bootstrap() (
     set -euo pipefail
+
+    local for_tests=1
+    if [ "${1:-}" = "--serve" ]; then
+        for_tests=0
+    fi
 
     local root
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,7 +68,9 @@ _edgemdm_bootstrap() (
 
     # --- Debian packages (one apt-get update at most) ---
     local apt_pkgs=()
-    [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+    if [ "$for_tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+        apt_pkgs+=(chromium)
+    fi
     command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
     if [ "${#apt_pkgs[@]}" -gt 0 ]; then
         apt_install() {
@@ -68,6 +80,18 @@ _edgemdm_bootstrap() (
                 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
         }
         quietly "Debian packages: ${apt_pkgs[*]} (apt-get)" apt_install "${apt_pkgs[@]}"
+    fi
+
+    # --- rustfmt and clippy: `npm test` checks formatting and lints ---
+    if [ "$for_tests" = 1 ]; then
+        local components
+        components="$(rustup component list --installed 2>/dev/null || true)"
+        local c
+        for c in rustfmt clippy; do
+            if ! grep -q "^$c" <<<"$components"; then
+                quietly "rustup component $c" rustup component add "$c"
+            fi
+        done
     fi
 
     # --- Rust wasm target ---
@@ -110,4 +134,4 @@ _edgemdm_bootstrap() (
 
 # The last command's status is the script's exit status when run, and the
 # return status of `source` when sourced.
-_edgemdm_bootstrap
+_edgemdm_bootstrap "$@"

@@ -13,7 +13,7 @@ if [ "${EDGEMDM_SKIP_BUILD:-}" = "1" ]; then
 fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --serve
 
 export PATH="$HOME/.cargo/bin:$PATH"
 # worker-build would otherwise download these; only package registries are reachable here.

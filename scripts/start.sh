@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --serve
 echo "start: building (worker-build --release)..."
 bash scripts/build.sh
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# npm test: native unit tests, one release build, then the e2e tests
+# npm test: formatting and lints (native and wasm32), native unit tests, one
+# release build, then the e2e tests
 # (tests/*.test.mjs, node's built-in runner, one file at a time: each file
 # starts its own wrangler dev). Exits non-zero on any failure.
 set -euo pipefail
@@ -7,6 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 bash scripts/bootstrap.sh
+
+echo "test: cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "test: cargo clippy (native, all targets; wasm32, the Worker)"
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --target wasm32-unknown-unknown --lib -- -D warnings
 
 echo "test: cargo test (native)"
 cargo test

@@ -1,4 +1,9 @@
-//! Small HTTP text helpers, pure.
+//! Small HTTP helpers, pure: body limits and text decoding.
+
+/// Largest JSON body of the admin API (users, enrollment tokens).
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+/// Largest admin command body (a command carries up to 64 KiB of data).
+pub const MAX_COMMAND_JSON_BYTES: usize = 8 * MAX_JSON_BYTES;
 
 /// `%XX` decoding of a path segment or form value (`+` is left alone: see [`form_decode`]).
 pub fn percent_decode(s: &str) -> Option<String> {

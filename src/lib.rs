@@ -1,29 +1,36 @@
 //! edgemdm: a Windows MDM server for Cloudflare Workers.
 //!
 //! The pure core (no `worker` imports, tested natively with `cargo test`):
-//! - [`xml`]: namespace-aware XML tree and writer
-//! - [`proto`]: the wire protocols (SOAP/WS-Trust, discovery, XCEP, WSTEP, provisioning doc)
-//! - [`pki`]: CSR verification, certificate building, renewal PKCS#7
-//! - [`enrollment`], [`ca`], [`users`], [`config`], [`http`]: the services' rules
-//! - [`tokens`], [`login`]: enrollment tokens and the Federated sign-in page
+//! - wire formats: [`xml`] (namespace-aware tree and writer), [`proto`] (SOAP/WS-Trust,
+//!   discovery, XCEP, WSTEP, the provisioning document, OMA-DM SyncML), [`pki`] (CSR
+//!   verification, certificates, renewal PKCS#7), [`codec`] (hex, base64), [`time`], [`http`]
+//! - rules, each with its object's typed calls: [`enroll`] (the enrollment endpoints and the
+//!   enrollment and renewal flows), [`issuer`] (the CA), [`tokens`] (token format and the
+//!   token authority), [`device`] (device records, check-ins, retire), [`commands`] (the
+//!   admin's commands and the queue), [`signin`] (the Federated sign-in page), [`users`]
+//! - what every rule is handed: [`config`], [`context`] (randomness), [`calls`] (the shape of
+//!   an object call)
 //!
-//! The Worker shell, compiled for wasm32 only: [`edge`] (HTTP adapters) and [`objects`]
-//! (Durable Objects and KV, the only code that touches storage).
+//! The Worker shell, compiled for wasm32 only: [`shell`] (routing, HTTP adapters, the Durable
+//! Objects, KV, WebCrypto, the clock and randomness). It decodes, loads, calls the core,
+//! commits and encodes; it decides nothing.
 
-pub mod ca;
+pub mod calls;
+pub mod codec;
+pub mod commands;
 pub mod config;
-pub mod enrollment;
+pub mod context;
+pub mod device;
+pub mod enroll;
 pub mod http;
-pub mod login;
-pub mod management;
+pub mod issuer;
 pub mod pki;
 pub mod proto;
+pub mod signin;
 pub mod time;
 pub mod tokens;
 pub mod users;
 pub mod xml;
 
 #[cfg(target_arch = "wasm32")]
-pub mod edge;
-#[cfg(target_arch = "wasm32")]
-pub mod objects;
+pub mod shell;

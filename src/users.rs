@@ -1,10 +1,12 @@
 //! The user directory's records and password hashes: PBKDF2-HMAC-SHA256 with a per-user random
 //! salt, stored in a self-describing string so the cost can be raised later without breaking
-//! old hashes. The derivation itself runs in WebCrypto at the edge (`edge::password`): native
-//! code, where a wasm PBKDF2 would spend the request's CPU budget many times over.
+//! old hashes. The derivation itself runs in WebCrypto (behind [`Kdf`], implemented by the
+//! shell): native code, where a wasm PBKDF2 would spend the request's CPU budget many times
+//! over. The user records live in KV (behind [`Directory`]).
 
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
-use base64::Engine;
+use crate::calls::StoreError;
+use crate::codec::{decode_base64_unpadded, encode_base64_unpadded};
+use crate::device::DeviceIndexEntry;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -74,13 +76,13 @@ impl PasswordHash {
             return None;
         };
         let iterations = iter.parse::<u32>().ok().filter(|i| (1..=MAX_ITERATIONS).contains(i))?;
-        let salt = B64.decode(salt).ok().filter(|s| !s.is_empty())?;
-        let hash: [u8; 32] = B64.decode(hash).ok()?.try_into().ok()?;
+        let salt = decode_base64_unpadded(salt).filter(|s| !s.is_empty())?;
+        let hash: [u8; 32] = decode_base64_unpadded(hash)?.try_into().ok()?;
         Some(PasswordHash { iterations, salt, hash })
     }
 
     pub fn encode(&self) -> String {
-        format!("pbkdf2-sha256${}${}${}", self.iterations, B64.encode(&self.salt), B64.encode(self.hash))
+        format!("pbkdf2-sha256${}${}${}", self.iterations, encode_base64_unpadded(&self.salt), encode_base64_unpadded(&self.hash))
     }
 
     /// Constant-time comparison with a freshly derived hash.
@@ -92,6 +94,82 @@ impl PasswordHash {
 /// A well-formed hash at the default cost that no password matches in practice: checked when
 /// the user is unknown, so timing does not tell which emails exist.
 pub const DUMMY_HASH: &str = "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$0Ep3B0kvOVIaXq1uqnEXiTyeNYTnRk3a6kHtZlRXpH4";
+
+/// `POST /api/v1/users` as the admin sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+/// A checked [`NewUser`]: the normalised email and the display name to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidUser {
+    pub email: String,
+    pub display_name: String,
+}
+
+impl NewUser {
+    pub fn validate(&self) -> Result<ValidUser, &'static str> {
+        let email = normalize_email(&self.email);
+        if !valid_email(&email) {
+            return Err("email is not a valid address");
+        }
+        if self.password.chars().count() < 8 || self.password.len() > 1024 {
+            return Err("password must be 8 to 1024 characters");
+        }
+        let display_name = self.display_name.clone().unwrap_or_default().trim().to_string();
+        if display_name.len() > 200 || display_name.chars().any(char::is_control) {
+            return Err("display_name must be at most 200 printable characters");
+        }
+        let display_name = if display_name.is_empty() { email.clone() } else { display_name };
+        Ok(ValidUser { email, display_name })
+    }
+}
+
+/// The user directory and the device listing (KV), as the core reads and writes them.
+#[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
+pub trait Directory {
+    async fn user(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError>;
+}
+
+/// PBKDF2-HMAC-SHA256 (WebCrypto in the Worker).
+#[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
+pub trait Kdf {
+    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, StoreError>;
+}
+
+/// Checks a password against a stored hash; malformed hashes never match.
+pub async fn verify_hash<K: Kdf>(kdf: &K, stored: &str, password: &str) -> Result<bool, StoreError> {
+    let Some(h) = PasswordHash::parse(stored) else {
+        return Ok(false);
+    };
+    let derived = kdf.pbkdf2_sha256(password, &h.salt, h.iterations).await?;
+    Ok(h.matches(&derived))
+}
+
+/// A new stored hash for a password.
+pub async fn hash_password<K: Kdf>(kdf: &K, password: &str, salt: [u8; 16], iterations: u32) -> Result<String, StoreError> {
+    let derived = kdf.pbkdf2_sha256(password, &salt, iterations).await?;
+    let hash: [u8; 32] = derived.try_into().map_err(|_| StoreError("PBKDF2 output length".into()))?;
+    Ok(PasswordHash { iterations, salt: salt.to_vec(), hash }.encode())
+}
+
+/// The user whose email and password these are, if any. An unknown user's password is checked
+/// against [`DUMMY_HASH`], so timing does not tell which emails exist.
+pub async fn authenticate<P: Directory + Kdf>(
+    ports: &P,
+    email: &str,
+    password: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    let user = if valid_email(email) { ports.user(email).await? } else { None };
+    let stored = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or(DUMMY_HASH);
+    let ok = verify_hash(ports, stored, password).await?;
+    Ok(user.filter(|_| ok))
+}
 
 #[cfg(test)]
 mod tests {
@@ -137,6 +215,21 @@ mod tests {
         // RFC 7914 §11: PBKDF2-HMAC-SHA256, P="passwd", S="salt", c=1.
         let out = derive("passwd", b"salt", 1);
         assert_eq!(out[..8], [0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f]);
+    }
+
+    #[test]
+    fn new_users_validate() {
+        let u = |email: &str, password: &str, name: Option<&str>| NewUser {
+            email: email.into(),
+            password: password.into(),
+            display_name: name.map(Into::into),
+        };
+        let ok = u(" Alice@Contoso.com", "long enough", None).validate().unwrap();
+        assert_eq!((ok.email.as_str(), ok.display_name.as_str()), ("alice@contoso.com", "alice@contoso.com"));
+        assert_eq!(u("a@b.co", "pw", None).validate(), Err("password must be 8 to 1024 characters"));
+        assert!(u("nope", "long enough", None).validate().is_err());
+        assert!(u("a@b.co", "long enough", Some("bad\u{7}name")).validate().is_err());
+        assert_eq!(u("a@b.co", "long enough", Some(" Al ")).validate().unwrap().display_name, "Al");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! and verification.
 
 use super::tlv::{self, Tlv, BIT_STRING, INTEGER, OCTET_STRING, OID, SEQUENCE};
-use super::{hex_upper, PkiError};
+use super::PkiError;
+use crate::codec::hex_upper;
 use const_oid::db::rfc5280::ID_KP_CLIENT_AUTH;
 use const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
 use const_oid::{AssociatedOid, ObjectIdentifier};
@@ -48,6 +49,19 @@ impl CaKey {
             bytes.fill(0);
             if let Ok(key) = key {
                 return Ok(CaKey(key));
+            }
+        }
+    }
+
+    /// A fresh key from the caller's entropy (the Worker passes the platform's CSPRNG).
+    pub fn generate_with(entropy: &mut impl crate::context::Entropy) -> CaKey {
+        loop {
+            let mut bytes: [u8; 32] = entropy.bytes();
+            // Rejection sampling: zero or >= the group order is refused by from_slice.
+            let key = SigningKey::from_slice(&bytes);
+            bytes.fill(0);
+            if let Ok(key) = key {
+                return CaKey(key);
             }
         }
     }

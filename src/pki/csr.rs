@@ -210,16 +210,10 @@ mod tests {
     use crate::pki::testutil::{openssl, TempDir};
 
     fn wp8_csr() -> Vec<u8> {
-        use base64::Engine as _;
-        let xml = std::fs::read_to_string(
-            "/work/shared/fixtures/devices/wstep_request_onprem_wp80_10517.xml",
-        )
-        .expect("fixture");
+        let xml = include_str!("../proto/testdata/wstep_request_onprem_wp80_10517.xml");
         let start = xml.find("#base64binary\">").expect("BST") + "#base64binary\">".len();
         let end = start + xml[start..].find('<').unwrap();
-        base64::engine::general_purpose::STANDARD
-            .decode(xml[start..end].trim())
-            .unwrap()
+        crate::codec::decode_base64(&xml[start..end]).unwrap()
     }
 
     #[test]

@@ -23,7 +23,6 @@ pub use cert::{
 pub use csr::{parse_csr, Csr};
 pub use renewal::{parse_renewal, Renewal};
 
-use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 
 /// Typed errors of this layer.
@@ -57,12 +56,12 @@ impl std::error::Error for PkiError {}
 
 /// SHA-1 of the DER, 40 upper-case hex chars (Windows' thumbprint form).
 pub fn thumbprint(der: &[u8]) -> String {
-    hex_upper(&Sha1::digest(der))
+    crate::codec::hex_upper(&Sha1::digest(der))
 }
 
 /// PEM armour with 64-char lines.
 pub fn to_pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let b64 = crate::codec::encode_base64(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         // base64 output is ASCII, so any chunk boundary is a char boundary.
@@ -73,15 +72,6 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-pub(crate) fn hex_upper(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
-}
 
 #[cfg(test)]
 mod tests {
@@ -107,9 +97,7 @@ mod tests {
         assert!(lines[2].len() <= 64);
         let body: String = lines[1..lines.len() - 1].concat();
         assert_eq!(
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap(),
+            crate::codec::decode_base64(&body).unwrap(),
             der
         );
     }

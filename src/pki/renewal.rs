@@ -5,7 +5,6 @@ use super::cert::CertParts;
 use super::csr::{self, Csr, Hash};
 use super::tlv::{self, Tlv, OCTET_STRING, OID, SEQUENCE, SET};
 use super::PkiError;
-use base64::Engine as _;
 use const_oid::ObjectIdentifier;
 
 /// A verified renewal request.
@@ -222,9 +221,7 @@ fn decode_base64_text(content: &[u8]) -> Result<Vec<u8>, PkiError> {
         .flat_map(|l| l.chars())
         .filter(|c| !c.is_whitespace())
         .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| tlv::malformed("renewal content is neither DER nor base64"))
+    crate::codec::decode_base64(&b64).ok_or_else(|| tlv::malformed("renewal content is neither DER nor base64"))
 }
 
 #[cfg(test)]
@@ -415,7 +412,7 @@ mod tests {
     #[test]
     fn base64_content_and_missing_certificate() {
         let f = fixture();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&f.new_csr);
+        let b64 = crate::codec::encode_base64(&f.new_csr);
         let wrapped: String = b64
             .as_bytes()
             .chunks(64)

@@ -112,7 +112,7 @@ pub(crate) fn oid_bytes(oid: &'static ObjectIdentifier) -> &'static [u8] {
 pub(crate) fn oid_string(bytes: &[u8]) -> String {
     ObjectIdentifier::from_bytes(bytes)
         .map(|o| o.to_string())
-        .unwrap_or_else(|_| format!("<bad OID {}>", super::hex_upper(bytes)))
+        .unwrap_or_else(|_| format!("<bad OID {}>", crate::codec::hex_upper(bytes)))
 }
 
 /// Decodes a directory-string-like value (any string type) into lossy UTF-8,

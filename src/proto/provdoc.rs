@@ -2,7 +2,7 @@
 //! ([MS-MDE2] §2.2.9.1–5): CertificateStore, the w7 APPLICATION (the OMA-DM account) and
 //! DMClient. Every value is a named field, never a position in a template.
 
-use super::soap::encode_base64;
+use crate::codec::encode_base64;
 use crate::xml::El;
 
 /// `My/User` for EnrollmentType `Full`, `My/System` for `Device`.

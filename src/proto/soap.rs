@@ -4,8 +4,8 @@
 //! Elements are matched by namespace; `wsse:`/`o:` prefixes and default namespaces all work.
 
 use super::ns;
+use crate::codec::decode_base64;
 use crate::xml::{self, El, Element};
-use base64::Engine;
 use std::fmt;
 
 pub use crate::time::format_timestamp;
@@ -78,16 +78,6 @@ impl From<xml::XmlError> for SoapError {
     fn from(e: xml::XmlError) -> Self {
         SoapError::Xml(e)
     }
-}
-
-/// Decodes base64 leniently about whitespace (devices and samples wrap lines).
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
-}
-
-pub fn encode_base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Parses a SOAP 1.2 envelope.

@@ -2,7 +2,7 @@
 //! ([MS-WSTEP] §3.1.4.1, [MS-MDE2] §3.4, §2.2.9).
 
 use super::ns;
-use super::soap::{decode_base64, encode_base64};
+use crate::codec::{decode_base64, encode_base64};
 use crate::xml::{El, Element};
 use std::fmt;
 
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(coll.children_named(ns::WST, "RequestSecurityTokenResponse").count(), 1);
         let bst = coll.descendant(ns::WSSE, "BinarySecurityToken").unwrap();
         assert_eq!(bst.attr("ValueType"), Some(ns::VT_PROVISION_DOC));
-        assert_eq!(soap::decode_base64(&bst.text()).unwrap(), b"<wap-provisioningdoc/>");
+        assert_eq!(crate::codec::decode_base64(&bst.text()).unwrap(), b"<wap-provisioningdoc/>");
         let ts = root.descendant(ns::WSU, "Created").unwrap();
         assert_eq!(ts.text(), "1970-01-01T00:00:00.000Z");
     }

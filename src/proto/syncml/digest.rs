@@ -1,11 +1,10 @@
-//! OMA-DM credentials (`management.md` §6.2, `enrollment.md` §7.3).
+//! OMA-DM credentials (OMA-DM 1.2 Security §5.3; [MS-MDM] §1.3.1; [MS-MDE2] §2.2.9.5).
 //!
 //! `syncml:auth-md5`: `Data = B64(MD5(B64(MD5(name ":" secret)) ":" nonce))` where `nonce` is the
 //! raw bytes (the base64-decoded `NextNonce`/`AAUTHDATA`), never its base64 text. The server
 //! stores only the inner `B64(MD5(name ":" secret))` ([`secret_hash`]), not the secret.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use crate::codec::{decode_base64, encode_base64};
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
@@ -15,7 +14,7 @@ pub fn secret_hash(name: &str, secret: &str) -> String {
     h.update(name.as_bytes());
     h.update(b":");
     h.update(secret.as_bytes());
-    STANDARD.encode(h.finalize())
+    encode_base64(&h.finalize())
 }
 
 /// The `syncml:auth-md5` credential over a stored [`secret_hash`] and the nonce bytes.
@@ -24,7 +23,7 @@ pub fn md5_credential(secret_hash_b64: &str, nonce: &[u8]) -> String {
     h.update(secret_hash_b64.as_bytes());
     h.update(b":");
     h.update(nonce);
-    STANDARD.encode(h.finalize())
+    encode_base64(&h.finalize())
 }
 
 /// Checks a device's `syncml:auth-md5` `Cred/Data` in constant time. Surrounding whitespace in
@@ -37,13 +36,13 @@ pub fn verify_md5(secret_hash_b64: &str, nonce: &[u8], cred_b64: &str) -> bool {
 
 /// The `syncml:auth-basic` credential: `B64(name ":" secret)`.
 pub fn basic_credential(name: &str, secret: &str) -> String {
-    STANDARD.encode(format!("{name}:{secret}"))
+    encode_base64(format!("{name}:{secret}").as_bytes())
 }
 
 /// Checks a `syncml:auth-basic` credential against the stored [`secret_hash`]: decodes it, requires
 /// `name` before the first `:`, and compares `B64(MD5(decoded))` with the hash.
 pub fn verify_basic(name: &str, secret_hash_b64: &str, cred_b64: &str) -> bool {
-    let Ok(raw) = STANDARD.decode(cred_b64.trim()) else {
+    let Some(raw) = decode_base64(cred_b64.trim()) else {
         return false;
     };
     let Some(colon) = raw.iter().position(|&b| b == b':') else {
@@ -52,14 +51,14 @@ pub fn verify_basic(name: &str, secret_hash_b64: &str, cred_b64: &str) -> bool {
     if &raw[..colon] != name.as_bytes() {
         return false;
     }
-    let got = STANDARD.encode(Md5::digest(&raw));
+    let got = encode_base64(&Md5::digest(&raw));
     got.len() == secret_hash_b64.len()
         && bool::from(got.as_bytes().ct_eq(secret_hash_b64.as_bytes()))
 }
 
 /// Standard base64 with padding (how `NextNonce` is written).
 pub fn encode_nonce(nonce: &[u8]) -> String {
-    STANDARD.encode(nonce)
+    encode_base64(nonce)
 }
 
 #[cfg(test)]
@@ -81,7 +80,8 @@ mod tests {
 
     #[test]
     fn index_vectors() {
-        // shared/fixtures/ms-docs/management/INDEX.md §7.
+        // Vectors for the formula of [MS-MDM] §1.3.1 and OMA-DM 1.2 Security §5.3, computed with
+        // Python's hashlib.
         let dummy = secret_hash("dummy", "dummy");
         assert_eq!(dummy, "vEY9a4AQ+TKUDm1lrV6WMw==");
         assert_eq!(md5_credential(&dummy, b"nonce"), "tUtL9qTcnoMqyPx3vgpNAQ==");

@@ -1,7 +1,8 @@
 //! SyncML 1.2 elements as OMA-DM uses them: one Rust type per element, parsed from an
 //! [`xml::Element`](crate::xml::Element) and built back with [`xml::El`](crate::xml::El).
 //!
-//! Parsing follows `management.md` §2.2: SyncML elements are matched by local name in the root's
+//! Parsing accepts what [MS-MDM] §2.2.4.1 and §3.1.5 prescribe and the variants found in
+//! Microsoft's published samples: SyncML elements are matched by local name in the root's
 //! namespace (`SYNCML:SYNCML1.2`; any `SYNCML:SYNCML1.x` in any case, or none, is tolerated),
 //! `Meta` children (`Type`, `Format`, `NextNonce` …) by local name in any namespace (`syncml:metinf`
 //! and its misspellings); every text value is trimmed; unknown elements are skipped (unknown
@@ -443,7 +444,9 @@ impl Command {
 }
 
 fn parse_meta_into(m: &mut Meta, e: &Element) {
-    // Any namespace: syncml:metinf, "syncml:metinf " and syncml:metinfo all occur (INDEX.md).
+    // Any namespace: syncml:metinf, "syncml:metinf " and syncml:metinfo all occur (Microsoft Learn
+    // "Microsoft Entra integration with MDM" and "Disconnecting from the management
+    // infrastructure (unenrollment)" samples).
     for c in e.elements() {
         let slot = match c.name.as_str() {
             "Format" => &mut m.format,

@@ -1,4 +1,6 @@
-//! OMA-DM 1.2 over SyncML 1.2, as Windows MDM speaks it (`shared/protocol/management.md`).
+//! OMA-DM 1.2 over SyncML 1.2, as Windows MDM speaks it ([MS-MDM], OMA-DM 1.2 Protocol).
+//!
+//! * [`codes`]: status and alert codes, named.
 //!
 //! * [`message`]: one type per SyncML element, parsed from and built into [`crate::xml`] trees.
 //! * [`digest`]: the `syncml:auth-md5` credential.
@@ -6,6 +8,7 @@
 //!   command queue, the time and fresh randomness in; the reply document, events and the next
 //!   state out. No I/O, no storage, no clock, no randomness of its own.
 
+pub mod codes;
 pub mod digest;
 pub mod message;
 pub mod session;

@@ -1,4 +1,4 @@
-//! The sans-IO OMA-DM session engine (`management.md` §3–§6).
+//! The sans-IO OMA-DM session engine (OMA-DM 1.2 Protocol §6–§9; [MS-MDM] §2.2, §3.1.5).
 //!
 //! [`handle_message`] takes one device message with everything the engine needs from outside —
 //! the device's credentials, the command queue, the time and a fresh nonce — and returns the
@@ -9,30 +9,37 @@
 //! that got no Status by the end of the session stays the caller's to resend in a later session
 //! ([`Event::CommandSent`], [`Event::CommandStatus`], [`SessionState::unacknowledged`]).
 //!
-//! Behaviour, by `management.md` section:
-//! * §6.3 authentication: the first message of every session must carry a valid `Cred`
-//!   (`syncml:auth-md5` over the current nonce; `syncml:auth-basic` only if allowed). Missing →
-//!   SyncHdr 407, wrong → 401, both with a `Chal` carrying a fresh nonce, statuses only and
-//!   `Final`; one challenge per session, a second failure gets 401 without `Chal` and ends the
-//!   session. Success → 212 with a `Chal`/`NextNonce` for the next session; the used nonce is
-//!   replaced at once, so a replayed message fails.
-//! * §5.2 statuses: SyncHdr first (CmdRef 0), then each Alert, Replace and any other device
-//!   command in order; none for Status or Results (except 213 for a `MoreData` chunk).
-//! * §3.2–§4.3 packages: a device message without `Final` gets statuses and `Alert 1222`; a final
-//!   one gets statuses and the next batch of queued commands that fits the device's MaxMsgSize,
-//!   with `Final` (each server message is a whole package); when nothing is left to send the
-//!   reply is statuses + `Final` and the session is over.
-//! * §9.1 unenrollment: `Alert 1226` with Meta Type `com.microsoft:mdm.unenrollment.userrequest`
+//! Behaviour, with the public sections it follows:
+//! * authentication (OMA-DM 1.2 Protocol §9; OMA-DM 1.2 Security §5.3; [MS-MDM] §1.3.1;
+//!   Microsoft Learn "OMA DM protocol support"): the first message of every session must carry
+//!   a valid `Cred` (`syncml:auth-md5` over the current nonce; `syncml:auth-basic` only if
+//!   allowed). Missing → SyncHdr 407, wrong → 401, both with a `Chal` carrying a fresh nonce,
+//!   statuses only and `Final`; one challenge per session, a second failure gets 401 without
+//!   `Chal` and ends the session. Success → 212 with a `Chal`/`NextNonce` for the next session;
+//!   the used nonce is replaced at once, so a replayed message fails.
+//! * statuses ([MS-MDM] §2.2.6.1; OMA-DM 1.2 Protocol §8.4, §8.6, §8.7; OMA-DM 1.2
+//!   Representation Protocol, Status restrictions): SyncHdr first (CmdRef 0), then each Alert,
+//!   Replace and any other device command in order; none for Status or Results (except 213 for
+//!   a `MoreData` chunk, OMA-DM 1.2 Protocol §7).
+//! * packages (OMA-DM 1.2 Protocol §6–§8; [MS-MDM] §2.2.5.3 for MaxMsgSize): a device message
+//!   without `Final` gets statuses and `Alert 1222`; a final one gets statuses and the next
+//!   batch of queued commands that fits the device's MaxMsgSize, with `Final` (each server
+//!   message is a whole package); when nothing is left to send the reply is statuses + `Final`
+//!   and the session is over.
+//! * unenrollment (Microsoft Learn "Disconnecting from the management infrastructure
+//!   (unenrollment)"): `Alert 1226` with Meta Type `com.microsoft:mdm.unenrollment.userrequest`
 //!   → [`Event::Unenrolled`], no commands, the session closes.
 
 use serde::{Deserialize, Serialize};
 
+use super::codes::*;
 use super::digest;
 use super::message::*;
 use super::SyncMlError;
 
-/// Reply budget when the device states no MaxMsgSize (`management.md` §4.3). A single command
-/// larger than this is still sent, alone.
+/// Reply budget when the device states no MaxMsgSize (OMA-DM 1.2 Protocol §7,
+/// [MS-MDM] §2.2.5.3; no public document gives a default, so the value is ours). A single
+/// command larger than this is still sent, alone.
 pub const DEFAULT_MAX_MSG_SIZE: usize = 65535;
 /// A session silent for longer than this is abandoned; the next message starts a new one.
 pub const SESSION_TIMEOUT_SECS: u64 = 600;
@@ -41,7 +48,8 @@ pub const UNENROLL_ALERT_TYPE: &str = "com.microsoft:mdm.unenrollment.userreques
 pub const AUTH_MD5: &str = "syncml:auth-md5";
 pub const AUTH_BASIC: &str = "syncml:auth-basic";
 
-/// The device's OMA-DM credentials (APPSRV `AAUTHNAME`/`AAUTHSECRET`, `enrollment.md` §7.3).
+/// The device's OMA-DM credentials (APPSRV `AAUTHNAME`/`AAUTHSECRET`, [MS-MDE2] §2.2.9.5;
+/// Microsoft Learn "w7 APPLICATION CSP").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceAuth {
     /// `AAUTHNAME`: the digest user name (also `SyncHdr/Source/LocName`).
@@ -246,7 +254,10 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                 session_id: msg.hdr.session_id.clone(),
                 device_id: msg.hdr.source.loc_uri.clone(),
                 alert: msg.body.commands.iter().find_map(|c| match c {
-                    Command::Alert(a) if a.data == "1201" || a.data == "1200" => {
+                    Command::Alert(a)
+                        if a.data == ALERT_CLIENT_INITIATED_MGMT
+                            || a.data == ALERT_SERVER_INITIATED_MGMT =>
+                    {
                         Some(a.data.clone())
                     }
                     _ => None,
@@ -277,10 +288,11 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
 
     let mut reply = Reply::new(&msg, &sess, input.server_url);
 
-    // Authentication (§6.3): before anything in the body is looked at.
+    // Authentication (OMA-DM 1.2 Protocol §9; OMA-DM 1.2 Security §5.3): before anything in the
+    // body is looked at.
     let mut hdr_chal = None;
     let hdr_code = if sess.authenticated {
-        200
+        CODE_OK
     } else {
         match check_cred(&msg.hdr, input.auth, &nonce) {
             Ok(()) => {
@@ -288,7 +300,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                 nonce = input.fresh_nonce.to_vec();
                 hdr_chal = Some(md5_chal(&nonce));
                 events.push(Event::Authenticated);
-                212
+                CODE_AUTHENTICATION_ACCEPTED
             }
             Err(code) => {
                 let challenged = !sess.challenged;
@@ -317,7 +329,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
         // Statuses only (none executed), Final. Without a challenge the session is over.
         for c in &msg.body.commands {
             if needs_status(c) {
-                reply.status(reply.status_for(c, "200"));
+                reply.status(reply.status_for(c, STATUS_OK));
             }
         }
         let ended = reply.statuses[0].chal.is_none();
@@ -367,7 +379,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                 let items: Vec<ResultItem> =
                     r.items.iter().map(|i| result_item(i, r.meta.as_ref())).collect();
                 if items.iter().any(|i| i.more_data) {
-                    reply.status(reply.status_for(c, "213"));
+                    reply.status(reply.status_for(c, STATUS_CHUNKED_ITEM_ACCEPTED));
                 }
                 events.push(Event::CommandResults {
                     id,
@@ -378,15 +390,17 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
             }
             Command::Alert(a) => {
                 let code = match a.data.as_str() {
-                    "1200" | "1201" | "1222" => "200",
-                    "1223" => {
+                    ALERT_SERVER_INITIATED_MGMT | ALERT_CLIENT_INITIATED_MGMT | ALERT_NEXT_MESSAGE => {
+                        STATUS_OK
+                    }
+                    ALERT_SESSION_ABORT => {
                         aborted = true;
                         events.push(Event::SessionAborted);
-                        "200"
+                        STATUS_OK
                     }
-                    "1224" | "1226" => {
+                    ALERT_GENERIC | ALERT_CLIENT_EVENT => {
                         let items: Vec<AlertItem> = a.items.iter().map(alert_item).collect();
-                        let unenroll = a.data == "1226"
+                        let unenroll = a.data == ALERT_CLIENT_EVENT
                             && items
                                 .iter()
                                 .any(|i| i.type_.as_deref() == Some(UNENROLL_ALERT_TYPE));
@@ -395,9 +409,9 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                             unenrolled = true;
                             events.push(Event::Unenrolled);
                         }
-                        "200"
+                        STATUS_OK
                     }
-                    _ => "406",
+                    _ => STATUS_NOT_SUPPORTED,
                 };
                 if !a.no_resp {
                     reply.status(reply.status_for(c, code));
@@ -415,19 +429,19 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                     }
                 }
                 if !r.no_resp {
-                    reply.status(reply.status_for(c, "200"));
+                    reply.status(reply.status_for(c, STATUS_OK));
                 }
             }
-            // Devices send only Replace, Alert, Results and Status (§3.1).
+            // Devices send only Replace, Alert, Results and Status (OMA-DM 1.2 Protocol §8).
             other => {
                 if needs_status(other) {
-                    reply.status(reply.status_for(other, "406"));
+                    reply.status(reply.status_for(other, STATUS_NOT_SUPPORTED));
                 }
             }
         }
     }
 
-    // What follows the statuses (§3.3).
+    // What follows the statuses (OMA-DM 1.2 Protocol §6 for a non-final message, §8 packages).
     if !msg.body.is_final && !aborted {
         // More device messages in this package: ask for the next one, send nothing else.
         reply.next_message_alert();
@@ -458,17 +472,19 @@ fn check_cred(hdr: &SyncHdr, auth: &DeviceAuth, nonce: &[u8]) -> Result<(), u16>
     if auth.client_certificate {
         return Ok(());
     }
-    let Some(cred) = &hdr.cred else { return Err(407) };
+    let Some(cred) = &hdr.cred else {
+        return Err(CODE_MISSING_CREDENTIALS);
+    };
     if cred.data.is_empty() {
-        return Err(407);
+        return Err(CODE_MISSING_CREDENTIALS);
     }
     if hdr.source.loc_name.as_deref().is_some_and(|n| n != auth.name) {
-        return Err(401);
+        return Err(CODE_INVALID_CREDENTIALS);
     }
     // OMA: Cred Type defaults to auth-basic; Format must be b64.
     let meta = cred.meta.clone().unwrap_or_default();
     if meta.format.as_deref().is_some_and(|f| f != "b64") {
-        return Err(401);
+        return Err(CODE_INVALID_CREDENTIALS);
     }
     let ok = match meta.type_.as_deref().unwrap_or(AUTH_BASIC) {
         AUTH_MD5 => digest::verify_md5(&auth.secret_hash, nonce, &cred.data),
@@ -480,7 +496,7 @@ fn check_cred(hdr: &SyncHdr, auth: &DeviceAuth, nonce: &[u8]) -> Result<(), u16>
     if ok {
         Ok(())
     } else {
-        Err(401)
+        Err(CODE_INVALID_CREDENTIALS)
     }
 }
 
@@ -495,7 +511,8 @@ fn md5_chal(nonce: &[u8]) -> Chal {
     }
 }
 
-/// Status and Results get no Status (§5.2); nor does a command without a CmdID to refer to.
+/// Status and Results get no Status ([MS-MDM] §2.2.6.1; OMA-DM 1.2 Representation Protocol,
+/// Status restrictions); nor does a command without a CmdID to refer to.
 fn needs_status(c: &Command) -> bool {
     !matches!(c, Command::Status(_) | Command::Results(_)) && !c.cmd_id().is_empty()
 }
@@ -595,7 +612,7 @@ impl Reply {
 
     fn next_message_alert(&mut self) {
         let cmd_id = self.take_cmd_id();
-        self.next_message = Some(Alert { cmd_id, data: "1222".into(), ..Default::default() });
+        self.next_message = Some(Alert { cmd_id, data: ALERT_NEXT_MESSAGE.into(), ..Default::default() });
     }
 
     fn message(&self, is_final: bool) -> SyncMl {

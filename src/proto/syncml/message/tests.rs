@@ -6,7 +6,12 @@ macro_rules! fixture {
     };
 }
 
-/// Copies of `shared/fixtures/ms-docs/management/` (see its INDEX.md for the defects).
+/// Microsoft's published SyncML samples, kept byte for byte (defects included) in
+/// `src/proto/syncml/testdata/`: `*.msmdm.xml` from [MS-MDM] (§2.2.2, §3, §3.1.5, §3.2.5.1.5–6,
+/// §4), the others from Microsoft Learn ("OMA DM protocol support", "Structure of OMA DM
+/// provisioning files", "Understanding ADMX policies", "Microsoft Entra integration with MDM",
+/// "Disconnecting from the management infrastructure (unenrollment)" and the DMClient,
+/// RemoteLock and EnterpriseDesktopAppManagement CSP pages).
 const FIXTURES: &[(&str, &str)] = &[
     fixture!("admx_disable_replace_request.xml"),
     fixture!("admx_enable_replace_request.xml"),

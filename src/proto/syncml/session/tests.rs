@@ -566,7 +566,8 @@ fn other_generic_alerts_do_not_unenroll() {
 
 #[test]
 fn non_final_message_gets_alert_1222_only() {
-    // Keep-alive (§3.5): Alert 1224 requestpending without Final.
+    // Keep-alive (Microsoft Learn "DMClient CSP", EnableOmaDmKeepAliveMessage;
+    // [MS-MDE2] §2.2.9.3): Alert 1224 requestpending without Final.
     let ka = alert(
         "2",
         "1224",

@@ -1,9 +1,10 @@
-//! Device management, pure: the admin's commands and their records, the queue's rules
+//! Management commands, pure: the admin's commands and their records, the queue's rules
 //! (order, at-least-once delivery, attempt limits) and how a SyncML session's events change a
 //! device. The device Durable Object loads the state, calls these, and stores the result.
 
-use crate::enrollment::{DeviceRecord, DeviceStatus};
-use crate::proto::soap::decode_base64;
+use crate::device::{DeviceRecord, DeviceStatus};
+use crate::codec::decode_base64;
+use crate::proto::syncml::codes;
 use crate::time::format_timestamp;
 use crate::proto::syncml::message::{
     Add, Command, Delete, Exec, Get, Item, Meta, Replace, Source, Status, SyncBody, SyncHdr, SyncMl, Target,
@@ -389,7 +390,7 @@ pub fn apply_events(
             Event::CommandStatus { id: Some(id), code, nested: false, .. } => {
                 if let Some(r) = commands.get_mut(id) {
                     r.status_code = Some(code.clone());
-                    let ok = code.starts_with('2');
+                    let ok = codes::is_success(code);
                     r.finish(if ok { CommandState::Acknowledged } else { CommandState::Failed }, now);
                     if ok && matches!(r.request, CommandRequest::Unenroll { .. }) {
                         unenroll(record, mgmt, &mut applied);
@@ -445,7 +446,7 @@ pub fn refusal(message: &SyncMl, code: u16, server_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrollment::{CertRef, DeviceIdentity, EnrollmentType};
+    use crate::device::{CertRef, DeviceIdentity, EnrollmentType};
 
     fn req(json: &str) -> Result<CommandRequest, String> {
         CommandRequest::from_json(json.as_bytes())

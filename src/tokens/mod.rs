@@ -1,6 +1,6 @@
 //! Enrollment tokens, pure: their format, signing and verification, and the sign-in rate-limit
 //! window. The key and all state (single use, use counters, failure counters) live in the
-//! `TokenAuthority` Durable Object (`objects::tokens`), which calls these functions.
+//! token authority Durable Object, whose rules are [`authority`].
 //!
 //! Format (ASCII, at most [`MAX_TOKEN_LEN`] bytes):
 //!
@@ -16,8 +16,9 @@
 //!
 //! The payload is parsed only after its MAC checks out.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
+pub mod authority;
+
+use crate::codec::{decode_base64url, encode_base64url};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -93,6 +94,20 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
+/// Between the object and its callers a refusal travels as its stable code.
+impl Serialize for TokenError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Ok(TokenError::from_code(&code))
+    }
+}
+
 impl TokenError {
     /// A stable machine name, used between the object and the edge.
     pub fn code(&self) -> &'static str {
@@ -136,9 +151,9 @@ fn mac(key: &[u8], signed_part: &str) -> Hmac<Sha256> {
 /// Signs claims into a token.
 pub fn sign(key: &[u8], claims: &Claims) -> String {
     let payload = serde_json::to_vec(claims).unwrap_or_default();
-    let signed_part = format!("{VERSION}.{}", B64URL.encode(payload));
+    let signed_part = format!("{VERSION}.{}", encode_base64url(&payload));
     let tag = mac(key, &signed_part).finalize().into_bytes();
-    format!("{signed_part}.{}", B64URL.encode(tag))
+    format!("{signed_part}.{}", encode_base64url(&tag))
 }
 
 /// Checks a token's form, signature and expiry, and returns its claims. State (single use,
@@ -157,10 +172,10 @@ pub fn verify(key: &[u8], token: &str, now_secs: u64) -> Result<Claims, TokenErr
     if version != VERSION {
         return Err(TokenError::WrongVersion);
     }
-    let tag = B64URL.decode(tag).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let tag = decode_base64url(tag).ok_or(TokenError::Malformed("signature is not base64url"))?;
     let signed_part = &token[..version.len() + 1 + payload.len()];
     mac(key, signed_part).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
-    let payload = B64URL.decode(payload).map_err(|_| TokenError::Malformed("payload is not base64url"))?;
+    let payload = decode_base64url(payload).ok_or(TokenError::Malformed("payload is not base64url"))?;
     let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed("payload"))?;
     if claims.sub.is_empty() || claims.jti.is_empty() {
         return Err(TokenError::Malformed("payload"));
@@ -253,9 +268,9 @@ mod tests {
             assert_eq!(verify(&KEY, &forged, NOW), Err(TokenError::BadSignature));
         }
         // A flipped signature bit.
-        let mut bytes = B64URL.decode(sig).unwrap();
+        let mut bytes = decode_base64url(sig).unwrap();
         bytes[0] ^= 1;
-        let flipped = format!("{}.{}", &t[..t.rfind('.').unwrap()], B64URL.encode(bytes));
+        let flipped = format!("{}.{}", &t[..t.rfind('.').unwrap()], encode_base64url(&bytes));
         assert_eq!(verify(&KEY, &flipped, NOW), Err(TokenError::BadSignature));
         // No signature at all, an empty one.
         assert_eq!(verify(&KEY, &format!("{}.", &t[..t.rfind('.').unwrap()]), NOW), Err(TokenError::BadSignature));
@@ -298,8 +313,8 @@ mod tests {
         assert_eq!(verify(&KEY, &"A".repeat(MAX_TOKEN_LEN + 1), NOW), Err(TokenError::Malformed("too long")));
         // Correctly signed, but the payload is not claims.
         for payload in [&b"not json"[..], b"{}", br#"{"typ":"login","sub":"","exp":1,"jti":"x"}"#, br#"{"typ":"admin","sub":"a","exp":1,"jti":"x"}"#] {
-            let part = format!("v1.{}", B64URL.encode(payload));
-            let t = format!("{part}.{}", B64URL.encode(mac(&KEY, &part).finalize().into_bytes()));
+            let part = format!("v1.{}", encode_base64url(&payload));
+            let t = format!("{part}.{}", encode_base64url(&mac(&KEY, &part).finalize().into_bytes()));
             assert!(matches!(verify(&KEY, &t, 0), Err(TokenError::Malformed(_))), "{}", String::from_utf8_lossy(payload));
         }
         assert!(!looks_like_token("correct horse battery"));

@@ -1,9 +1,16 @@
-//! The Federated sign-in page (`/windows-web-agent`), pure: validation of the attacker-
-//! controlled `appru`, and the HTML of the sign-in form, the end page that posts `wresult` back
+//! The Federated sign-in page (`/windows-web-agent`), pure: its flow ([`page`], [`submit`]:
+//! rate limit, token or password, login token), validation of the attacker-controlled
+//! `appru`, and the HTML of the sign-in form, the end page that posts `wresult` back
 //! to the enrollment client, and the refusal pages. Everything echoed is HTML-escaped; pages
 //! carry no external resources and only nonce'd inline style and script, under the
 //! [`Page::csp`] policy.
 
+use crate::calls::StoreError;
+use crate::device::valid_device_id;
+use crate::enroll::flow::Authority;
+use crate::tokens::authority::{Stage, TokenCall, TokenCallError, TokenReply};
+use crate::tokens::{looks_like_token, RateLimit};
+use crate::users::{normalize_email, Directory, Kdf};
 use std::fmt;
 
 /// Longest `appru` accepted. Real ones (`ms-app://windows.immersivecontrolpanel`, package SIDs
@@ -257,6 +264,105 @@ pub fn message_page(org_name: &str, message: &str, nonce: &str, status: u16) -> 
         escape(message)
     );
     Page { status, html: document(org_name, nonce, &body, None), csp: csp(nonce, false, "'none'") }
+}
+
+/// Client address key when the request has no `CF-Connecting-IP` (local development).
+pub const LOCAL_CLIENT: &str = "local";
+/// Largest sign-in form body read.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// What the sign-in page needs besides the request.
+pub struct SigninSettings<'a> {
+    pub org_name: &'a str,
+    pub allow_loopback_appru: bool,
+    pub limit: RateLimit,
+    pub login_token_ttl_secs: u32,
+}
+
+/// `GET /windows-web-agent?appru=…&login_hint=…[&device_id=…]`: the form, or a refusal page
+/// for a bad `appru`. `query`: the decoded query pairs in order; the first of each name counts.
+pub fn page(query: &[(String, String)], s: &SigninSettings<'_>, nonce: &str) -> (Page, Option<String>) {
+    let first = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let appru = match validate_appru(first("appru"), s.allow_loopback_appru) {
+        Ok(a) => a,
+        Err(e) => return (message_page(s.org_name, MSG_BAD_APPRU, nonce, 400), Some(format!("sign-in page: {e}"))),
+    };
+    let email = clean_hint(first("login_hint"));
+    let form = LoginForm {
+        org_name: s.org_name,
+        appru: &appru.url,
+        email: &email,
+        device_id: first("device_id").filter(|d| valid_device_id(d)),
+        error: None,
+    };
+    (login_page(&form, nonce, 200), None)
+}
+
+/// `POST /windows-web-agent` (form: `appru`, `email`, `password`, optional `device_id`):
+/// counts the attempt against the email and the client address, then accepts an enrollment
+/// token typed as the password (handed to Windows as it is: its uses are spent at enrollment)
+/// or the user's password (a fresh single-use login token). `fields`: `None` when the body was
+/// too large or not a form. Returns the page and what to log.
+pub async fn submit<P: Authority + Directory + Kdf>(
+    ports: &P,
+    s: &SigninSettings<'_>,
+    fields: Option<&[(String, String)]>,
+    client: Option<&str>,
+    nonce: &str,
+) -> Result<(Page, Option<String>), StoreError> {
+    let field = |name: &str| fields.and_then(|f| f.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+    let appru = match validate_appru(field("appru").as_deref(), s.allow_loopback_appru) {
+        Ok(a) => a,
+        Err(e) => return Ok((message_page(s.org_name, MSG_BAD_APPRU, nonce, 400), Some(format!("sign-in page: {e}")))),
+    };
+    let typed_email = clean_hint(field("email").as_deref());
+    let email = normalize_email(&typed_email);
+    let password = field("password").unwrap_or_default();
+    let device = field("device_id").filter(|d| valid_device_id(d));
+    let again = |error: &str, status: u16| {
+        let form = LoginForm {
+            org_name: s.org_name,
+            appru: &appru.url,
+            email: &typed_email,
+            device_id: device.as_deref(),
+            error: Some(error),
+        };
+        Ok((login_page(&form, nonce, status), None))
+    };
+    if email.is_empty() || password.is_empty() {
+        return again(MSG_MISSING_FIELDS, 200);
+    }
+
+    let client = client.filter(|a| !a.is_empty() && a.len() <= 64).unwrap_or(LOCAL_CLIENT);
+    let keys = vec![format!("email:{email}"), format!("ip:{client}")];
+    match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit: s.limit }).await? {
+        Ok(_) => {}
+        Err(TokenCallError::RateLimited { .. }) => return again(MSG_RATE_LIMITED, 429),
+        Err(e) => return Err(StoreError(format!("token authority refused the attempt: {e:?}"))),
+    }
+
+    if looks_like_token(&password) {
+        let call = TokenCall::Use {
+            token: password.clone(),
+            stage: Stage::Check,
+            device_id: device.clone(),
+            email: Some(email.clone()),
+        };
+        if let Ok(TokenReply::Accepted { .. }) = ports.tokens(call).await? {
+            ports.tokens(TokenCall::Release { keys }).await?.map_err(|e| StoreError(format!("{e:?}")))?;
+            return Ok((end_page(s.org_name, &appru, &password, nonce), None));
+        }
+    }
+
+    if crate::users::authenticate(ports, &email, &password).await?.is_none() {
+        return again(MSG_BAD_CREDENTIALS, 200);
+    }
+    let call =
+        TokenCall::IssueLogin { sub: email, dev: device, ttl_secs: s.login_token_ttl_secs.into(), release: keys };
+    match ports.tokens(call).await? {
+        Ok(TokenReply::LoginIssued { token, .. }) => Ok((end_page(s.org_name, &appru, &token, nonce), None)),
+        other => Err(StoreError(format!("token authority answered {other:?}"))),
+    }
 }
 
 #[cfg(test)]

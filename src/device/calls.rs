@@ -1,0 +1,601 @@
+//! The device Durable Object's operations, pure: one typed call each ([`DeviceCall`] →
+//! [`DeviceReply`] or [`DeviceError`]), with the enrollment, renewal, command queue and
+//! retire rules. The object reads through [`DeviceStorage`], commits the returned writes in
+//! one batch, then carries out the returned [`DeviceEffect`]s (the listing, revocation).
+
+use super::checkin::{checkin, Checkin, CheckinInput, CheckinState};
+use super::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
+use crate::calls::StoreError;
+use crate::commands::{self, CommandRecord, CommandRequest, Management, MAX_PENDING};
+use crate::config::PROVIDER_ID;
+use crate::proto::syncml::session::SessionState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An operation of the device object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DeviceCall {
+    /// The record and management state (never the credentials).
+    Record,
+    /// A new enrollment (or a re-enrollment) of this device.
+    Enroll { record: Box<DeviceRecord>, credentials: DmCredentials },
+    /// The device got a new certificate.
+    Renewed { certificate: CertRef, renewed_at: String },
+    /// One SyncML message from the device.
+    SyncMl { message: String, server_url: String, client_cert: Option<String>, max_attempts: u32 },
+    QueueCommand { request: CommandRequest },
+    ListCommands,
+    GetCommand { id: String },
+    /// Queue the unenrollment; the device is retired when it acknowledges it or says it left.
+    Retire,
+}
+
+/// What `Record` shows: the record and the management state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    #[serde(flatten)]
+    pub record: DeviceRecord,
+    #[serde(flatten)]
+    pub mgmt: Management,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetireStatus {
+    Retiring,
+    Retired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceReply {
+    View(Box<DeviceView>),
+    Record(Box<DeviceRecord>),
+    /// The SyncML reply document (HTTP 200).
+    SyncMl(String),
+    Queued { id: String, status: commands::CommandState },
+    Commands(Vec<CommandRecord>),
+    Command(Box<CommandRecord>),
+    Retire { device_id: String, status: RetireStatus },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceError {
+    NoSuchDevice,
+    NotEnrolled,
+    NoSuchCommand,
+    QueueFull,
+    /// The body is not a SyncML message the engine can handle.
+    MalformedSyncMl(String),
+}
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceError::NoSuchDevice => f.write_str("no such device"),
+            DeviceError::NotEnrolled => f.write_str("the device is not enrolled"),
+            DeviceError::NoSuchCommand => f.write_str("no such command"),
+            DeviceError::QueueFull => write!(f, "the device already has {MAX_PENDING} commands waiting"),
+            DeviceError::MalformedSyncMl(e) => write!(f, "malformed SyncML: {e}"),
+        }
+    }
+}
+
+/// What the device object reads.
+#[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
+pub trait DeviceStorage {
+    async fn record(&self) -> Result<Option<DeviceRecord>, StoreError>;
+    async fn credentials(&self) -> Result<Option<DmCredentials>, StoreError>;
+    async fn mgmt(&self) -> Result<Option<Management>, StoreError>;
+    async fn session(&self) -> Result<Option<SessionState>, StoreError>;
+    async fn pending(&self) -> Result<Vec<String>, StoreError>;
+    async fn command_seq(&self) -> Result<u64, StoreError>;
+    async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError>;
+    async fn commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
+}
+
+/// The device object's writes, committed together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceWrite {
+    Record(DeviceRecord),
+    Credentials(DmCredentials),
+    Mgmt(Management),
+    Session(SessionState),
+    Pending(Vec<String>),
+    CommandSeq(u64),
+    Command(CommandRecord),
+}
+
+/// Work on other stores once the writes are committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceEffect {
+    /// Update the device listing.
+    Index(DeviceIndexEntry),
+    /// Revoke the certificates of a retired device.
+    Revoke { serials: Vec<String> },
+}
+
+#[derive(Debug)]
+pub struct DeviceOutcome {
+    pub reply: Result<DeviceReply, DeviceError>,
+    pub writes: Vec<DeviceWrite>,
+    pub effects: Vec<DeviceEffect>,
+}
+
+impl DeviceOutcome {
+    fn reply(reply: DeviceReply, writes: Vec<DeviceWrite>) -> Self {
+        DeviceOutcome { reply: Ok(reply), writes, effects: Vec::new() }
+    }
+
+    fn refuse(e: DeviceError) -> Self {
+        DeviceOutcome { reply: Err(e), writes: Vec::new(), effects: Vec::new() }
+    }
+}
+
+/// The listing and, for a retired device, revocation: what follows a status change.
+fn status_effects(record: &DeviceRecord) -> Vec<DeviceEffect> {
+    let mut effects = vec![DeviceEffect::Index(DeviceIndexEntry::from(record))];
+    if record.status == DeviceStatus::Retired {
+        effects.push(DeviceEffect::Revoke { serials: vec![record.certificate.serial.clone()] });
+    }
+    effects
+}
+
+/// Runs one device call. `now_ms`: Unix milliseconds; `fresh_nonce`: randomness for the
+/// session engine's next nonce.
+pub async fn handle<S: DeviceStorage>(
+    store: &S,
+    call: DeviceCall,
+    now_ms: u64,
+    fresh_nonce: [u8; 16],
+) -> Result<DeviceOutcome, StoreError> {
+    match call {
+        DeviceCall::Record => {
+            let Some(record) = store.record().await? else {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            };
+            let mgmt = store.mgmt().await?.unwrap_or_default();
+            Ok(DeviceOutcome::reply(DeviceReply::View(Box::new(DeviceView { record, mgmt })), vec![]))
+        }
+        DeviceCall::Enroll { record, credentials } => {
+            let mut mgmt = store.mgmt().await?.unwrap_or_default();
+            mgmt.retire_requested = false;
+            // New credentials: the session starts over from the provisioned nonce.
+            let nonce = crate::codec::decode_base64(&credentials.device_nonce_b64).unwrap_or_default();
+            let writes = vec![
+                DeviceWrite::Record((*record).clone()),
+                DeviceWrite::Credentials(credentials),
+                DeviceWrite::Mgmt(mgmt),
+                DeviceWrite::Session(SessionState::new(nonce)),
+            ];
+            Ok(DeviceOutcome::reply(DeviceReply::Record(record), writes))
+        }
+        DeviceCall::Renewed { certificate, renewed_at } => {
+            let Some(mut record) = store.record().await? else {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            };
+            if record.status != DeviceStatus::Enrolled {
+                return Ok(DeviceOutcome::refuse(DeviceError::NotEnrolled));
+            }
+            record.certificate = certificate;
+            record.renewed_at = Some(renewed_at);
+            Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record.clone())), vec![DeviceWrite::Record(record)]))
+        }
+        DeviceCall::SyncMl { message, server_url, client_cert, max_attempts } => {
+            // Parse first: a body that is not SyncML changes nothing and reads nothing more.
+            if let Err(e) = crate::proto::syncml::message::SyncMl::parse_bytes(message.as_bytes()) {
+                return Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string())));
+            }
+            let state = load_checkin(store).await?;
+            let input = CheckinInput {
+                message: message.as_bytes(),
+                server_url: &server_url,
+                client_cert: client_cert.as_deref(),
+                max_attempts,
+                now_ms,
+                fresh_nonce,
+            };
+            match checkin(state, input) {
+                Err(e) => Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string()))),
+                Ok(Checkin::Refused { reply }) => Ok(DeviceOutcome::reply(DeviceReply::SyncMl(reply), vec![])),
+                Ok(Checkin::Handled(h)) => {
+                    let effects = if h.status_changed { status_effects(&h.record) } else { Vec::new() };
+                    let mut writes = vec![
+                        DeviceWrite::Record(h.record),
+                        DeviceWrite::Mgmt(h.mgmt),
+                        DeviceWrite::Session(h.session),
+                        DeviceWrite::Pending(h.pending),
+                    ];
+                    writes.extend(h.changed.into_iter().map(DeviceWrite::Command));
+                    Ok(DeviceOutcome { reply: Ok(DeviceReply::SyncMl(h.reply)), writes, effects })
+                }
+            }
+        }
+        DeviceCall::QueueCommand { request } => {
+            let Some(record) = store.record().await? else {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            };
+            if record.status != DeviceStatus::Enrolled {
+                return Ok(DeviceOutcome::refuse(DeviceError::NotEnrolled));
+            }
+            let pending = store.pending().await?;
+            if pending.len() >= MAX_PENDING {
+                return Ok(DeviceOutcome::refuse(DeviceError::QueueFull));
+            }
+            let mut writes = Vec::new();
+            let rec = append_command(store, pending, request, now_ms, &mut writes).await?;
+            Ok(DeviceOutcome::reply(DeviceReply::Queued { id: rec.id, status: rec.status }, writes))
+        }
+        DeviceCall::ListCommands => {
+            if store.record().await?.is_none() {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            }
+            let mut all = store.commands().await?;
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(DeviceOutcome::reply(DeviceReply::Commands(all), vec![]))
+        }
+        DeviceCall::GetCommand { id } => match store.command(&id).await? {
+            Some(c) => Ok(DeviceOutcome::reply(DeviceReply::Command(Box::new(c)), vec![])),
+            None => Ok(DeviceOutcome::refuse(DeviceError::NoSuchCommand)),
+        },
+        DeviceCall::Retire => retire(store, now_ms).await,
+    }
+}
+
+async fn load_checkin<S: DeviceStorage>(store: &S) -> Result<CheckinState, StoreError> {
+    let pending = store.pending().await?;
+    let mut commands = BTreeMap::new();
+    for id in &pending {
+        if let Some(c) = store.command(id).await? {
+            commands.insert(id.clone(), c);
+        }
+    }
+    Ok(CheckinState {
+        record: store.record().await?,
+        credentials: store.credentials().await?,
+        session: store.session().await?,
+        mgmt: store.mgmt().await?.unwrap_or_default(),
+        pending,
+        commands,
+    })
+}
+
+/// Adds a command at the end of the queue: its record, the queue and the sequence.
+async fn append_command<S: DeviceStorage>(
+    store: &S,
+    mut pending: Vec<String>,
+    request: CommandRequest,
+    now_ms: u64,
+    writes: &mut Vec<DeviceWrite>,
+) -> Result<CommandRecord, StoreError> {
+    let seq = store.command_seq().await? + 1;
+    let rec = CommandRecord::new(commands::command_id(seq), request, now_ms);
+    pending.push(rec.id.clone());
+    writes.push(DeviceWrite::CommandSeq(seq));
+    writes.push(DeviceWrite::Pending(pending));
+    writes.push(DeviceWrite::Command(rec.clone()));
+    Ok(rec)
+}
+
+/// Retire: queue the unenrollment; the device is retired when it acknowledges it or says it
+/// left (alert 1226). A device that already left is retired at once.
+async fn retire<S: DeviceStorage>(store: &S, now_ms: u64) -> Result<DeviceOutcome, StoreError> {
+    let Some(mut record) = store.record().await? else {
+        return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+    };
+    let mut mgmt = store.mgmt().await?.unwrap_or_default();
+    let mut writes = Vec::new();
+    let mut effects = Vec::new();
+    match record.status {
+        DeviceStatus::Retired => {}
+        DeviceStatus::Unenrolled => {
+            mgmt.retire_requested = true;
+            record.status = DeviceStatus::Retired;
+            writes.push(DeviceWrite::Record(record.clone()));
+            writes.push(DeviceWrite::Mgmt(mgmt));
+            effects = status_effects(&record);
+        }
+        DeviceStatus::Enrolled if !mgmt.retire_requested => {
+            mgmt.retire_requested = true;
+            writes.push(DeviceWrite::Mgmt(mgmt));
+            let unenroll = CommandRequest::Unenroll { provider_id: PROVIDER_ID.to_string() };
+            append_command(store, store.pending().await?, unenroll, now_ms, &mut writes).await?;
+        }
+        DeviceStatus::Enrolled => {}
+    }
+    let status = if record.status == DeviceStatus::Retired { RetireStatus::Retired } else { RetireStatus::Retiring };
+    let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status };
+    Ok(DeviceOutcome { reply: Ok(reply), writes, effects })
+}
+
+/// An in-memory device object for native tests: the rules above over plain fields.
+#[cfg(test)]
+pub mod memory {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    pub struct MemoryDevice {
+        pub record: RefCell<Option<DeviceRecord>>,
+        pub credentials: RefCell<Option<DmCredentials>>,
+        pub mgmt: RefCell<Option<Management>>,
+        pub session: RefCell<Option<SessionState>>,
+        pub pending: RefCell<Vec<String>>,
+        pub seq: RefCell<u64>,
+        pub commands: RefCell<BTreeMap<String, CommandRecord>>,
+        /// Effects the object would carry out, in order.
+        pub effects: RefCell<Vec<DeviceEffect>>,
+    }
+
+    impl DeviceStorage for MemoryDevice {
+        async fn record(&self) -> Result<Option<DeviceRecord>, StoreError> {
+            Ok(self.record.borrow().clone())
+        }
+        async fn credentials(&self) -> Result<Option<DmCredentials>, StoreError> {
+            Ok(self.credentials.borrow().clone())
+        }
+        async fn mgmt(&self) -> Result<Option<Management>, StoreError> {
+            Ok(self.mgmt.borrow().clone())
+        }
+        async fn session(&self) -> Result<Option<SessionState>, StoreError> {
+            Ok(self.session.borrow().clone())
+        }
+        async fn pending(&self) -> Result<Vec<String>, StoreError> {
+            Ok(self.pending.borrow().clone())
+        }
+        async fn command_seq(&self) -> Result<u64, StoreError> {
+            Ok(*self.seq.borrow())
+        }
+        async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
+            Ok(self.commands.borrow().get(id).cloned())
+        }
+        async fn commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
+            Ok(self.commands.borrow().values().cloned().collect())
+        }
+    }
+
+    impl MemoryDevice {
+        pub fn commit(&self, writes: Vec<DeviceWrite>) {
+            for w in writes {
+                match w {
+                    DeviceWrite::Record(r) => *self.record.borrow_mut() = Some(r),
+                    DeviceWrite::Credentials(c) => *self.credentials.borrow_mut() = Some(c),
+                    DeviceWrite::Mgmt(m) => *self.mgmt.borrow_mut() = Some(m),
+                    DeviceWrite::Session(s) => *self.session.borrow_mut() = Some(s),
+                    DeviceWrite::Pending(p) => *self.pending.borrow_mut() = p,
+                    DeviceWrite::CommandSeq(s) => *self.seq.borrow_mut() = s,
+                    DeviceWrite::Command(c) => {
+                        self.commands.borrow_mut().insert(c.id.clone(), c);
+                    }
+                }
+            }
+        }
+
+        pub fn call(&self, call: DeviceCall, now_ms: u64) -> Result<DeviceReply, DeviceError> {
+            let out = crate::calls::block_on(handle(self, call, now_ms, [7; 16])).expect("memory store");
+            self.commit(out.writes);
+            self.effects.borrow_mut().extend(out.effects);
+            out.reply
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryDevice;
+    use super::*;
+    use crate::commands::CommandState;
+    use crate::device::{DeviceIdentity, EnrollmentType};
+    use crate::proto::syncml::digest;
+
+    const NOW: u64 = 1_800_000_000_000;
+    const SERVER: &str = "https://mdm.example/ManagementServer/MDM.svc";
+
+    fn record(id: &str) -> DeviceRecord {
+        DeviceRecord {
+            identity: DeviceIdentity {
+                device_id: id.into(),
+                hw_dev_id: None,
+                device_name: Some("PC-1".into()),
+                device_type: None,
+                os_version: None,
+                os_edition: None,
+                application_version: None,
+                enrollment_type: EnrollmentType::Full,
+                context: vec![],
+            },
+            user: Some("a@x.io".into()),
+            certificate: CertRef { serial: "0A".into(), thumbprint: "T1".into(), not_before: "".into(), not_after: "".into() },
+            status: DeviceStatus::Enrolled,
+            enrolled_at: "t0".into(),
+            renewed_at: None,
+        }
+    }
+
+    fn credentials(id: &str) -> DmCredentials {
+        DmCredentials {
+            device_name: id.into(),
+            device_hash_b64: digest::secret_hash(id, "secret"),
+            device_nonce_b64: crate::codec::encode_base64(&[1; 16]),
+            server_secret: "s".into(),
+            server_nonce_b64: crate::codec::encode_base64(&[2; 16]),
+        }
+    }
+
+    fn enrolled(id: &str) -> MemoryDevice {
+        let d = MemoryDevice::default();
+        let r = d.call(DeviceCall::Enroll { record: Box::new(record(id)), credentials: credentials(id) }, NOW);
+        assert!(matches!(r, Ok(DeviceReply::Record(_))));
+        d
+    }
+
+    /// A first session message with a valid MD5 digest over `nonce`, and the final Status the
+    /// device sends for the server's commands.
+    fn message(id: &str, session: &str, msg_id: u32, nonce: Option<&[u8]>, body: &str) -> String {
+        let cred = nonce.map(|n| {
+            format!(
+                "<Cred><Meta><Format xmlns=\"syncml:metinf\">b64</Format><Type xmlns=\"syncml:metinf\">syncml:auth-md5</Type></Meta><Data>{}</Data></Cred>",
+                digest::md5_credential(&digest::secret_hash(id, "secret"), n)
+            )
+        });
+        format!(
+            "<SyncML xmlns=\"SYNCML:SYNCML1.2\"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto><SessionID>{session}</SessionID><MsgID>{msg_id}</MsgID><Target><LocURI>{SERVER}</LocURI></Target><Source><LocURI>{id}</LocURI><LocName>{id}</LocName></Source>{}</SyncHdr><SyncBody>{body}<Final/></SyncBody></SyncML>",
+            cred.unwrap_or_default()
+        )
+    }
+
+    fn syncml(d: &MemoryDevice, msg: String) -> crate::proto::syncml::message::SyncMl {
+        let call = DeviceCall::SyncMl { message: msg, server_url: SERVER.into(), client_cert: None, max_attempts: 3 };
+        match d.call(call, NOW) {
+            Ok(DeviceReply::SyncMl(doc)) => crate::proto::syncml::message::SyncMl::parse(&doc).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn hdr_status(reply: &crate::proto::syncml::message::SyncMl) -> String {
+        match &reply.body.commands[0] {
+            crate::proto::syncml::message::Command::Status(s) => s.data.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const ALERT_1201: &str = "<Alert><CmdID>1</CmdID><Data>1201</Data></Alert>";
+
+    #[test]
+    fn unknown_and_retired_devices_are_refused_without_writes() {
+        let d = MemoryDevice::default();
+        let reply = syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
+        assert_eq!(hdr_status(&reply), "401");
+        assert!(d.session.borrow().is_none());
+
+        let d = enrolled("DEV");
+        d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Unenrolled;
+        let before = d.session.borrow().clone();
+        assert_eq!(hdr_status(&syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201))), "403");
+        assert_eq!(*d.session.borrow(), before);
+    }
+
+    #[test]
+    fn malformed_messages_change_nothing() {
+        let d = enrolled("DEV");
+        let before = d.session.borrow().clone();
+        for bad in ["not xml", "<a/>", &message("DEV", "1", 0, None, "").replace("<MsgID>0</MsgID>", "<MsgID>x</MsgID>")] {
+            let call =
+                DeviceCall::SyncMl { message: bad.into(), server_url: SERVER.into(), client_cert: None, max_attempts: 3 };
+            assert!(matches!(d.call(call, NOW), Err(DeviceError::MalformedSyncMl(_))), "{bad}");
+        }
+        assert_eq!(*d.session.borrow(), before);
+    }
+
+    #[test]
+    fn check_in_delivers_queued_commands_and_records_statuses() {
+        let d = enrolled("DEV");
+        let queued = d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW).unwrap();
+        let DeviceReply::Queued { id, status: CommandState::Queued } = queued else { panic!("{queued:?}") };
+        let reply = syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
+        assert_eq!(hdr_status(&reply), "212");
+        let exec = reply.body.commands.iter().find(|c| c.name() == "Exec").expect("the lock is sent");
+        assert_eq!(d.commands.borrow()[&id].status, CommandState::Sent);
+        assert!(d.record.borrow().is_some());
+        let status = format!(
+            "<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>{}</CmdRef><Cmd>Exec</Cmd><Data>200</Data></Status>",
+            exec.cmd_id()
+        );
+        syncml(&d, message("DEV", "1", 2, None, &status));
+        assert_eq!(d.commands.borrow()[&id].status, CommandState::Acknowledged);
+        assert!(d.pending.borrow().is_empty(), "done commands leave the queue");
+        assert!(d.mgmt.borrow().as_ref().unwrap().last_checkin.is_some());
+    }
+
+    #[test]
+    fn commands_need_an_enrolled_device_and_room_in_the_queue() {
+        let d = MemoryDevice::default();
+        assert_eq!(d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW), Err(DeviceError::NoSuchDevice));
+        assert_eq!(d.call(DeviceCall::ListCommands, NOW), Err(DeviceError::NoSuchDevice));
+        let d = enrolled("DEV");
+        *d.pending.borrow_mut() = (0..MAX_PENDING).map(|i| i.to_string()).collect();
+        assert_eq!(d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW), Err(DeviceError::QueueFull));
+        d.pending.borrow_mut().clear();
+        d.call(DeviceCall::QueueCommand { request: CommandRequest::Reboot }, NOW).unwrap();
+        d.call(DeviceCall::QueueCommand { request: CommandRequest::Wipe }, NOW).unwrap();
+        let Ok(DeviceReply::Commands(list)) = d.call(DeviceCall::ListCommands, NOW) else { panic!() };
+        assert_eq!(list.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["reboot", "wipe"]);
+        assert_eq!(d.call(DeviceCall::GetCommand { id: "9".into() }, NOW), Err(DeviceError::NoSuchCommand));
+        d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Retired;
+        assert_eq!(d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW), Err(DeviceError::NotEnrolled));
+    }
+
+    #[test]
+    fn retire_queues_the_unenroll_once_and_completes_on_acknowledgement() {
+        let d = enrolled("DEV");
+        let r = d.call(DeviceCall::Retire, NOW).unwrap();
+        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: RetireStatus::Retiring });
+        assert_eq!(d.pending.borrow().len(), 1);
+        d.call(DeviceCall::Retire, NOW).unwrap();
+        assert_eq!(d.pending.borrow().len(), 1, "a second retire queues nothing more");
+        assert!(d.effects.borrow().is_empty(), "nothing is revoked before the device leaves");
+
+        let reply = syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
+        let exec = reply.body.commands.iter().find(|c| c.name() == "Exec").expect("the unenroll is sent");
+        let status = format!(
+            "<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>{}</CmdRef><Cmd>Exec</Cmd><Data>200</Data></Status>",
+            exec.cmd_id()
+        );
+        syncml(&d, message("DEV", "1", 2, None, &status));
+        assert_eq!(d.record.borrow().as_ref().unwrap().status, DeviceStatus::Retired);
+        let effects = d.effects.borrow();
+        assert!(matches!(&effects[0], DeviceEffect::Index(e) if e.status == DeviceStatus::Retired));
+        assert_eq!(effects[1], DeviceEffect::Revoke { serials: vec!["0A".into()] });
+        drop(effects);
+        let r = d.call(DeviceCall::Retire, NOW).unwrap();
+        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: RetireStatus::Retired });
+    }
+
+    #[test]
+    fn a_device_that_left_is_retired_at_once() {
+        let d = enrolled("DEV");
+        d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Unenrolled;
+        let r = d.call(DeviceCall::Retire, NOW).unwrap();
+        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: RetireStatus::Retired });
+        assert!(d.pending.borrow().is_empty());
+        assert_eq!(d.effects.borrow().len(), 2);
+        assert_eq!(d.call(DeviceCall::Retire, NOW + 1).unwrap(), r, "idempotent");
+        assert_eq!(d.call(DeviceCall::Retire, NOW).map(|_| ()), Ok(()));
+        assert_eq!(MemoryDevice::default().call(DeviceCall::Retire, NOW), Err(DeviceError::NoSuchDevice));
+    }
+
+    #[test]
+    fn re_enrollment_resets_the_session_and_the_retire_request() {
+        let d = enrolled("DEV");
+        d.call(DeviceCall::Retire, NOW).unwrap();
+        syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
+        assert_ne!(d.session.borrow().as_ref().unwrap().nonce, vec![1; 16], "the nonce moved on");
+        d.call(DeviceCall::Enroll { record: Box::new(record("DEV")), credentials: credentials("DEV") }, NOW).unwrap();
+        assert!(!d.mgmt.borrow().as_ref().unwrap().retire_requested);
+        assert_eq!(d.session.borrow().as_ref().unwrap().nonce, vec![1; 16], "back to the provisioned nonce");
+    }
+
+    #[test]
+    fn renewal_updates_only_an_enrolled_record() {
+        let d = enrolled("DEV");
+        let cert = CertRef { serial: "0B".into(), thumbprint: "T2".into(), not_before: "a".into(), not_after: "b".into() };
+        let call = || DeviceCall::Renewed { certificate: cert.clone(), renewed_at: "t1".into() };
+        let Ok(DeviceReply::Record(r)) = d.call(call(), NOW) else { panic!() };
+        assert_eq!((r.certificate.serial.as_str(), r.renewed_at.as_deref()), ("0B", Some("t1")));
+        d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Retired;
+        assert_eq!(d.call(call(), NOW), Err(DeviceError::NotEnrolled));
+        assert_eq!(MemoryDevice::default().call(call(), NOW), Err(DeviceError::NoSuchDevice));
+    }
+
+    #[test]
+    fn calls_survive_the_wire() {
+        let call = DeviceCall::Enroll { record: Box::new(record("D")), credentials: credentials("D") };
+        let back: DeviceCall = serde_json::from_str(&serde_json::to_string(&call).unwrap()).unwrap();
+        assert_eq!(back, call);
+        let reply: Result<DeviceReply, DeviceError> = Err(DeviceError::QueueFull);
+        let back: Result<DeviceReply, DeviceError> = serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
+        assert_eq!(back, reply);
+    }
+}

@@ -1,0 +1,118 @@
+//! One management message from a device, start to end, pure: who may talk (unknown devices get
+//! SyncHdr 401, retired or unenrolled ones 403), then in this order: commands sent in an
+//! earlier session without a status are failed once they used their attempts; the queue is
+//! handed to the session engine ([`crate::proto::syncml::session`]); the engine's events
+//! update the record, the management state and the commands. The device object loads the
+//! state, calls [`checkin`] and commits what it returns.
+
+use super::{DeviceRecord, DeviceStatus, DmCredentials};
+use crate::codec::decode_base64;
+use crate::commands::{self, CommandRecord, Management};
+use crate::proto::syncml::codes::{CODE_FORBIDDEN, CODE_INVALID_CREDENTIALS};
+use crate::proto::syncml::message::SyncMl;
+use crate::proto::syncml::session::{self, DeviceAuth, Input, SessionState};
+use crate::proto::syncml::SyncMlError;
+use crate::time::format_timestamp;
+use std::collections::BTreeMap;
+
+/// What a check-in reads from the device object.
+#[derive(Debug, Clone, Default)]
+pub struct CheckinState {
+    pub record: Option<DeviceRecord>,
+    pub credentials: Option<DmCredentials>,
+    pub session: Option<SessionState>,
+    pub mgmt: Management,
+    /// Queued command ids, in order.
+    pub pending: Vec<String>,
+    /// The records of the pending commands.
+    pub commands: BTreeMap<String, CommandRecord>,
+}
+
+/// What the edge adds to the device's message.
+#[derive(Debug, Clone)]
+pub struct CheckinInput<'a> {
+    pub message: &'a [u8],
+    /// The management URL the device addressed (the reply's Source).
+    pub server_url: &'a str,
+    /// SHA-1 thumbprint of a TLS client certificate Cloudflare mTLS verified, if any.
+    pub client_cert: Option<&'a str>,
+    pub max_attempts: u32,
+    pub now_ms: u64,
+    pub fresh_nonce: [u8; 16],
+}
+
+/// What changed, for the object to commit, and the reply.
+#[derive(Debug, Clone)]
+pub enum Checkin {
+    /// The device may not manage: the reply is a SyncHdr status alone, nothing changes.
+    Refused { reply: String },
+    Handled(Box<Handled>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Handled {
+    pub reply: String,
+    pub record: DeviceRecord,
+    pub mgmt: Management,
+    pub session: SessionState,
+    /// The queue without the commands that are done.
+    pub pending: Vec<String>,
+    /// Command records that changed.
+    pub changed: Vec<CommandRecord>,
+    /// The device's status changed (the listing must follow; a retired device's certificate
+    /// is revoked).
+    pub status_changed: bool,
+}
+
+/// Runs one device message against the device's state.
+pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, SyncMlError> {
+    let msg = SyncMl::parse_bytes(input.message)?;
+    let (Some(mut record), Some(creds)) = (state.record, state.credentials) else {
+        let reply = commands::refusal(&msg, CODE_INVALID_CREDENTIALS, input.server_url);
+        return Ok(Checkin::Refused { reply });
+    };
+    if record.status != DeviceStatus::Enrolled {
+        return Ok(Checkin::Refused { reply: commands::refusal(&msg, CODE_FORBIDDEN, input.server_url) });
+    }
+    let session_state = state
+        .session
+        .unwrap_or_else(|| SessionState::new(decode_base64(&creds.device_nonce_b64).unwrap_or_default()));
+    let mut mgmt = state.mgmt;
+    let mut commands = state.commands;
+    let before = commands.clone();
+    let now_iso = format_timestamp(input.now_ms);
+
+    commands::expire_unacknowledged(&session_state, &mut commands, input.max_attempts, &now_iso);
+    let queue = commands::queue(&state.pending, &commands);
+    let auth = DeviceAuth {
+        name: creds.device_name.clone(),
+        secret_hash: creds.device_hash_b64.clone(),
+        allow_basic: false,
+        client_certificate: input
+            .client_cert
+            .is_some_and(|t| t.eq_ignore_ascii_case(&record.certificate.thumbprint)),
+    };
+    let engine_input = Input {
+        message: input.message,
+        auth: &auth,
+        queue: &queue,
+        server_url: input.server_url,
+        now: input.now_ms / 1000,
+        fresh_nonce: input.fresh_nonce,
+    };
+    let out = session::handle_message(&session_state, engine_input)?;
+    let applied = commands::apply_events(&out.events, &mut record, &mut mgmt, &mut commands, &now_iso);
+
+    let pending =
+        state.pending.into_iter().filter(|id| commands.get(id).is_some_and(|c| !c.is_done())).collect();
+    let changed = commands.into_iter().filter(|(id, c)| before.get(id) != Some(c)).map(|(_, c)| c).collect();
+    Ok(Checkin::Handled(Box::new(Handled {
+        reply: out.reply,
+        record,
+        mgmt,
+        session: out.new_state,
+        pending,
+        changed,
+        status_changed: applied.status_changed,
+    })))
+}

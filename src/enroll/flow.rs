@@ -1,0 +1,277 @@
+//! Enrollment and renewal across objects, pure: each flow is one function over narrow traits
+//! that the shell implements with Durable Object stubs and KV, and the native tests with the
+//! objects' own rules over memory.
+//!
+//! * Enrollment ([MS-WSTEP] §3.1.4.1, [MS-MDE2] §3.3): credential → CSR check → the token is
+//!   spent (token authority) → the certificate is signed (CA) → the device record and its
+//!   management credentials are written (device object) → the listing (KV) → the provisioning
+//!   document.
+//! * Renewal ([MS-MDE2] §3.4, ROBO): the PKCS#7 signer must be the device's current
+//!   certificate, for an enrolled device → the CA signs the new key and revokes the old
+//!   certificate → the device record → the listing → the renewal document.
+
+use super::provisioning::{provisioning_doc, DocSettings, Secrets};
+use super::EnrollError;
+use crate::calls::StoreError;
+use crate::codec::{decode_base64, encode_base64, hex};
+use crate::config::Config;
+use crate::context::Entropy;
+use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
+use crate::device::{valid_device_id, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus};
+use crate::issuer::{CaCall, CaError, CaReply, Issued};
+use crate::pki::{self, PkiError};
+use crate::proto::discovery::ENROLLMENT_PATH_WIN10;
+use crate::proto::provdoc::{RenewalDoc, StoredCert};
+use crate::proto::soap::Credential;
+use crate::proto::wstep::RequestSecurityToken;
+use crate::time::format_timestamp;
+use crate::tokens::authority::{precheck, Stage, TokenCall, TokenCallError, TokenReply};
+use crate::tokens::{TokenError, MAX_TOKEN_LEN};
+use crate::users::{self, Directory, Kdf};
+
+/// Smallest RSA key the policy asks for and the CSR check accepts.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The token authority object.
+#[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
+pub trait Authority {
+    async fn tokens(&self, call: TokenCall) -> Result<Result<TokenReply, TokenCallError>, StoreError>;
+}
+
+/// The CA object.
+#[allow(async_fn_in_trait)]
+pub trait Issuer {
+    async fn ca(&self, call: CaCall) -> Result<Result<CaReply, CaError>, StoreError>;
+}
+
+/// The device objects, by device id.
+#[allow(async_fn_in_trait)]
+pub trait Devices {
+    async fn device(&self, device_id: &str, call: DeviceCall) -> Result<Result<DeviceReply, DeviceError>, StoreError>;
+}
+
+/// Everything the enrollment services reach.
+pub trait Ports: Authority + Issuer + Devices + Directory + Kdf {}
+impl<T: Authority + Issuer + Devices + Directory + Kdf> Ports for T {}
+
+fn server(e: StoreError) -> EnrollError {
+    EnrollError::Server(e.to_string())
+}
+
+/// Who a request's credential authenticates: the user's email, and the enrollment token when
+/// the credential was one (to be consumed by the enrollment itself, see [`issue`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub email: String,
+    pub token: Option<String>,
+}
+
+/// Checks the header credential: a UsernameToken against the user directory, a
+/// DeviceEnrollmentUserToken (login token or admin enrollment token) with the token
+/// authority, without spending it.
+pub async fn authenticate<P: Ports>(ports: &P, cred: Option<&Credential>) -> Result<Principal, EnrollError> {
+    match cred {
+        Some(Credential::UsernameToken { username, password }) => {
+            let email = users::normalize_email(username);
+            match users::authenticate(ports, &email, password).await.map_err(server)? {
+                Some(_) => Ok(Principal { email, token: None }),
+                None => Err(EnrollError::Authentication("unknown user or wrong password".into())),
+            }
+        }
+        Some(Credential::UserToken(bytes)) => {
+            let token = user_token(bytes)?;
+            let email = use_token(ports, &token, Stage::Check, None).await?;
+            Ok(Principal { email, token: Some(token) })
+        }
+        Some(Credential::Other { value_type }) => {
+            Err(EnrollError::Authentication(format!("security tokens of type {value_type:?} are not accepted")))
+        }
+        None => Err(EnrollError::Authentication("the request carries no credential".into())),
+    }
+}
+
+/// The token string of a DeviceEnrollmentUserToken (Windows base64-encodes the `wresult`).
+fn user_token(bytes: &[u8]) -> Result<String, EnrollError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
+        .map(str::to_string)
+        .ok_or_else(|| EnrollError::Authentication("malformed enrollment token".into()))
+}
+
+/// Checks or consumes a token with the token authority; the user's email when it is good.
+async fn use_token<P: Ports>(
+    ports: &P,
+    token: &str,
+    stage: Stage,
+    device_id: Option<&str>,
+) -> Result<String, EnrollError> {
+    let refused = |e: TokenError| EnrollError::Authentication(e.to_string());
+    precheck(token).map_err(refused)?;
+    let call = TokenCall::Use { token: token.into(), stage, device_id: device_id.map(Into::into), email: None };
+    match ports.tokens(call).await.map_err(server)? {
+        Ok(TokenReply::Accepted { sub, .. }) => Ok(sub),
+        Ok(other) => Err(EnrollError::Server(format!("token authority answered {other:?}"))),
+        Err(TokenCallError::Refused(e)) => Err(refused(e)),
+        Err(other) => Err(EnrollError::Server(format!("token authority refused: {other:?}"))),
+    }
+}
+
+fn ca_error(e: CaError) -> EnrollError {
+    match e {
+        CaError::NotEligible(m) => EnrollError::NotEligibleToRenew(m),
+        CaError::BadRequest(m) => EnrollError::Csr(PkiError::Build(m)),
+    }
+}
+
+async fn sign<P: Ports>(ports: &P, call: CaCall) -> Result<Issued, EnrollError> {
+    match ports.ca(call).await.map_err(server)? {
+        Ok(CaReply::Issued(i)) => Ok(i),
+        Ok(other) => Err(EnrollError::Server(format!("CA answered {other:?}"))),
+        Err(e) => Err(ca_error(e)),
+    }
+}
+
+fn cert_ref(i: &Issued) -> CertRef {
+    CertRef {
+        serial: i.serial.clone(),
+        thumbprint: i.thumbprint.clone(),
+        not_before: format_timestamp(i.not_before * 1000),
+        not_after: format_timestamp(i.not_after * 1000),
+    }
+}
+
+fn stored(cert_b64: &str, thumbprint: &str) -> StoredCert {
+    StoredCert { thumbprint: thumbprint.to_string(), der: decode_base64(cert_b64).unwrap_or_default() }
+}
+
+/// A new enrollment: the provisioning document, or why not. Everything is checked before
+/// anything is written.
+pub async fn issue<P: Ports>(
+    ports: &P,
+    cfg: &Config,
+    base_url: &str,
+    rst: &RequestSecurityToken,
+    csr_der: &[u8],
+    principal: &Principal,
+    now_ms: u64,
+    entropy: &mut impl Entropy,
+) -> Result<String, EnrollError> {
+    let identity = DeviceIdentity::from_request(rst, hex(&entropy.bytes::<16>()).to_uppercase())?;
+    let csr = pki::parse_csr(csr_der, MIN_RSA_BITS).map_err(EnrollError::Csr)?;
+    // A token is spent (login token: marked used; admin token: one use less) once the request
+    // is known to be well-formed, atomically in the token authority, before anything is issued;
+    // the enrolling DeviceID is recorded with it and checked against the token's binding.
+    let user = principal.email.as_str();
+    if let Some(token) = &principal.token {
+        use_token(ports, token, Stage::Consume, Some(&identity.device_id)).await?;
+    }
+    let issued = sign(
+        ports,
+        CaCall::Issue {
+            device_id: identity.device_id.clone(),
+            spki_der_b64: encode_base64(&csr.spki_der),
+            validity_days: cfg.cert_validity_days,
+        },
+    )
+    .await?;
+
+    let secrets = Secrets {
+        device_secret: hex(&entropy.bytes::<24>()),
+        server_secret: hex(&entropy.bytes::<24>()),
+        device_nonce: entropy.bytes(),
+        server_nonce: entropy.bytes(),
+    };
+    let management_url = cfg.management_url(base_url);
+    let settings = DocSettings {
+        provider_id: &cfg.provider_id,
+        org_name: &cfg.org_name,
+        management_url: &management_url,
+        renew_period_days: cfg.renew_period_days,
+        retry_interval_days: cfg.renew_retry_days,
+        renew_url: Some(format!("{base_url}{ENROLLMENT_PATH_WIN10}")),
+    };
+    let (doc, credentials) = provisioning_doc(
+        &identity,
+        Some(user),
+        stored(&issued.ca.cert_b64, &issued.ca.thumbprint),
+        stored(&issued.cert_b64, &issued.thumbprint),
+        &secrets,
+        &settings,
+    );
+    let record = DeviceRecord {
+        identity,
+        user: Some(user.to_string()),
+        certificate: cert_ref(&issued),
+        status: DeviceStatus::Enrolled,
+        enrolled_at: format_timestamp(now_ms),
+        renewed_at: None,
+    };
+    let device_id = record.identity.device_id.clone();
+    let entry = DeviceIndexEntry::from(&record);
+    let call = DeviceCall::Enroll { record: Box::new(record), credentials };
+    match ports.device(&device_id, call).await.map_err(server)? {
+        Ok(_) => {}
+        Err(e) => return Err(EnrollError::Server(format!("device object refused the enrollment: {e}"))),
+    }
+    ports.put_device(&entry).await.map_err(server)?;
+    Ok(doc.to_xml())
+}
+
+/// A ROBO renewal: the renewal document, or why not.
+pub async fn renew<P: Ports>(
+    ports: &P,
+    cfg: &Config,
+    rst: &RequestSecurityToken,
+    pkcs7: &[u8],
+    client_cert: Option<&str>,
+    now_ms: u64,
+) -> Result<String, EnrollError> {
+    let renewal = pki::parse_renewal(pkcs7, MIN_RSA_BITS).map_err(|e| match e {
+        PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
+        other => EnrollError::NotEligibleToRenew(format!("renewal request refused: {other}")),
+    })?;
+    let signer =
+        pki::inspect_certificate(&renewal.signer_cert_der).map_err(|e| EnrollError::NotEligibleToRenew(e.to_string()))?;
+    // Behind Cloudflare mTLS the TLS client certificate must be the one that signed the request.
+    if client_cert.is_some_and(|fp| !fp.eq_ignore_ascii_case(&pki::thumbprint(&renewal.signer_cert_der))) {
+        return Err(EnrollError::NotEligibleToRenew("the TLS client certificate is not the signing certificate".into()));
+    }
+    let device_id = signer.subject_cn.clone().unwrap_or_default();
+    if !valid_device_id(&device_id) {
+        return Err(EnrollError::NotEligibleToRenew("the signing certificate names no device".into()));
+    }
+    if rst.context_item("DeviceID").is_some_and(|claimed| claimed != device_id) {
+        return Err(EnrollError::NotEligibleToRenew("DeviceID does not match the signing certificate".into()));
+    }
+    let record = match ports.device(&device_id, DeviceCall::Record).await.map_err(server)? {
+        Ok(DeviceReply::View(v)) => v.record,
+        _ => return Err(EnrollError::NotEligibleToRenew("the device is not enrolled".into())),
+    };
+    if record.status != DeviceStatus::Enrolled {
+        return Err(EnrollError::NotEligibleToRenew("the device is no longer enrolled".into()));
+    }
+    let issued = sign(
+        ports,
+        CaCall::Renew {
+            signer_cert_b64: encode_base64(&renewal.signer_cert_der),
+            spki_der_b64: encode_base64(&renewal.csr.spki_der),
+            validity_days: cfg.cert_validity_days,
+        },
+    )
+    .await?;
+    let call = DeviceCall::Renewed { certificate: cert_ref(&issued), renewed_at: format_timestamp(now_ms) };
+    let updated = match ports.device(&device_id, call).await.map_err(server)? {
+        Ok(DeviceReply::Record(r)) => r,
+        _ => return Err(EnrollError::NotEligibleToRenew("the device is no longer enrolled".into())),
+    };
+    ports.put_device(&DeviceIndexEntry::from(updated.as_ref())).await.map_err(server)?;
+    let doc = RenewalDoc {
+        root: stored(&issued.ca.cert_b64, &issued.ca.thumbprint),
+        client: stored(&issued.cert_b64, &issued.thumbprint),
+        store: record.identity.enrollment_type.store(),
+        provider_id: cfg.provider_id.clone(),
+    };
+    Ok(doc.to_xml())
+}

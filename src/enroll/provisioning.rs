@@ -1,0 +1,119 @@
+//! The provisioning document of a new enrollment ([MS-MDE2] §2.2.9.1): certificates, the w7
+//! OMA-DM account with per-device digest credentials, and the DMClient settings. The document's
+//! wire shape is [`crate::proto::provdoc`]; this decides what goes in it.
+
+use crate::codec::encode_base64;
+use crate::device::{DeviceIdentity, DmCredentials};
+use crate::proto::provdoc::{
+    self, AppAuth, DmAccount, DmClient, ProvisioningDoc, RenewSettings, StoredCert,
+};
+
+/// Random material for a new enrollment, drawn by the caller.
+pub struct Secrets {
+    pub device_secret: String,
+    pub server_secret: String,
+    pub device_nonce: [u8; 16],
+    pub server_nonce: [u8; 16],
+}
+
+/// Server settings the provisioning document needs.
+pub struct DocSettings<'a> {
+    pub provider_id: &'a str,
+    pub org_name: &'a str,
+    pub management_url: &'a str,
+    pub renew_period_days: u32,
+    pub retry_interval_days: u32,
+    pub renew_url: Option<String>,
+}
+
+/// Builds the provisioning document of a first enrollment, and the credentials to keep.
+pub fn provisioning_doc(
+    identity: &DeviceIdentity,
+    user: Option<&str>,
+    root: StoredCert,
+    client: StoredCert,
+    secrets: &Secrets,
+    s: &DocSettings,
+) -> (ProvisioningDoc, DmCredentials) {
+    let store = identity.enrollment_type.store();
+    let device_nonce_b64 = encode_base64(&secrets.device_nonce);
+    let server_nonce_b64 = encode_base64(&secrets.server_nonce);
+    let creds = DmCredentials {
+        device_name: identity.device_id.clone(),
+        device_hash_b64: crate::proto::syncml::digest::secret_hash(&identity.device_id, &secrets.device_secret),
+        device_nonce_b64: device_nonce_b64.clone(),
+        server_secret: secrets.server_secret.clone(),
+        server_nonce_b64: server_nonce_b64.clone(),
+    };
+    let doc = ProvisioningDoc {
+        root,
+        client,
+        store,
+        renew: RenewSettings {
+            renew_period_days: s.renew_period_days,
+            retry_interval_days: s.retry_interval_days,
+            server_url: s.renew_url.clone(),
+        },
+        account: DmAccount {
+            provider_id: s.provider_id.into(),
+            name: s.org_name.into(),
+            addr: s.management_url.into(),
+            client_cert_subject_cn: identity.device_id.clone(),
+            store,
+            server_auth: AppAuth { name: None, secret: secrets.server_secret.clone(), nonce_b64: server_nonce_b64 },
+            device_auth: AppAuth {
+                name: Some(identity.device_id.clone()),
+                secret: secrets.device_secret.clone(),
+                nonce_b64: device_nonce_b64,
+            },
+        },
+        dmclient: DmClient {
+            ent_dmid: identity.device_id.clone(),
+            ent_device_name: identity.device_name.clone(),
+            upn: user.map(str::to_string),
+            poll: provdoc::Poll::default(),
+        },
+    };
+    (doc, creds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::provdoc::CertStore;
+    use crate::proto::wstep::{RequestSecurityToken, RequestType, TokenRequest};
+
+    fn rst(items: &[(&str, &str)]) -> RequestSecurityToken {
+        RequestSecurityToken {
+            request_type: RequestType::Issue,
+            token: TokenRequest::Pkcs10(vec![]),
+            context: items.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn document_and_credentials_agree() {
+        let r = rst(&[("DeviceID", "DEV"), ("DeviceType", "CIMClient_Windows")]);
+        let id = DeviceIdentity::from_request(&r, "f".into()).unwrap();
+        let secrets = Secrets {
+            device_secret: "d".into(),
+            server_secret: "s".into(),
+            device_nonce: [1; 16],
+            server_nonce: [2; 16],
+        };
+        let settings = DocSettings {
+            provider_id: "edgemdm",
+            org_name: "Org",
+            management_url: "https://e/ManagementServer/MDM.svc",
+            renew_period_days: 60,
+            retry_interval_days: 4,
+            renew_url: None,
+        };
+        let cert = |t: &str| StoredCert { thumbprint: t.into(), der: vec![0] };
+        let (doc, creds) = provisioning_doc(&id, Some("u@e.x"), cert("R"), cert("C"), &secrets, &settings);
+        assert_eq!(doc.account.device_auth.nonce_b64, creds.device_nonce_b64);
+        assert_eq!(creds.device_hash_b64, crate::proto::syncml::digest::secret_hash("DEV", "d"));
+        assert_eq!(doc.store, CertStore::User);
+        assert_eq!(doc.dmclient.upn.as_deref(), Some("u@e.x"));
+    }
+}

@@ -1,0 +1,339 @@
+//! The certificate authority, pure: its key and certificate, serial numbers, issuance records,
+//! who may renew, and the operations of the CA Durable Object as one typed call each
+//! ([`CaCall`] → [`CaReply`] or [`CaError`]). The key is generated inside the CA object on its
+//! first call and never leaves it; the object only loads it, calls [`handle`] and commits the
+//! returned writes.
+
+use crate::calls::{Outcome, StoreError};
+use crate::codec::{decode_base64, encode_base64, hex_upper};
+use crate::context::Entropy;
+use crate::device::valid_device_id;
+use crate::pki::{self, CaKey, DeviceCertRequest};
+use serde::{Deserialize, Serialize};
+
+/// Subject CN of the CA certificate.
+pub const CA_COMMON_NAME: &str = "edgemdm Device CA";
+/// The CA certificate's lifetime: well beyond any device certificate it signs.
+pub const CA_VALIDITY_SECS: u64 = 20 * 365 * 86_400;
+
+/// One issued certificate (Durable Object storage key `issued:<serial>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuanceRecord {
+    /// Upper-case hex.
+    pub serial: String,
+    pub device_id: String,
+    pub thumbprint: String,
+    /// Unix seconds.
+    pub not_before: u64,
+    pub not_after: u64,
+    /// The serial of the certificate this one renewed.
+    pub renews: Option<String>,
+    /// Set when the certificate was renewed or its device retired.
+    pub revoked: bool,
+}
+
+/// A serial number: 8 random bytes then the CA's counter. The counter makes it unique (the
+/// Durable Object allocates it under its input gate); the random part makes it unpredictable.
+/// The first byte is kept in 0x01..=0x7f so the DER INTEGER is positive and never shortened.
+pub fn serial_number(counter: u64, random: [u8; 8]) -> Vec<u8> {
+    let mut s = Vec::with_capacity(16);
+    s.extend_from_slice(&random);
+    s[0] = (s[0] & 0x7f).max(1);
+    s.extend_from_slice(&counter.to_be_bytes());
+    s
+}
+
+pub fn serial_hex(serial: &[u8]) -> String {
+    hex_upper(serial)
+}
+
+/// Why a renewal is refused, if it is. `presented_thumbprint` is the SHA-1 of the certificate
+/// that signed the renewal request.
+pub fn renewal_refusal(
+    record: Option<&IssuanceRecord>,
+    presented_thumbprint: &str,
+    now: u64,
+) -> Option<&'static str> {
+    let Some(r) = record else {
+        return Some("the signing certificate was not issued by this server");
+    };
+    if r.thumbprint != presented_thumbprint {
+        return Some("the signing certificate does not match the issued one");
+    }
+    if r.revoked {
+        return Some("the signing certificate was already renewed or revoked");
+    }
+    if now >= r.not_after {
+        return Some("the signing certificate has expired");
+    }
+    None
+}
+
+/// The CA certificate as callers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCertificate {
+    pub cert_b64: String,
+    pub thumbprint: String,
+}
+
+/// The CA as its object holds it in memory: the key and the certificate (DER).
+#[derive(Debug, Clone)]
+pub struct Ca {
+    pub key: CaKey,
+    pub cert_der: Vec<u8>,
+    pub certificate: CaCertificate,
+}
+
+/// The CA's key and certificate as stored: base64 PKCS#8 and base64 DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCa {
+    pub key_pkcs8_b64: String,
+    pub cert_b64: String,
+}
+
+impl Ca {
+    /// Reads the stored key and certificate.
+    pub fn load(stored: &StoredCa) -> Result<Ca, StoreError> {
+        let key = decode_base64(&stored.key_pkcs8_b64)
+            .and_then(|d| CaKey::from_pkcs8_der(&d).ok())
+            .ok_or_else(|| StoreError("stored CA key unreadable".into()))?;
+        let cert_der = decode_base64(&stored.cert_b64)
+            .ok_or_else(|| StoreError("stored CA certificate unreadable".into()))?;
+        let certificate = CaCertificate {
+            cert_b64: stored.cert_b64.clone(),
+            thumbprint: pki::thumbprint(&cert_der),
+        };
+        Ok(Ca { key, cert_der, certificate })
+    }
+
+    /// A new CA: a fresh P-256 key and its self-signed certificate, valid from `now`. The
+    /// caller stores the returned [`StoredCa`] before anything is signed with it.
+    pub fn create(now: u64, entropy: &mut impl Entropy) -> Result<(Ca, StoredCa), StoreError> {
+        let key = CaKey::generate_with(entropy);
+        let serial = serial_number(0, entropy.bytes());
+        let cert_der =
+            pki::build_ca_certificate(&key, CA_COMMON_NAME, &serial, now, now + CA_VALIDITY_SECS)
+                .map_err(|e| StoreError(e.to_string()))?;
+        let stored = StoredCa {
+            key_pkcs8_b64: encode_base64(&key.to_pkcs8_der()),
+            cert_b64: encode_base64(&cert_der),
+        };
+        let certificate =
+            CaCertificate { cert_b64: stored.cert_b64.clone(), thumbprint: pki::thumbprint(&cert_der) };
+        Ok((Ca { key, cert_der, certificate }, stored))
+    }
+}
+
+/// An operation of the CA object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CaCall {
+    /// The CA certificate (public).
+    Certificate,
+    /// Sign a certificate for a device's key.
+    Issue { device_id: String, spki_der_b64: String, validity_days: u32 },
+    /// Sign a new certificate for the device whose current certificate signed the renewal
+    /// request; the old one is revoked in the same commit.
+    Renew { signer_cert_b64: String, spki_der_b64: String, validity_days: u32 },
+    /// Revoke the certificates of a retired device.
+    Revoke { serials: Vec<String> },
+}
+
+/// A certificate the CA just signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    pub device_id: String,
+    pub cert_b64: String,
+    pub serial: String,
+    pub thumbprint: String,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub renews: Option<String>,
+    pub ca: CaCertificate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaReply {
+    Certificate(CaCertificate),
+    Issued(Issued),
+    Revoked { revoked: usize },
+}
+
+/// Why the CA refuses a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaError {
+    /// The request itself is unusable (bad key, bad id): a CertificateRequest fault.
+    BadRequest(String),
+    /// The presented certificate may not renew: a NotEligibleToRenew fault.
+    NotEligible(String),
+}
+
+impl std::fmt::Display for CaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaError::BadRequest(m) | CaError::NotEligible(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What the CA object reads besides its key: issuance records by serial.
+#[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
+pub trait CaStorage {
+    async fn record(&self, serial: &str) -> Result<Option<IssuanceRecord>, StoreError>;
+}
+
+/// The CA object's writes, committed together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaWrite {
+    Counter(u64),
+    Record(IssuanceRecord),
+}
+
+/// Everything a call needs besides storage.
+pub struct CaContext<'a, E: Entropy> {
+    pub ca: &'a Ca,
+    /// The last serial counter value allocated.
+    pub counter: u64,
+    /// Unix seconds.
+    pub now: u64,
+    pub entropy: &'a mut E,
+}
+
+type CaOutcome = Outcome<CaReply, CaError, CaWrite>;
+
+/// Runs one CA call.
+pub async fn handle<S: CaStorage, E: Entropy>(
+    store: &S,
+    ctx: CaContext<'_, E>,
+    call: CaCall,
+) -> Result<CaOutcome, StoreError> {
+    match call {
+        CaCall::Certificate => Ok(Outcome::reply(CaReply::Certificate(ctx.ca.certificate.clone()), vec![])),
+        CaCall::Issue { device_id, spki_der_b64, validity_days } => {
+            let Some(spki) = decode_base64(&spki_der_b64) else {
+                return Ok(Outcome::refuse(CaError::BadRequest("public key is not base64".into())));
+            };
+            issue(store, ctx, &device_id, &spki, validity_days, None).await
+        }
+        CaCall::Renew { signer_cert_b64, spki_der_b64, validity_days } => {
+            let (Some(signer), Some(spki)) = (decode_base64(&signer_cert_b64), decode_base64(&spki_der_b64))
+            else {
+                return Ok(Outcome::refuse(CaError::BadRequest("certificate or key is not base64".into())));
+            };
+            if pki::verify_issued_by(&signer, &ctx.ca.cert_der).is_err() {
+                return Ok(Outcome::refuse(CaError::NotEligible(
+                    "the signing certificate was not issued by this server".into(),
+                )));
+            }
+            let info = match pki::inspect_certificate(&signer) {
+                Ok(i) => i,
+                Err(e) => return Ok(Outcome::refuse(CaError::NotEligible(e.to_string()))),
+            };
+            let record = store.record(&info.serial_hex).await?;
+            if let Some(why) = renewal_refusal(record.as_ref(), &pki::thumbprint(&signer), ctx.now) {
+                return Ok(Outcome::refuse(CaError::NotEligible(why.into())));
+            }
+            let Some(record) = record else {
+                return Ok(Outcome::refuse(CaError::NotEligible("unknown certificate".into())));
+            };
+            issue(store, ctx, &record.device_id, &spki, validity_days, Some(record.serial)).await
+        }
+        CaCall::Revoke { serials } => {
+            let mut writes = Vec::new();
+            for s in &serials {
+                if let Some(mut rec) = store.record(s).await? {
+                    rec.revoked = true;
+                    writes.push(CaWrite::Record(rec));
+                }
+            }
+            Ok(Outcome::reply(CaReply::Revoked { revoked: writes.len() }, writes))
+        }
+    }
+}
+
+async fn issue<S: CaStorage, E: Entropy>(
+    store: &S,
+    ctx: CaContext<'_, E>,
+    device_id: &str,
+    spki: &[u8],
+    validity_days: u32,
+    renews: Option<String>,
+) -> Result<CaOutcome, StoreError> {
+    if !valid_device_id(device_id) || validity_days == 0 {
+        return Ok(Outcome::refuse(CaError::BadRequest("invalid device id or validity".into())));
+    }
+    let counter = ctx.counter + 1;
+    let serial = serial_number(counter, ctx.entropy.bytes());
+    // Valid from now, never back-dated (back-dating put Fleet's devices in a renewal loop).
+    let not_before = ctx.now;
+    let not_after = not_before + u64::from(validity_days) * 86_400;
+    let request = DeviceCertRequest { serial: &serial, subject_cn: device_id, spki_der: spki, not_before, not_after };
+    let cert = match pki::issue_device_certificate(&ctx.ca.key, &ctx.ca.cert_der, &request) {
+        Ok(c) => c,
+        Err(e) => return Ok(Outcome::refuse(CaError::BadRequest(e.to_string()))),
+    };
+    let record = IssuanceRecord {
+        serial: serial_hex(&serial),
+        device_id: device_id.to_string(),
+        thumbprint: pki::thumbprint(&cert),
+        not_before,
+        not_after,
+        renews: renews.clone(),
+        revoked: false,
+    };
+    let mut writes = vec![CaWrite::Counter(counter), CaWrite::Record(record.clone())];
+    if let Some(old) = &renews {
+        if let Some(mut prev) = store.record(old).await? {
+            prev.revoked = true;
+            writes.push(CaWrite::Record(prev));
+        }
+    }
+    let issued = Issued {
+        device_id: record.device_id,
+        cert_b64: encode_base64(&cert),
+        serial: record.serial,
+        thumbprint: record.thumbprint,
+        not_before,
+        not_after,
+        renews,
+        ca: ctx.ca.certificate.clone(),
+    };
+    Ok(Outcome::reply(CaReply::Issued(issued), writes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_positive_and_distinct() {
+        let a = serial_number(1, [0xff; 8]);
+        let b = serial_number(2, [0xff; 8]);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        assert!(a[0] >= 1 && a[0] <= 0x7f);
+        assert_eq!(serial_number(1, [0; 8])[0], 1);
+        assert_eq!(serial_hex(&[0x0a, 0xbc]), "0ABC");
+    }
+
+    #[test]
+    fn renewal_rules() {
+        let r = IssuanceRecord {
+            serial: "01".into(),
+            device_id: "D".into(),
+            thumbprint: "T".into(),
+            not_before: 0,
+            not_after: 100,
+            renews: None,
+            revoked: false,
+        };
+        assert_eq!(renewal_refusal(Some(&r), "T", 50), None);
+        assert!(renewal_refusal(None, "T", 50).is_some());
+        assert!(renewal_refusal(Some(&r), "X", 50).is_some());
+        assert!(renewal_refusal(Some(&r), "T", 100).is_some());
+        let revoked = IssuanceRecord { revoked: true, ..r };
+        assert!(renewal_refusal(Some(&revoked), "T", 50).is_some());
+    }
+}

@@ -1,0 +1,80 @@
+//! KV: read-mostly data. Key families and value shapes are documented in `kv-schema/`:
+//! `user:<email>` → [`UserRecord`]; `device:<device_id>` → [`DeviceIndexEntry`].
+
+use crate::calls::StoreError;
+use crate::device::DeviceIndexEntry;
+use crate::users::UserRecord;
+use serde::{de::DeserializeOwned, Serialize};
+use worker::kv::KvStore;
+use worker::Env;
+
+pub const BINDING: &str = "KV";
+pub const USER_PREFIX: &str = "user:";
+pub const DEVICE_PREFIX: &str = "device:";
+
+fn kv_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("KV: {e}"))
+}
+
+pub struct Kv(KvStore);
+
+impl Kv {
+    pub fn open(env: &Env) -> Result<Kv, StoreError> {
+        env.kv(BINDING).map(Kv).map_err(kv_error)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.0.get(key).json::<T>().await.map_err(kv_error)
+    }
+
+    async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        let text = serde_json::to_string(value).map_err(kv_error)?;
+        self.0.put(key, text).map_err(kv_error)?.execute().await.map_err(kv_error)
+    }
+
+    /// Every value under a prefix, following list cursors.
+    async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = self.0.list().prefix(prefix.to_string());
+            if let Some(c) = cursor.take() {
+                q = q.cursor(c);
+            }
+            let page = q.execute().await.map_err(kv_error)?;
+            for key in &page.keys {
+                if let Some(v) = self.get::<T>(&key.name).await? {
+                    out.push(v);
+                }
+            }
+            if page.list_complete || page.cursor.is_none() {
+                return Ok(out);
+            }
+            cursor = page.cursor;
+        }
+    }
+
+    pub async fn user(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.get(&format!("{USER_PREFIX}{email}")).await
+    }
+
+    pub async fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.put(&format!("{USER_PREFIX}{}", user.email), user).await
+    }
+
+    pub async fn delete_user(&self, email: &str) -> Result<(), StoreError> {
+        self.0.delete(&format!("{USER_PREFIX}{email}")).await.map_err(kv_error)
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.list(USER_PREFIX).await
+    }
+
+    pub async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError> {
+        self.put(&format!("{DEVICE_PREFIX}{}", entry.device_id), entry).await
+    }
+
+    pub async fn devices(&self) -> Result<Vec<DeviceIndexEntry>, StoreError> {
+        self.list(DEVICE_PREFIX).await
+    }
+}

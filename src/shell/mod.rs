@@ -1,0 +1,78 @@
+//! The Worker shell (wasm32 only): routing, the HTTP adapters, the Durable Objects, KV,
+//! WebCrypto, the clock and randomness. Every file decodes, loads, calls the core, commits and
+//! encodes; the rules are in the core modules it calls.
+//!
+//! * routes: [`enrollment_service`] (Discovery, XCEP, WSTEP → [`crate::enroll::service`]),
+//!   [`management_service`] (SyncML → the device object), [`signin_page`]
+//!   (→ [`crate::signin`]), [`admin_api`]
+//! * objects: [`ca_object`] (the CA key), [`device_object`], [`token_object`]; [`rpc`] encodes
+//!   their typed calls, [`storage`] commits their writes
+//! * platform: [`ports`] (the core's traits), [`kv`], [`webcrypto`], [`platform`] (clock,
+//!   randomness), [`body`] (bounded reads), [`respond`] (responses and error mapping)
+
+pub mod admin_api;
+pub mod body;
+pub mod ca_object;
+pub mod device_object;
+pub mod enrollment_service;
+pub mod kv;
+pub mod management_service;
+pub mod platform;
+pub mod ports;
+pub mod respond;
+pub mod rpc;
+pub mod signin_page;
+pub mod storage;
+pub mod token_object;
+pub mod webcrypto;
+
+use crate::config::Config;
+use respond::{fixed, json_error};
+use worker::*;
+
+/// Reads the configuration from the Worker's vars and secrets.
+fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> {
+    Config::from_lookup(&|name| {
+        env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
+    })
+}
+
+/// `scheme://host[:port]` of the request.
+pub fn origin(req: &Request) -> Result<String> {
+    Ok(req.url()?.origin().ascii_serialization())
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let cfg = match config(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            console_error!("{e}");
+            return json_error(500, "server misconfigured; see the worker log");
+        }
+    };
+    // Windows and WSO2 spell these paths in different cases.
+    let path = req.path().to_ascii_lowercase();
+    match (req.method(), path.trim_end_matches('/')) {
+        (Method::Get, "") => fixed(200, "text/plain; charset=utf-8", "edgemdm\n"),
+        (Method::Get, "/enrollmentserver/discovery.svc") => fixed(200, "text/html", Vec::new()),
+        (
+            Method::Post,
+            "/enrollmentserver/discovery.svc"
+            | "/enrollmentserver/policyenrollmentwebservice.svc"
+            | "/enrollmentserver/deviceenrollmentwebservice.svc"
+            | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
+        ) => enrollment_service::handle(req, &env, &cfg).await,
+        (Method::Post, "/managementserver/mdm.svc") => management_service::handle(req, &env, &cfg).await,
+        (Method::Get, "/windows-web-agent") => signin_page::show(req, &cfg).await,
+        (Method::Post, "/windows-web-agent") => signin_page::submit(req, &env, &cfg).await,
+        (Method::Get, "/api/v1/ca") => admin_api::ca_certificate(&env).await,
+        (_, p) if p.starts_with("/api/v1/") => admin_api::handle(req, &env, &cfg).await,
+        _ => json_error(404, "not found"),
+    }
+}

@@ -1,0 +1,70 @@
+//! The core's traits over the platform: the token authority, CA and device objects through
+//! their typed calls, KV, and WebCrypto.
+
+use super::{ca_object, device_object, kv::Kv, rpc, storage::store_error, token_object, webcrypto};
+use crate::calls::StoreError;
+use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
+use crate::device::DeviceIndexEntry;
+use crate::enroll::flow::{Authority, Devices, Issuer};
+use crate::issuer::{CaCall, CaError, CaReply};
+use crate::tokens::authority::{TokenCall, TokenCallError, TokenReply};
+use crate::users::{Directory, Kdf, UserRecord};
+use std::cell::OnceCell;
+use worker::{Env, Stub};
+
+/// The platform as the core sees it, for one request.
+pub struct EdgePorts<'a> {
+    env: &'a Env,
+    kv: OnceCell<Kv>,
+}
+
+impl<'a> EdgePorts<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        EdgePorts { env, kv: OnceCell::new() }
+    }
+
+    pub fn kv(&self) -> Result<&Kv, StoreError> {
+        if self.kv.get().is_none() {
+            let _ = self.kv.set(Kv::open(self.env)?);
+        }
+        Ok(self.kv.get().expect("set above"))
+    }
+
+    fn stub(&self, binding: &str, name: &str) -> Result<Stub, StoreError> {
+        self.env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(store_error)
+    }
+}
+
+impl Authority for EdgePorts<'_> {
+    async fn tokens(&self, call: TokenCall) -> Result<Result<TokenReply, TokenCallError>, StoreError> {
+        rpc::call(&self.stub(token_object::BINDING, token_object::INSTANCE)?, &call).await
+    }
+}
+
+impl Issuer for EdgePorts<'_> {
+    async fn ca(&self, call: CaCall) -> Result<Result<CaReply, CaError>, StoreError> {
+        rpc::call(&self.stub(ca_object::BINDING, ca_object::INSTANCE)?, &call).await
+    }
+}
+
+impl Devices for EdgePorts<'_> {
+    async fn device(&self, device_id: &str, call: DeviceCall) -> Result<Result<DeviceReply, DeviceError>, StoreError> {
+        rpc::call(&self.stub(device_object::BINDING, device_id)?, &call).await
+    }
+}
+
+impl Directory for EdgePorts<'_> {
+    async fn user(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.kv()?.user(email).await
+    }
+
+    async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError> {
+        self.kv()?.put_device(entry).await
+    }
+}
+
+impl Kdf for EdgePorts<'_> {
+    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, StoreError> {
+        webcrypto::pbkdf2_sha256(password, salt, iterations).await
+    }
+}

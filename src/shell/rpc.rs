@@ -1,0 +1,47 @@
+//! Typed calls to the Durable Objects, encoded in one place. A call is its core enum as JSON in
+//! a `POST` body; the answer is the core's `Result<Reply, Error>` as JSON with status 200, or
+//! a storage failure as status 500 with its message. Both sides use these functions only.
+
+use crate::calls::StoreError;
+use serde::{de::DeserializeOwned, Serialize};
+use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+
+use super::storage::store_error;
+
+/// Calls an object and reads its typed answer.
+pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
+    stub: &Stub,
+    call: &C,
+) -> Result<Result<R, E>, StoreError> {
+    let mut init = RequestInit::new();
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json").map_err(store_error)?;
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(serde_json::to_string(call).map_err(store_error)?.into()));
+    let req = Request::new_with_init("https://object/call", &init).map_err(store_error)?;
+    let mut resp = stub.fetch_with_request(req).await.map_err(store_error)?;
+    let status = resp.status_code();
+    let body = resp.text().await.map_err(store_error)?;
+    if status != 200 {
+        return Err(StoreError(format!("object answered {status}: {body}")));
+    }
+    serde_json::from_str(&body).map_err(|e| StoreError(format!("object reply: {e}")))
+}
+
+/// Reads a call inside the object.
+pub async fn decode<C: DeserializeOwned>(req: &mut Request) -> Result<C, StoreError> {
+    let bytes = req.bytes().await.map_err(store_error)?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("malformed call: {e}")))
+}
+
+/// The object's answer to a call: the reply or refusal, or the failure.
+pub fn encode<R: Serialize, E: Serialize>(answer: Result<Result<R, E>, StoreError>) -> worker::Result<Response> {
+    match answer {
+        Ok(reply) => Response::from_json(&reply),
+        Err(e) => {
+            worker::console_error!("object call failed: {e}");
+            Ok(Response::error(e.0, 500)?)
+        }
+    }
+}
