@@ -11,7 +11,7 @@ use crate::enrollment::{
 use crate::objects::{self, ca, device, kv, now_ms, random_bytes, tokens::Stage};
 use crate::pki::{self, PkiError};
 use crate::proto::discovery::{Discover, DiscoverResponse, DiscoveryConfig, ENROLLMENT_PATH_WIN10};
-use crate::proto::provdoc::{RenewalDoc, StoredCert};
+use crate::proto::provdoc::{ClientGeneration, RenewalDoc, StoredCert};
 use crate::proto::soap::{self, decode_base64, Credential, Envelope, Fault};
 use crate::time::format_timestamp;
 use crate::proto::wstep::{RequestSecurityToken, RequestSecurityTokenResponseCollection, RequestType, TokenRequest};
@@ -38,6 +38,8 @@ fn soap_ok(doc: String) -> Result<Response> {
 
 pub async fn soap(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let trace = trace_id();
+    // Decided once, by the enrollment service discovery sent the client to.
+    let generation = ClientGeneration::from_service_path(&req.path());
     let client_cert = super::mgmt::verified_client_cert(&req);
     let declared_len = req.headers().get("Content-Length")?.and_then(|l| l.parse::<usize>().ok());
     let body = if declared_len.is_some_and(|l| l > MAX_SOAP_BYTES) {
@@ -62,7 +64,10 @@ pub async fn soap(mut req: Request, env: &Env, cfg: &Config) -> Result<Response>
         Ok(env_) => match env_.header.action.as_deref() {
             Some(ns::ACTION_DISCOVER) => discover(&env_, cfg, &base_url),
             Some(ns::ACTION_GET_POLICIES) => policies(&env_, env, cfg).await,
-            Some(ns::ACTION_RST) => wstep(&env_, env, cfg, &base_url, client_cert.as_deref()).await,
+            Some(ns::ACTION_RST) => {
+                let cert = client_cert.as_deref();
+                wstep(&env_, env, cfg, &base_url, cert, generation).await
+            }
             other => Err(EnrollError::WrongAction(other.map(str::to_string))),
         },
     };
@@ -75,7 +80,11 @@ pub async fn soap(mut req: Request, env: &Env, cfg: &Config) -> Result<Response>
             console_log!("enrollment fault {trace}: {e}");
             let fault = Fault::new(e.fault_code(), e.public_reason(), &trace);
             // HTTP 200: the client parses fault bodies and reads the code from them.
-            soap_ok(fault.to_envelope(response_action(action.as_deref()), relates_to))
+            let fault_action = match response_action(action.as_deref()) {
+                ns::ACTION_RSTRC => generation.wstep_fault_action(),
+                other => other,
+            };
+            soap_ok(fault.to_envelope(fault_action, relates_to))
         }
     }
 }
@@ -170,17 +179,18 @@ async fn wstep(
     cfg: &Config,
     base_url: &str,
     client_cert: Option<&str>,
+    generation: ClientGeneration,
 ) -> std::result::Result<SoapAnswer, EnrollError> {
     let rst = RequestSecurityToken::parse(&env_.body)?;
     match (&rst.request_type, &rst.token) {
         (RequestType::Issue, TokenRequest::Pkcs10(csr)) => {
             let principal = authenticate(env_.header.credential.as_ref(), env).await?;
-            issue(&rst, csr, &principal, env, cfg, base_url).await
+            issue(&rst, csr, &principal, env, cfg, base_url, generation).await
         }
         // ROBO renewal authenticates with the current key (the PKCS#7 signature), not a user
         // credential: header credentials are ignored.
         (RequestType::Renew | RequestType::Recovery, TokenRequest::Pkcs7(p7)) => {
-            renew(&rst, p7, env, cfg, client_cert).await
+            renew(&rst, p7, env, cfg, client_cert, generation).await
         }
         _ => Err(EnrollError::Wstep(crate::proto::wstep::WstepError::TokenMismatch)),
     }
@@ -229,6 +239,7 @@ async fn issue(
     env: &Env,
     cfg: &Config,
     base_url: &str,
+    generation: ClientGeneration,
 ) -> std::result::Result<SoapAnswer, EnrollError> {
     // Everything is checked before anything is written.
     let identity = DeviceIdentity::from_request(rst, enrollment::hex(&random_bytes::<16>()).to_uppercase())?;
@@ -267,8 +278,12 @@ async fn issue(
         renew_period_days: cfg.renew_period_days,
         retry_interval_days: cfg.renew_retry_days,
         renew_url: Some(format!("{base_url}{ENROLLMENT_PATH_WIN10}")),
+        poll: cfg.poll,
+        ssp_hyperlink: cfg.ssp_hyperlink.as_deref(),
+        server_root_cert_hash: cfg.server_root_cert_hash.as_deref(),
     };
     let (doc, credentials) = enrollment::provisioning_doc(
+        generation,
         &identity,
         Some(user),
         stored(&issued.ca.cert_b64, &issued.ca.thumbprint),
@@ -302,6 +317,7 @@ async fn renew(
     env: &Env,
     cfg: &Config,
     client_cert: Option<&str>,
+    generation: ClientGeneration,
 ) -> std::result::Result<SoapAnswer, EnrollError> {
     let renewal = pki::parse_renewal(pkcs7, MIN_RSA_BITS).map_err(|e| match e {
         PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
@@ -357,6 +373,7 @@ async fn renew(
         client: stored(&issued.cert_b64, &issued.thumbprint),
         store: record.identity.enrollment_type.store(),
         provider_id: cfg.provider_id.clone(),
+        generation,
     };
     Ok(rstrc_answer(doc.to_xml()))
 }
