@@ -2,6 +2,7 @@
 //! function so the parsing is testable without a Worker.
 
 use crate::proto::discovery::AuthPolicy;
+use crate::proto::provdoc::Poll;
 use std::fmt;
 
 /// `PROVIDER-ID` of the DM account and the DMClient provider name.
@@ -22,6 +23,15 @@ pub struct Config {
     pub cert_validity_days: u32,
     pub renew_period_days: u32,
     pub renew_retry_days: u32,
+    /// `POLL_SCHEDULE`: when devices check in, for both document shapes (DMClient `Poll` on
+    /// Windows 10/11, `OmaDmRetry` on 8.1).
+    pub poll: Poll,
+    /// `SSP_HYPERLINK`: the link a Windows 8.1 enrollment client may show (`SSPHyperlink`).
+    pub ssp_hyperlink: Option<String>,
+    /// `SERVER_ROOT_CERT_HASH`: SHA-1 thumbprint (40 upper-case hex) of the root CA of the TLS
+    /// certificate `PUBLIC_BASE_URL` serves; Windows 8.1 documents carry it as
+    /// `SslServerRootCertHash` when set.
+    pub server_root_cert_hash: Option<String>,
     /// `ADMIN_TOKEN` secret; admin routes are closed when it is unset.
     pub admin_token: Option<String>,
     pub password_iterations: u32,
@@ -87,6 +97,29 @@ impl Config {
         if renew_retry_days > renew_period_days {
             return Err(ConfigError("RENEW_RETRY_DAYS must not exceed RENEW_PERIOD_DAYS".into()));
         }
+        let poll = match get("POLL_SCHEDULE").filter(|v| !v.trim().is_empty()) {
+            None => Poll::default(),
+            Some(v) => Poll::parse(&v).map_err(|e| ConfigError(format!("POLL_SCHEDULE: {e}")))?,
+        };
+        let optional = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let ssp_hyperlink = optional("SSP_HYPERLINK");
+        if let Some(u) = &ssp_hyperlink {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                let msg = format!("SSP_HYPERLINK must be an http(s) URL, not {u:?}");
+                return Err(ConfigError(msg));
+            }
+        }
+        let server_root_cert_hash = optional("SERVER_ROOT_CERT_HASH");
+        if let Some(h) = &server_root_cert_hash {
+            if h.len() != 40 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let msg = format!("SERVER_ROOT_CERT_HASH must be a SHA-1 thumbprint, not {h:?}");
+                return Err(ConfigError(msg));
+            }
+        }
         let allow_loopback_appru = match get("ALLOW_LOOPBACK_APPRU").map(|v| v.trim().to_ascii_lowercase()) {
             None => false,
             Some(v) if v.is_empty() || v == "false" || v == "0" => false,
@@ -102,6 +135,9 @@ impl Config {
             cert_validity_days,
             renew_period_days,
             renew_retry_days,
+            poll,
+            ssp_hyperlink,
+            server_root_cert_hash: server_root_cert_hash.map(|h| h.to_ascii_uppercase()),
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
             max_command_attempts: number(get, "MAX_COMMAND_ATTEMPTS", 3, 1, 100)?,
             password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, crate::users::MAX_ITERATIONS)?,
@@ -143,6 +179,34 @@ mod tests {
         assert_eq!((c.login_token_ttl_secs, c.login_max_failures, c.login_window_secs), (600, 10, 900));
         assert_eq!(c.base_url("http://127.0.0.1:8787/"), "http://127.0.0.1:8787");
         assert_eq!(c.admin_token, None);
+        assert_eq!(c.poll, Poll::default());
+        assert_eq!((c.ssp_hyperlink, c.server_root_cert_hash), (None, None));
+    }
+
+    #[test]
+    fn windows81_settings_and_schedule() {
+        let hash = "5be128213d05dc6cb87a059469130fc6686992ef";
+        let c = cfg(&[
+            ("POLL_SCHEDULE", "5x4,30x6,1440x0"),
+            ("SSP_HYPERLINK", " https://e.example/app "),
+            ("SERVER_ROOT_CERT_HASH", hash),
+        ])
+        .unwrap();
+        let p = c.poll;
+        assert_eq!(
+            (p.first_interval, p.first_count, p.remaining_interval),
+            (5, 4, 1440)
+        );
+        assert_eq!(c.ssp_hyperlink.as_deref(), Some("https://e.example/app"));
+        let upper = hash.to_ascii_uppercase();
+        assert_eq!(c.server_root_cert_hash.as_deref(), Some(upper.as_str()));
+        let blank = cfg(&[("SSP_HYPERLINK", ""), ("SERVER_ROOT_CERT_HASH", " ")]).unwrap();
+        assert_eq!(blank.ssp_hyperlink, None);
+        assert_eq!(blank.server_root_cert_hash, None);
+        assert!(cfg(&[("POLL_SCHEDULE", "3x0,15x8,480x0")]).is_err());
+        assert!(cfg(&[("SSP_HYPERLINK", "javascript:alert(1)")]).is_err());
+        assert!(cfg(&[("SERVER_ROOT_CERT_HASH", "5BE128")]).is_err());
+        assert!(cfg(&[("SERVER_ROOT_CERT_HASH", "Z".repeat(40).as_str())]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   certificate → the device record → the listing → the renewal document.
 
 use super::provisioning::{provisioning_doc, DocSettings, Secrets};
+use super::service::SoapRequest;
 use super::EnrollError;
 use crate::calls::StoreError;
 use crate::codec::{decode_base64, encode_base64, hex};
@@ -151,13 +152,13 @@ fn stored(cert_b64: &str, thumbprint: &str) -> StoredCert {
 pub async fn issue<P: Ports>(
     ports: &P,
     cfg: &Config,
-    base_url: &str,
+    req: &SoapRequest<'_>,
     rst: &RequestSecurityToken,
     csr_der: &[u8],
     principal: &Principal,
-    now_ms: u64,
     entropy: &mut impl Entropy,
 ) -> Result<String, EnrollError> {
+    let (base_url, now_ms) = (req.base_url, req.now_ms);
     let identity = DeviceIdentity::from_request(rst, hex(&entropy.bytes::<16>()).to_uppercase())?;
     let csr = pki::parse_csr(csr_der, MIN_RSA_BITS).map_err(EnrollError::Csr)?;
     // A token is spent (login token: marked used; admin token: one use less) once the request
@@ -191,8 +192,12 @@ pub async fn issue<P: Ports>(
         renew_period_days: cfg.renew_period_days,
         retry_interval_days: cfg.renew_retry_days,
         renew_url: Some(format!("{base_url}{ENROLLMENT_PATH_WIN10}")),
+        poll: cfg.poll,
+        ssp_hyperlink: cfg.ssp_hyperlink.as_deref(),
+        server_root_cert_hash: cfg.server_root_cert_hash.as_deref(),
     };
     let (doc, credentials) = provisioning_doc(
+        req.generation,
         &identity,
         Some(user),
         stored(&issued.ca.cert_b64, &issued.ca.thumbprint),
@@ -223,11 +228,11 @@ pub async fn issue<P: Ports>(
 pub async fn renew<P: Ports>(
     ports: &P,
     cfg: &Config,
+    req: &SoapRequest<'_>,
     rst: &RequestSecurityToken,
     pkcs7: &[u8],
-    client_cert: Option<&str>,
-    now_ms: u64,
 ) -> Result<String, EnrollError> {
+    let (client_cert, now_ms) = (req.client_cert, req.now_ms);
     let renewal = pki::parse_renewal(pkcs7, MIN_RSA_BITS).map_err(|e| match e {
         PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
         other => EnrollError::NotEligibleToRenew(format!("renewal request refused: {other}")),
@@ -272,6 +277,7 @@ pub async fn renew<P: Ports>(
         client: stored(&issued.cert_b64, &issued.thumbprint),
         store: record.identity.enrollment_type.store(),
         provider_id: cfg.provider_id.clone(),
+        generation: req.generation,
     };
     Ok(doc.to_xml())
 }

@@ -5,7 +5,8 @@
 use crate::codec::encode_base64;
 use crate::device::{DeviceIdentity, DmCredentials};
 use crate::proto::provdoc::{
-    self, AppAuth, DmAccount, DmClient, ProvisioningDoc, RenewSettings, StoredCert,
+    AppAuth, ClientGeneration, DmAccount, DmClient, DocShape, Poll, PrivateKeyContainer, ProvisioningDoc,
+    RenewSettings, StoredCert, Win81Settings,
 };
 
 /// Random material for a new enrollment, drawn by the caller.
@@ -24,10 +25,18 @@ pub struct DocSettings<'a> {
     pub renew_period_days: u32,
     pub retry_interval_days: u32,
     pub renew_url: Option<String>,
+    /// The check-in schedule (`POLL_SCHEDULE`), for both generations.
+    pub poll: Poll,
+    /// `SSP_HYPERLINK`: the 8.1 `SSPHyperlink`.
+    pub ssp_hyperlink: Option<&'a str>,
+    /// `SERVER_ROOT_CERT_HASH`: the 8.1 `SslServerRootCertHash`.
+    pub server_root_cert_hash: Option<&'a str>,
 }
 
-/// Builds the provisioning document of a first enrollment, and the credentials to keep.
+/// Builds the provisioning document of a first enrollment, in the shape of the client's
+/// generation, and the credentials to keep.
 pub fn provisioning_doc(
+    generation: ClientGeneration,
     identity: &DeviceIdentity,
     user: Option<&str>,
     root: StoredCert,
@@ -67,11 +76,20 @@ pub fn provisioning_doc(
                 nonce_b64: device_nonce_b64,
             },
         },
-        dmclient: DmClient {
-            ent_dmid: identity.device_id.clone(),
-            ent_device_name: identity.device_name.clone(),
-            upn: user.map(str::to_string),
-            poll: provdoc::Poll::default(),
+        poll: s.poll,
+        shape: match generation {
+            ClientGeneration::Windows10 => DocShape::Windows10(DmClient {
+                ent_dmid: identity.device_id.clone(),
+                ent_device_name: identity.device_name.clone(),
+                upn: user.map(str::to_string),
+            }),
+            ClientGeneration::Windows81 => DocShape::Windows81(Win81Settings {
+                ssp_hyperlink: s.ssp_hyperlink.map(str::to_string),
+                server_root_cert_hash: s.server_root_cert_hash.map(str::to_string),
+                device_name: identity.device_name.clone().unwrap_or_default(),
+                account_id: identity.device_id.clone(),
+                key_container: PrivateKeyContainer::default(),
+            }),
         },
     };
     (doc, creds)
@@ -108,12 +126,45 @@ mod tests {
             renew_period_days: 60,
             retry_interval_days: 4,
             renew_url: None,
+            poll: Poll::default(),
+            ssp_hyperlink: Some("https://e/app"),
+            server_root_cert_hash: None,
         };
         let cert = |t: &str| StoredCert { thumbprint: t.into(), der: vec![0] };
-        let (doc, creds) = provisioning_doc(&id, Some("u@e.x"), cert("R"), cert("C"), &secrets, &settings);
+        let (user, root, client) = (Some("u@e.x"), cert("R"), cert("C"));
+        let build = |g| {
+            provisioning_doc(
+                g,
+                &id,
+                user,
+                root.clone(),
+                client.clone(),
+                &secrets,
+                &settings,
+            )
+        };
+        let (doc, creds) = build(ClientGeneration::Windows10);
         assert_eq!(doc.account.device_auth.nonce_b64, creds.device_nonce_b64);
         assert_eq!(creds.device_hash_b64, crate::proto::syncml::digest::secret_hash("DEV", "d"));
         assert_eq!(doc.store, CertStore::User);
-        assert_eq!(doc.dmclient.upn.as_deref(), Some("u@e.x"));
+        match &doc.shape {
+            DocShape::Windows10(d) => assert_eq!(d.upn.as_deref(), Some("u@e.x")),
+            other => panic!("{other:?}"),
+        }
+
+        // The same inputs for an 8.1 client: its own fields, the same account and schedule.
+        let (doc81, creds81) = build(ClientGeneration::Windows81);
+        assert_eq!(creds81, creds);
+        assert_eq!(doc81.account, doc.account);
+        assert_eq!((doc81.poll, doc81.store), (doc.poll, doc.store));
+        match &doc81.shape {
+            DocShape::Windows81(w) => {
+                assert_eq!(w.ssp_hyperlink.as_deref(), Some("https://e/app"));
+                assert_eq!(w.account_id, "DEV");
+                assert_eq!(w.device_name, "");
+                assert_eq!(w.key_container, PrivateKeyContainer::default());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

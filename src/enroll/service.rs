@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::context::Entropy;
 use crate::proto::discovery::{Discover, DiscoverResponse, DiscoveryConfig};
 use crate::proto::ns;
+use crate::proto::provdoc::ClientGeneration;
 use crate::proto::soap::{self, Envelope, Fault};
 use crate::proto::wstep::{
     RequestSecurityToken, RequestSecurityTokenResponseCollection, RequestType, TokenRequest, WstepError,
@@ -31,6 +32,9 @@ pub struct SoapRequest<'a> {
     pub base_url: &'a str,
     /// SHA-1 thumbprint of a TLS client certificate Cloudflare mTLS verified, if any.
     pub client_cert: Option<&'a str>,
+    /// The client generation, decided once by the service the client called (discovery sends
+    /// Windows 8.1 to `DeviceEnrollmentWebservice.svc`).
+    pub generation: ClientGeneration,
     pub now_ms: u64,
 }
 
@@ -75,8 +79,13 @@ pub async fn handle<P: Ports>(ports: &P, cfg: &Config, req: SoapRequest<'_>, ent
         }
         Err(e) => {
             let fault = Fault::new(e.fault_code(), e.public_reason(), &trace);
+            // WSTEP faults carry the Action of the service the client called ([MS-MDE] §3.4.4.1).
+            let fault_action = match response_action(action.as_deref()) {
+                ns::ACTION_RSTRC => req.generation.wstep_fault_action(),
+                other => other,
+            };
             SoapAnswer {
-                body: fault.to_envelope(response_action(action.as_deref()), relates_to),
+                body: fault.to_envelope(fault_action, relates_to),
                 log: Some(format!("enrollment fault {trace}: {e}")),
             }
         }
@@ -113,12 +122,12 @@ async fn dispatch<P: Ports>(
             let doc = match (&rst.request_type, &rst.token) {
                 (RequestType::Issue, TokenRequest::Pkcs10(csr)) => {
                     let principal = flow::authenticate(ports, env.header.credential.as_ref()).await?;
-                    flow::issue(ports, cfg, req.base_url, &rst, csr, &principal, req.now_ms, entropy).await?
+                    flow::issue(ports, cfg, req, &rst, csr, &principal, entropy).await?
                 }
                 // ROBO renewal authenticates with the current key (the PKCS#7 signature), not a
                 // user credential: header credentials are ignored.
                 (RequestType::Renew | RequestType::Recovery, TokenRequest::Pkcs7(p7)) => {
-                    flow::renew(ports, cfg, &rst, p7, req.client_cert, req.now_ms).await?
+                    flow::renew(ports, cfg, req, &rst, p7).await?
                 }
                 _ => return Err(EnrollError::Wstep(WstepError::TokenMismatch)),
             };

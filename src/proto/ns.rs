@@ -25,6 +25,9 @@ pub const ACTION_GET_POLICIES_RESPONSE: &str =
     "http://schemas.microsoft.com/windows/pki/2009/01/enrollmentpolicy/IPolicy/GetPoliciesResponse";
 pub const ACTION_RST: &str = "http://schemas.microsoft.com/windows/pki/2009/01/enrollment/RST/wstep";
 pub const ACTION_RSTRC: &str = "http://schemas.microsoft.com/windows/pki/2009/01/enrollment/RSTRC/wstep";
+/// The fault action of the Windows 8.1 enrollment service's RequestSecurityToken operation
+/// (the `wsdl:fault` of `IWindowsDeviceEnrollmentService`, [MS-MDE] §3.4.4.1).
+pub const ACTION_WSTEP_FAULT_WIN81: &str = "http://schemas.microsoft.com/windows/pki/2009/01/enrollment/IWindowsDeviceEnrollmentService/RequestSecurityTokenWindowsDeviceEnrollmentServiceErrorFault";
 
 /// `wsse:BinarySecurityToken` value types.
 pub const VT_USER_TOKEN: &str =
