@@ -2,14 +2,14 @@
 //! (order, at-least-once delivery, attempt limits) and how a SyncML session's events change a
 //! device. The device Durable Object loads the state, calls these, and stores the result.
 
-use crate::device::{DeviceRecord, DeviceStatus};
 use crate::codec::decode_base64;
+use crate::device::{DeviceRecord, DeviceStatus};
 use crate::proto::syncml::codes;
-use crate::time::format_timestamp;
 use crate::proto::syncml::message::{
     Add, Command, Delete, Exec, Get, Item, Meta, Replace, Source, Status, SyncBody, SyncHdr, SyncMl, Target,
 };
 use crate::proto::syncml::session::{Event, QueuedCommand, ResultItem, SessionState};
+use crate::time::format_timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -41,17 +41,34 @@ pub const INVENTORY_URIS: [&str; 12] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CommandRequest {
-    Get { uri: String },
-    Replace { uri: String, format: String, data: String },
-    Add { uri: String, format: Option<String>, data: Option<String> },
-    Delete { uri: String },
-    Exec { uri: String, data: Option<String> },
+    Get {
+        uri: String,
+    },
+    Replace {
+        uri: String,
+        format: String,
+        data: String,
+    },
+    Add {
+        uri: String,
+        format: Option<String>,
+        data: Option<String>,
+    },
+    Delete {
+        uri: String,
+    },
+    Exec {
+        uri: String,
+        data: Option<String>,
+    },
     Lock,
     Reboot,
     Wipe,
     Inventory,
     /// Queued by retiring a device; refused from the API by [`CommandRequest::from_json`].
-    Unenroll { provider_id: String },
+    Unenroll {
+        provider_id: String,
+    },
 }
 
 /// OMA-DM `Meta/Format` values an admin may use.
@@ -94,13 +111,25 @@ fn check_data(format: &str, data: &str) -> Result<(), String> {
 impl CommandRequest {
     /// Reads and validates an API request body; the message says what is wrong.
     pub fn from_json(body: &[u8]) -> Result<CommandRequest, String> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
         let req: CommandRequest = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
         if matches!(req, CommandRequest::Unenroll { .. }) {
-            return Err("unenroll is not a command type; retire the device with DELETE /api/v1/devices/{id}".into());
+            return Err(
+                "unenroll is not a command type; retire the device with DELETE /api/v1/devices/{id}".into()
+            );
         }
         // Serde lets extra fields through on field-less variants; they are a mistake too.
-        if let (Some(obj), true) = (value.as_object(), matches!(req, CommandRequest::Lock | CommandRequest::Reboot | CommandRequest::Wipe | CommandRequest::Inventory)) {
+        if let (Some(obj), true) = (
+            value.as_object(),
+            matches!(
+                req,
+                CommandRequest::Lock
+                    | CommandRequest::Reboot
+                    | CommandRequest::Wipe
+                    | CommandRequest::Inventory
+            ),
+        ) {
             if let Some(k) = obj.keys().find(|k| *k != "type") {
                 return Err(format!("unknown field `{k}` for type {}", req.kind()));
             }
@@ -187,7 +216,9 @@ impl CommandRequest {
             CommandRequest::Lock => exec(LOCK_URI, None),
             CommandRequest::Reboot => exec(REBOOT_URI, None),
             CommandRequest::Wipe => exec(WIPE_URI, None),
-            CommandRequest::Inventory => Command::Get(Get::new(INVENTORY_URIS.iter().map(|u| Item::target(*u)).collect())),
+            CommandRequest::Inventory => {
+                Command::Get(Get::new(INVENTORY_URIS.iter().map(|u| Item::target(*u)).collect()))
+            }
             CommandRequest::Unenroll { provider_id } => {
                 exec(&format!("./Vendor/MSFT/DMClient/Provider/{provider_id}/Unenroll"), Some(provider_id))
             }
@@ -299,7 +330,10 @@ pub fn expire_unacknowledged(
     };
     let mut failed = Vec::new();
     for rec in commands.values_mut() {
-        if rec.status == CommandState::Sent && rec.attempts >= max_attempts && !awaiting.contains(&rec.id.as_str()) {
+        if rec.status == CommandState::Sent
+            && rec.attempts >= max_attempts
+            && !awaiting.contains(&rec.id.as_str())
+        {
             rec.error = Some(format!("no status from the device after {} attempts", rec.attempts));
             rec.finish(CommandState::Failed, now);
             failed.push(rec.id.clone());
@@ -328,7 +362,12 @@ pub struct Applied {
 }
 
 fn result_value(r: &ResultItem) -> ResultValue {
-    ResultValue { uri: r.loc_uri.clone(), format: r.format.clone(), type_: r.type_.clone(), data: r.data.clone() }
+    ResultValue {
+        uri: r.loc_uri.clone(),
+        format: r.format.clone(),
+        type_: r.type_.clone(),
+        data: r.data.clone(),
+    }
 }
 
 fn unenroll(record: &mut DeviceRecord, mgmt: &Management, applied: &mut Applied) {
@@ -377,7 +416,8 @@ pub fn apply_events(
             }
             Event::CommandTooLarge { id, size } => {
                 if let Some(r) = commands.get_mut(id) {
-                    r.error = Some(format!("the command ({size} bytes) does not fit the device's MaxMsgSize"));
+                    r.error =
+                        Some(format!("the command ({size} bytes) does not fit the device's MaxMsgSize"));
                     r.finish(CommandState::Failed, now);
                 }
             }
@@ -491,11 +531,16 @@ mod tests {
         assert_eq!(e.items[0].target.as_ref().unwrap().loc_uri, LOCK_URI);
         let Command::Get(g) = CommandRequest::Inventory.to_command() else { panic!() };
         assert_eq!(g.items.len(), INVENTORY_URIS.len());
-        let Command::Exec(e) = (CommandRequest::Unenroll { provider_id: "edgemdm".into() }).to_command() else {
+        let Command::Exec(e) = (CommandRequest::Unenroll { provider_id: "edgemdm".into() }).to_command()
+        else {
             panic!()
         };
-        assert_eq!(e.items[0].target.as_ref().unwrap().loc_uri, "./Vendor/MSFT/DMClient/Provider/edgemdm/Unenroll");
-        let Command::Replace(r) = req(r#"{"type":"replace","uri":"./a","format":"int","data":"5"}"#).unwrap().to_command()
+        assert_eq!(
+            e.items[0].target.as_ref().unwrap().loc_uri,
+            "./Vendor/MSFT/DMClient/Provider/edgemdm/Unenroll"
+        );
+        let Command::Replace(r) =
+            req(r#"{"type":"replace","uri":"./a","format":"int","data":"5"}"#).unwrap().to_command()
         else {
             panic!()
         };
@@ -517,7 +562,12 @@ mod tests {
                 context: vec![],
             },
             user: None,
-            certificate: CertRef { serial: "1".into(), thumbprint: "T".into(), not_before: "".into(), not_after: "".into() },
+            certificate: CertRef {
+                serial: "1".into(),
+                thumbprint: "T".into(),
+                not_before: "".into(),
+                not_after: "".into(),
+            },
             status: DeviceStatus::Enrolled,
             enrolled_at: "".into(),
             renewed_at: None,
@@ -527,7 +577,9 @@ mod tests {
     fn commands(reqs: &[CommandRequest]) -> BTreeMap<String, CommandRecord> {
         reqs.iter()
             .enumerate()
-            .map(|(i, r)| (command_id(i as u64 + 1), CommandRecord::new(command_id(i as u64 + 1), r.clone(), 0)))
+            .map(|(i, r)| {
+                (command_id(i as u64 + 1), CommandRecord::new(command_id(i as u64 + 1), r.clone(), 0))
+            })
             .collect()
     }
 

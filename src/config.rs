@@ -59,7 +59,13 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+fn number(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
     match get(name).filter(|v| !v.trim().is_empty()) {
         None => Ok(default),
         Some(v) => match v.trim().parse::<u32>() {
@@ -73,8 +79,9 @@ impl Config {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let auth_policy = match get("AUTH_POLICY").filter(|v| !v.trim().is_empty()) {
             None => AuthPolicy::Federated,
-            Some(v) => AuthPolicy::parse(&v)
-                .ok_or_else(|| ConfigError(format!("AUTH_POLICY must be OnPremise or Federated, not {v:?}")))?,
+            Some(v) => AuthPolicy::parse(&v).ok_or_else(|| {
+                ConfigError(format!("AUTH_POLICY must be OnPremise or Federated, not {v:?}"))
+            })?,
         };
         let public_base_url = get("PUBLIC_BASE_URL")
             .map(|u| u.trim().trim_end_matches('/').to_string())
@@ -101,11 +108,7 @@ impl Config {
             None => Poll::default(),
             Some(v) => Poll::parse(&v).map_err(|e| ConfigError(format!("POLL_SCHEDULE: {e}")))?,
         };
-        let optional = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let optional = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let ssp_hyperlink = optional("SSP_HYPERLINK");
         if let Some(u) = &ssp_hyperlink {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
@@ -124,7 +127,9 @@ impl Config {
             None => false,
             Some(v) if v.is_empty() || v == "false" || v == "0" => false,
             Some(v) if v == "true" || v == "1" => true,
-            Some(v) => return Err(ConfigError(format!("ALLOW_LOOPBACK_APPRU must be true or false, not {v:?}"))),
+            Some(v) => {
+                return Err(ConfigError(format!("ALLOW_LOOPBACK_APPRU must be true or false, not {v:?}")))
+            }
         };
         Ok(Config {
             auth_policy,
@@ -140,7 +145,13 @@ impl Config {
             server_root_cert_hash: server_root_cert_hash.map(|h| h.to_ascii_uppercase()),
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
             max_command_attempts: number(get, "MAX_COMMAND_ATTEMPTS", 3, 1, 100)?,
-            password_iterations: number(get, "PASSWORD_ITERATIONS", crate::users::DEFAULT_ITERATIONS, 1_000, crate::users::MAX_ITERATIONS)?,
+            password_iterations: number(
+                get,
+                "PASSWORD_ITERATIONS",
+                crate::users::DEFAULT_ITERATIONS,
+                1_000,
+                crate::users::MAX_ITERATIONS,
+            )?,
             allow_loopback_appru,
             login_token_ttl_secs: number(get, "LOGIN_TOKEN_TTL_SECONDS", 600, 1, 3600)?,
             login_max_failures: number(get, "LOGIN_MAX_FAILURES", 10, 1, 10_000)?,
@@ -193,10 +204,7 @@ mod tests {
         ])
         .unwrap();
         let p = c.poll;
-        assert_eq!(
-            (p.first_interval, p.first_count, p.remaining_interval),
-            (5, 4, 1440)
-        );
+        assert_eq!((p.first_interval, p.first_count, p.remaining_interval), (5, 4, 1440));
         assert_eq!(c.ssp_hyperlink.as_deref(), Some("https://e.example/app"));
         let upper = hash.to_ascii_uppercase();
         assert_eq!(c.server_root_cert_hash.as_deref(), Some(upper.as_str()));
@@ -211,8 +219,12 @@ mod tests {
 
     #[test]
     fn values_and_errors() {
-        let c = cfg(&[("AUTH_POLICY", "federated"), ("PUBLIC_BASE_URL", "https://e.example/"), ("ADMIN_TOKEN", "t")])
-            .unwrap();
+        let c = cfg(&[
+            ("AUTH_POLICY", "federated"),
+            ("PUBLIC_BASE_URL", "https://e.example/"),
+            ("ADMIN_TOKEN", "t"),
+        ])
+        .unwrap();
         assert_eq!(c.auth_policy, AuthPolicy::Federated);
         assert_eq!(c.base_url("http://ignored"), "https://e.example");
         assert_eq!(c.admin_token.as_deref(), Some("t"));
@@ -221,7 +233,9 @@ mod tests {
         assert!(cfg(&[("CERT_VALIDITY_DAYS", "30"), ("RENEW_PERIOD_DAYS", "60")]).is_err());
         assert!(cfg(&[("PUBLIC_BASE_URL", "ftp://x")]).is_err());
         assert!(cfg(&[("MANAGEMENT_BASE_URL", "x")]).is_err());
-        let m = cfg(&[("PUBLIC_BASE_URL", "https://e.example"), ("MANAGEMENT_BASE_URL", "https://m.example/")]).unwrap();
+        let m =
+            cfg(&[("PUBLIC_BASE_URL", "https://e.example"), ("MANAGEMENT_BASE_URL", "https://m.example/")])
+                .unwrap();
         assert_eq!(m.management_url("http://o"), "https://m.example/ManagementServer/MDM.svc");
         assert_eq!(cfg(&[]).unwrap().management_url("http://o/"), "http://o/ManagementServer/MDM.svc");
         assert_eq!(cfg(&[("AUTH_POLICY", "OnPremise")]).unwrap().auth_policy, AuthPolicy::OnPremise);

@@ -99,10 +99,8 @@ impl Ca {
             .ok_or_else(|| StoreError("stored CA key unreadable".into()))?;
         let cert_der = decode_base64(&stored.cert_b64)
             .ok_or_else(|| StoreError("stored CA certificate unreadable".into()))?;
-        let certificate = CaCertificate {
-            cert_b64: stored.cert_b64.clone(),
-            thumbprint: pki::thumbprint(&cert_der),
-        };
+        let certificate =
+            CaCertificate { cert_b64: stored.cert_b64.clone(), thumbprint: pki::thumbprint(&cert_der) };
         Ok(Ca { key, cert_der, certificate })
     }
 
@@ -111,9 +109,8 @@ impl Ca {
     pub fn create(now: u64, entropy: &mut impl Entropy) -> Result<(Ca, StoredCa), StoreError> {
         let key = CaKey::generate_with(entropy);
         let serial = serial_number(0, entropy.bytes());
-        let cert_der =
-            pki::build_ca_certificate(&key, CA_COMMON_NAME, &serial, now, now + CA_VALIDITY_SECS)
-                .map_err(|e| StoreError(e.to_string()))?;
+        let cert_der = pki::build_ca_certificate(&key, CA_COMMON_NAME, &serial, now, now + CA_VALIDITY_SECS)
+            .map_err(|e| StoreError(e.to_string()))?;
         let stored = StoredCa {
             key_pkcs8_b64: encode_base64(&key.to_pkcs8_der()),
             cert_b64: encode_base64(&cert_der),
@@ -269,7 +266,8 @@ async fn issue<S: CaStorage, E: Entropy>(
     // Valid from now, never back-dated (back-dating put Fleet's devices in a renewal loop).
     let not_before = ctx.now;
     let not_after = not_before + u64::from(validity_days) * 86_400;
-    let request = DeviceCertRequest { serial: &serial, subject_cn: device_id, spki_der: spki, not_before, not_after };
+    let request =
+        DeviceCertRequest { serial: &serial, subject_cn: device_id, spki_der: spki, not_before, not_after };
     let cert = match pki::issue_device_certificate(&ctx.ca.key, &ctx.ca.cert_der, &request) {
         Ok(c) => c,
         Err(e) => return Ok(Outcome::refuse(CaError::BadRequest(e.to_string()))),

@@ -73,7 +73,8 @@ pub fn validate_appru(raw: Option<&str>, allow_loopback: bool) -> Result<Appru, 
         "ms-app" => {
             // ms-app://<app id>[/<path>], app id starting with a letter or digit.
             let (app, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let app_ok = app.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && app.chars().all(plain);
+            let app_ok =
+                app.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && app.chars().all(plain);
             if !app_ok || !path.chars().all(|c| plain(c) || c == '/') {
                 return Err(AppruError::Characters);
             }
@@ -144,7 +145,8 @@ pub fn clean_hint(hint: Option<&str>) -> String {
 /// Neutral messages: none of them says whether an email exists.
 pub const MSG_BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 pub const MSG_RATE_LIMITED: &str = "Too many sign-in attempts. Wait a few minutes, then try again.";
-pub const MSG_BAD_APPRU: &str = "This sign-in link is not valid. Start the enrollment again from Windows Settings.";
+pub const MSG_BAD_APPRU: &str =
+    "This sign-in link is not valid. Start the enrollment again from Windows Settings.";
 pub const MSG_MISSING_FIELDS: &str = "Enter your email and password.";
 pub const MSG_SERVER: &str = "Sign-in is not available right now. Try again later.";
 
@@ -233,7 +235,11 @@ pub fn login_page(form: &LoginForm<'_>, nonce: &str, status: u16) -> Page {
         appru = escape(form.appru),
         email = escape(form.email),
     );
-    Page { status, html: document(&format!("Sign in – {}", form.org_name), nonce, &body, None), csp: csp(nonce, false, "'self'") }
+    Page {
+        status,
+        html: document(&format!("Sign in – {}", form.org_name), nonce, &body, None),
+        csp: csp(nonce, false, "'self'"),
+    }
 }
 
 /// The end page: a form posting `wresult` to `appru`, submitted on load by a nonce'd script,
@@ -258,11 +264,8 @@ pub fn end_page(org_name: &str, appru: &Appru, wresult: &str, nonce: &str) -> Pa
 
 /// A page with a message and no form (bad `appru`, server trouble).
 pub fn message_page(org_name: &str, message: &str, nonce: &str, status: u16) -> Page {
-    let body = format!(
-        "<h1>{}</h1><p class=\"error\" role=\"alert\">{}</p>",
-        escape(org_name),
-        escape(message)
-    );
+    let body =
+        format!("<h1>{}</h1><p class=\"error\" role=\"alert\">{}</p>", escape(org_name), escape(message));
     Page { status, html: document(org_name, nonce, &body, None), csp: csp(nonce, false, "'none'") }
 }
 
@@ -285,7 +288,9 @@ pub fn page(query: &[(String, String)], s: &SigninSettings<'_>, nonce: &str) -> 
     let first = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let appru = match validate_appru(first("appru"), s.allow_loopback_appru) {
         Ok(a) => a,
-        Err(e) => return (message_page(s.org_name, MSG_BAD_APPRU, nonce, 400), Some(format!("sign-in page: {e}"))),
+        Err(e) => {
+            return (message_page(s.org_name, MSG_BAD_APPRU, nonce, 400), Some(format!("sign-in page: {e}")))
+        }
     };
     let email = clean_hint(first("login_hint"));
     let form = LoginForm {
@@ -313,7 +318,12 @@ pub async fn submit<P: Authority + Directory + Kdf>(
     let field = |name: &str| fields.and_then(|f| f.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
     let appru = match validate_appru(field("appru").as_deref(), s.allow_loopback_appru) {
         Ok(a) => a,
-        Err(e) => return Ok((message_page(s.org_name, MSG_BAD_APPRU, nonce, 400), Some(format!("sign-in page: {e}")))),
+        Err(e) => {
+            return Ok((
+                message_page(s.org_name, MSG_BAD_APPRU, nonce, 400),
+                Some(format!("sign-in page: {e}")),
+            ))
+        }
     };
     let typed_email = clean_hint(field("email").as_deref());
     let email = normalize_email(&typed_email);
@@ -357,8 +367,12 @@ pub async fn submit<P: Authority + Directory + Kdf>(
     if crate::users::authenticate(ports, &email, &password).await?.is_none() {
         return again(MSG_BAD_CREDENTIALS, 200);
     }
-    let call =
-        TokenCall::IssueLogin { sub: email, dev: device, ttl_secs: s.login_token_ttl_secs.into(), release: keys };
+    let call = TokenCall::IssueLogin {
+        sub: email,
+        dev: device,
+        ttl_secs: s.login_token_ttl_secs.into(),
+        release: keys,
+    };
     match ports.tokens(call).await? {
         Ok(TokenReply::LoginIssued { token, .. }) => Ok((end_page(s.org_name, &appru, &token, nonce), None)),
         other => Err(StoreError(format!("token authority answered {other:?}"))),
@@ -378,7 +392,10 @@ mod tests {
         let a = ok("ms-app://windows.immersivecontrolpanel", false);
         assert_eq!(a.url, "ms-app://windows.immersivecontrolpanel");
         assert_eq!(a.form_action, "ms-app:");
-        ok("ms-app://s-1-15-2-1861897761-1695161497-2927542615-642690995-327840285-2659745135-2630312742", false);
+        ok(
+            "ms-app://s-1-15-2-1861897761-1695161497-2927542615-642690995-327840285-2659745135-2630312742",
+            false,
+        );
         ok("MS-APP://Windows.ImmersiveControlPanel", false);
         ok("ms-app://appid", false);
     }
@@ -516,7 +533,8 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let len = (seed % 40) as usize;
-            let s: String = (0..len).map(|i| alphabet[((seed >> (i % 50)) as usize + i * 7) % alphabet.len()]).collect();
+            let s: String =
+                (0..len).map(|i| alphabet[((seed >> (i % 50)) as usize + i * 7) % alphabet.len()]).collect();
             for prefix in ["", "ms-app://", "http://", "http://[::1]", "http://localhost:"] {
                 let u = format!("{prefix}{s}");
                 let _ = validate_appru(Some(&u), true);

@@ -82,7 +82,12 @@ impl PasswordHash {
     }
 
     pub fn encode(&self) -> String {
-        format!("pbkdf2-sha256${}${}${}", self.iterations, encode_base64_unpadded(&self.salt), encode_base64_unpadded(&self.hash))
+        format!(
+            "pbkdf2-sha256${}${}${}",
+            self.iterations,
+            encode_base64_unpadded(&self.salt),
+            encode_base64_unpadded(&self.hash)
+        )
     }
 
     /// Constant-time comparison with a freshly derived hash.
@@ -93,7 +98,8 @@ impl PasswordHash {
 
 /// A well-formed hash at the default cost that no password matches in practice: checked when
 /// the user is unknown, so timing does not tell which emails exist.
-pub const DUMMY_HASH: &str = "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$0Ep3B0kvOVIaXq1uqnEXiTyeNYTnRk3a6kHtZlRXpH4";
+pub const DUMMY_HASH: &str =
+    "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$0Ep3B0kvOVIaXq1uqnEXiTyeNYTnRk3a6kHtZlRXpH4";
 
 /// `POST /api/v1/users` as the admin sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -139,7 +145,12 @@ pub trait Directory {
 /// PBKDF2-HMAC-SHA256 (WebCrypto in the Worker).
 #[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
 pub trait Kdf {
-    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, StoreError>;
+    async fn pbkdf2_sha256(
+        &self,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<Vec<u8>, StoreError>;
 }
 
 /// Checks a password against a stored hash; malformed hashes never match.
@@ -152,7 +163,12 @@ pub async fn verify_hash<K: Kdf>(kdf: &K, stored: &str, password: &str) -> Resul
 }
 
 /// A new stored hash for a password.
-pub async fn hash_password<K: Kdf>(kdf: &K, password: &str, salt: [u8; 16], iterations: u32) -> Result<String, StoreError> {
+pub async fn hash_password<K: Kdf>(
+    kdf: &K,
+    password: &str,
+    salt: [u8; 16],
+    iterations: u32,
+) -> Result<String, StoreError> {
     let derived = kdf.pbkdf2_sha256(password, &salt, iterations).await?;
     let hash: [u8; 32] = derived.try_into().map_err(|_| StoreError("PBKDF2 output length".into()))?;
     Ok(PasswordHash { iterations, salt: salt.to_vec(), hash }.encode())
@@ -183,7 +199,11 @@ mod tests {
 
     #[test]
     fn format_round_trips_and_matches() {
-        let h = PasswordHash { iterations: 1000, salt: vec![7; 16], hash: derive("correct horse", &[7; 16], 1000) };
+        let h = PasswordHash {
+            iterations: 1000,
+            salt: vec![7; 16],
+            hash: derive("correct horse", &[7; 16], 1000),
+        };
         let s = h.encode();
         assert!(s.starts_with("pbkdf2-sha256$1000$"));
         let back = PasswordHash::parse(&s).unwrap();

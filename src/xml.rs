@@ -128,10 +128,7 @@ impl Element {
 
     /// Attribute by namespace and local name.
     pub fn attr_ns(&self, ns: &str, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|a| a.name == name && a.ns.as_deref() == Some(ns))
-            .map(|a| a.value.as_str())
+        self.attrs.iter().find(|a| a.name == name && a.ns.as_deref() == Some(ns)).map(|a| a.value.as_str())
     }
 }
 
@@ -139,10 +136,9 @@ fn ns_of(r: ResolveResult<'_>) -> Result<Option<String>, XmlError> {
     match r {
         ResolveResult::Bound(ns) => Ok(Some(String::from_utf8_lossy(ns.as_ref()).into_owned())),
         ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(p) => Err(XmlError::Malformed(format!(
-            "undeclared prefix {}",
-            String::from_utf8_lossy(&p)
-        ))),
+        ResolveResult::Unknown(p) => {
+            Err(XmlError::Malformed(format!("undeclared prefix {}", String::from_utf8_lossy(&p))))
+        }
     }
 }
 
@@ -352,9 +348,11 @@ mod tests {
     #[test]
     fn matches_by_namespace_not_prefix() {
         let a = parse(r#"<x:a xmlns:x="urn:n"><x:b>1</x:b></x:a>"#).unwrap();
-        let b = parse(r#"<a xmlns="urn:n"><b>
+        let b = parse(
+            r#"<a xmlns="urn:n"><b>
             1
-        </b></a>"#)
+        </b></a>"#,
+        )
         .unwrap();
         assert!(a.is("urn:n", "a") && b.is("urn:n", "a"));
         assert_eq!(a.child("urn:n", "b").unwrap().text(), "1");

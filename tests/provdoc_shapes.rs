@@ -16,11 +16,9 @@ use edgemdm::proto::provdoc::{
 use edgemdm::xml::{self, Element};
 
 const WIN81_DOC: &str = include_str!("../src/proto/testdata/win81_provisioning_doc.msmde.xml");
-const WIN81_RENEWAL: &str =
-    include_str!("../src/proto/testdata/win81_provisioning_doc_renewal.msmde.xml");
+const WIN81_RENEWAL: &str = include_str!("../src/proto/testdata/win81_provisioning_doc_renewal.msmde.xml");
 const WIN10_ONPREMISE: &str = include_str!("../src/proto/testdata/provisioning_doc_onpremise.xml");
-const WIN10_DEVICE: &str =
-    include_str!("../src/proto/testdata/provisioning_doc_device_context.msmde2.xml");
+const WIN10_DEVICE: &str = include_str!("../src/proto/testdata/provisioning_doc_device_context.msmde2.xml");
 const WIN10_RENEWAL: &str = include_str!("../src/proto/testdata/provisioning_doc_renewal.xml");
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,20 +74,11 @@ fn flatten(e: &Element, path: &str, out: &mut Vec<Field>) {
                     c.attr("value").map(|v| v.trim().to_string())
                 };
                 let datatype = c.attr("datatype").map(str::to_string);
-                out.push(Field {
-                    path: path.to_string(),
-                    name,
-                    value,
-                    datatype,
-                });
+                out.push(Field { path: path.to_string(), name, value, datatype });
             }
             "characteristic" => {
                 let seg = segment(path, c);
-                let p = if path.is_empty() {
-                    seg
-                } else {
-                    format!("{path}/{seg}")
-                };
+                let p = if path.is_empty() { seg } else { format!("{path}/{seg}") };
                 if c.elements().next().is_none() {
                     out.push(Field {
                         path: p.clone(),
@@ -128,44 +117,25 @@ fn repaired_win81_sample() -> String {
     let comment = "<!\u{2014}the thumbprint of the intermediate certificate \u{f0e0}\n";
     assert_eq!(WIN81_DOC.matches(comment).count(), 1);
     assert_eq!(WIN81_DOC.matches("&Stores=").count(), 1);
-    let doc = WIN81_DOC
-        .replace(comment, "")
-        .replace("&Stores=", "&amp;Stores=");
-    assert!(
-        xml::parse(WIN81_DOC).is_err(),
-        "the sample as published is not well-formed"
-    );
+    let doc = WIN81_DOC.replace(comment, "").replace("&Stores=", "&amp;Stores=");
+    assert!(xml::parse(WIN81_DOC).is_err(), "the sample as published is not well-formed");
     doc
 }
 
 /// The sample's values where they are the server's to choose, so that every value compares.
 fn win81_doc() -> ProvisioningDoc {
     ProvisioningDoc {
-        root: StoredCert {
-            thumbprint: "5BE128213D05DC6CB87A059469130FC6686992EF".into(),
-            der: vec![1],
-        },
-        client: StoredCert {
-            thumbprint: "B692158116B7B82EDA4600FF4145414933B0D5AB".into(),
-            der: vec![2],
-        },
+        root: StoredCert { thumbprint: "5BE128213D05DC6CB87A059469130FC6686992EF".into(), der: vec![1] },
+        client: StoredCert { thumbprint: "B692158116B7B82EDA4600FF4145414933B0D5AB".into(), der: vec![2] },
         store: CertStore::User,
-        renew: RenewSettings {
-            renew_period_days: 363,
-            retry_interval_days: 4,
-            server_url: None,
-        },
+        renew: RenewSettings { renew_period_days: 363, retry_interval_days: 4, server_url: None },
         account: DmAccount {
             provider_id: "Contoso Management Service".into(),
             name: "BecMobile".into(),
             addr: "https://ContosoManagementService.com/MDMHandler".into(),
             client_cert_subject_cn: "e4c6b893-07a7-4b24-878e-9d8602c3d289".into(),
             store: CertStore::User,
-            server_auth: AppAuth {
-                name: None,
-                secret: "dummy".into(),
-                nonce_b64: "nonce".into(),
-            },
+            server_auth: AppAuth { name: None, secret: "dummy".into(), nonce_b64: "nonce".into() },
             device_auth: AppAuth {
                 name: Some("dummy".into()),
                 secret: "dummy".into(),
@@ -195,8 +165,7 @@ fn windows81_document_matches_the_ms_mde_sample_field_by_field() {
     expected.retain(|f| !f.path.starts_with("CertificateStore/CA/"));
     assert_eq!(before - expected.len(), 1);
     // This server speaks XML SyncML; the sample asks for WBXML.
-    field(&mut expected, APP, "DEFAULTENCODING").value =
-        Some("application/vnd.syncml.dm+xml".into());
+    field(&mut expected, APP, "DEFAULTENCODING").value = Some("application/vnd.syncml.dm+xml".into());
     // The sample installs the certificate in My/User but records My\System in the registry;
     // ours records the store it installs into.
     field(&mut expected, CERT_LOCATION, "SslClientCertStore").value = Some("MY%5CUser".into());
@@ -206,10 +175,9 @@ fn windows81_document_matches_the_ms_mde_sample_field_by_field() {
     let mut ours = fields(&win81_doc().to_xml());
     // Percent-escapes and store names are case-insensitive (`%3d`/`%3D`, `MY`/`My`).
     for f in [&mut expected, &mut ours] {
-        for (path, name) in [
-            (APP, "SSLCLIENTCERTSEARCHCRITERIA"),
-            (CERT_LOCATION, "SslClientCertSubjectName"),
-        ] {
+        for (path, name) in
+            [(APP, "SSLCLIENTCERTSEARCHCRITERIA"), (CERT_LOCATION, "SslClientCertSubjectName")]
+        {
             let v = &mut field(f, path, name).value;
             *v = v.as_ref().map(|s| s.to_ascii_lowercase());
         }
@@ -220,60 +188,28 @@ fn windows81_document_matches_the_ms_mde_sample_field_by_field() {
 #[test]
 fn windows81_renewal_matches_the_ms_mde_sample() {
     let d = RenewalDoc {
-        root: StoredCert {
-            thumbprint: "5BE128213D05DC6CB87A059469130FC6686992EF".into(),
-            der: vec![1],
-        },
-        client: StoredCert {
-            thumbprint: "B692158116B7B82EDA4600FF4145414933B0D5AB".into(),
-            der: vec![2],
-        },
+        root: StoredCert { thumbprint: "5BE128213D05DC6CB87A059469130FC6686992EF".into(), der: vec![1] },
+        client: StoredCert { thumbprint: "B692158116B7B82EDA4600FF4145414933B0D5AB".into(), der: vec![2] },
         store: CertStore::User,
         provider_id: "Contoso Management Service".into(),
         generation: ClientGeneration::Windows81,
     };
     let expected = fields(WIN81_RENEWAL);
-    assert_eq!(
-        expected.len(),
-        1,
-        "only My/User/<thumbprint>/EncodedCertificate"
-    );
+    assert_eq!(expected.len(), 1, "only My/User/<thumbprint>/EncodedCertificate");
     assert_eq!(fields(&d.to_xml()), expected);
     let doc = xml::parse(&d.to_xml()).unwrap();
-    let thumbprint = doc
-        .elements()
-        .next()
-        .unwrap()
-        .elements()
-        .next()
-        .unwrap()
-        .elements()
-        .next()
-        .unwrap();
+    let thumbprint = doc.elements().next().unwrap().elements().next().unwrap().elements().next().unwrap();
     let cert = thumbprint.elements().next().unwrap();
-    assert_eq!(
-        cert.attr("type"),
-        Some("B692158116B7B82EDA4600FF4145414933B0D5AB")
-    );
+    assert_eq!(cert.attr("type"), Some("B692158116B7B82EDA4600FF4145414933B0D5AB"));
 }
 
 /// The Windows 10 samples' values where they are the server's to choose.
 fn win10_doc(store: CertStore, upn: Option<&str>) -> ProvisioningDoc {
     ProvisioningDoc {
-        root: StoredCert {
-            thumbprint: "031336C933CC7E228B88880D78824FB2909A0A2F".into(),
-            der: vec![1],
-        },
-        client: StoredCert {
-            thumbprint: "F9A4F20FC50D990FDD0E3DB9AFCBF401818D5462".into(),
-            der: vec![2],
-        },
+        root: StoredCert { thumbprint: "031336C933CC7E228B88880D78824FB2909A0A2F".into(), der: vec![1] },
+        client: StoredCert { thumbprint: "F9A4F20FC50D990FDD0E3DB9AFCBF401818D5462".into(), der: vec![2] },
         store,
-        renew: RenewSettings {
-            renew_period_days: 60,
-            retry_interval_days: 4,
-            server_url: None,
-        },
+        renew: RenewSettings { renew_period_days: 60, retry_interval_days: 4, server_url: None },
         account: DmAccount {
             provider_id: "TestMDMServer".into(),
             name: "Microsoft".into(),
@@ -317,8 +253,7 @@ fn assert_matches_win10_sample(sample: &str, ours: ProvisioningDoc) {
     field(&mut expected, APP, "SSLCLIENTCERTSEARCHCRITERIA").value = None;
     // XML SyncML, not WBXML; and the device authenticates with DIGEST (APPSRV BASIC in the
     // samples), which adds the digest nonce.
-    field(&mut expected, APP, "DEFAULTENCODING").value =
-        Some("application/vnd.syncml.dm+xml".into());
+    field(&mut expected, APP, "DEFAULTENCODING").value = Some("application/vnd.syncml.dm+xml".into());
     field(&mut expected, appsrv, "AAUTHTYPE").value = Some("DIGEST".into());
     expected.push(Field {
         path: appsrv.into(),
@@ -356,80 +291,44 @@ fn windows10_device_document_matches_the_ms_mde2_sample_field_by_field() {
 
 #[test]
 fn windows10_documents_never_carry_the_81_fields() {
-    for doc in [
-        win10_doc(CertStore::User, None),
-        win10_doc(CertStore::System, Some("u@e.x")),
-    ] {
+    for doc in [win10_doc(CertStore::User, None), win10_doc(CertStore::System, Some("u@e.x"))] {
         let fs = fields(&doc.to_xml());
         assert!(fs.iter().all(|f| !f.path.starts_with("Registry")), "{fs:?}");
-        for name in [
-            "SSPHyperlink",
-            "ServerList",
-            "CRLCheck",
-            "ROLE",
-            "KeySpec",
-            "ContainerName",
-            "ProviderType",
-        ] {
+        for name in
+            ["SSPHyperlink", "ServerList", "CRLCheck", "ROLE", "KeySpec", "ContainerName", "ProviderType"]
+        {
             assert!(fs.iter().all(|f| f.name != name), "{name}");
         }
     }
     // And the 8.1 document carries no Windows 10 node.
     let fs = fields(&win81_doc().to_xml());
-    assert!(
-        fs.iter()
-            .all(|f| !f.path.starts_with("DMClient") && !f.path.contains("WSTEP")),
-        "{fs:?}"
-    );
+    assert!(fs.iter().all(|f| !f.path.starts_with("DMClient") && !f.path.contains("WSTEP")), "{fs:?}");
 }
 
 #[test]
 fn one_schedule_gives_the_same_cadence_to_both_generations() {
     let poll = Poll::parse("7x3,45x10,1440x0").unwrap();
-    let w10 = ProvisioningDoc {
-        poll,
-        ..win10_doc(CertStore::User, None)
-    };
-    let w81 = ProvisioningDoc {
-        poll,
-        ..win81_doc()
-    };
+    let w10 = ProvisioningDoc { poll, ..win10_doc(CertStore::User, None) };
+    let w81 = ProvisioningDoc { poll, ..win81_doc() };
     let value = |fs: &[Field], path: &str, name: &str| {
         let mut fs = fs.to_vec();
-        field(&mut fs, path, name)
-            .value
-            .clone()
-            .unwrap()
-            .parse::<u32>()
-            .unwrap()
+        field(&mut fs, path, name).value.clone().unwrap().parse::<u32>().unwrap()
     };
     let (a, b) = (fields(&w10.to_xml()), fields(&w81.to_xml()));
     let p = "DMClient/Provider/{provider}/Poll";
     let r = r"Registry/hklm\security\machineenrollment\omadmretry";
     let w10_sets = [
-        (
-            value(&a, p, "IntervalForFirstSetOfRetries"),
-            value(&a, p, "NumberOfFirstRetries"),
-        ),
-        (
-            value(&a, p, "IntervalForSecondSetOfRetries"),
-            value(&a, p, "NumberOfSecondRetries"),
-        ),
+        (value(&a, p, "IntervalForFirstSetOfRetries"), value(&a, p, "NumberOfFirstRetries")),
+        (value(&a, p, "IntervalForSecondSetOfRetries"), value(&a, p, "NumberOfSecondRetries")),
         (
             value(&a, p, "IntervalForRemainingScheduledRetries"),
             value(&a, p, "NumberOfRemainingScheduledRetries"),
         ),
     ];
     let w81_sets = [
-        (
-            value(&b, r, "AuxRetryInterval"),
-            value(&b, r, "AuxNumRetries"),
-        ),
+        (value(&b, r, "AuxRetryInterval"), value(&b, r, "AuxNumRetries")),
         (value(&b, r, "RetryInterval"), value(&b, r, "NumRetries")),
-        (
-            value(&b, r, "Aux2RetryInterval"),
-            value(&b, r, "Aux2NumRetries"),
-        ),
+        (value(&b, r, "Aux2RetryInterval"), value(&b, r, "Aux2NumRetries")),
     ];
     assert_eq!(w10_sets, [(7, 3), (45, 10), (1440, 0)]);
     assert_eq!(w81_sets, w10_sets);
@@ -438,14 +337,8 @@ fn one_schedule_gives_the_same_cadence_to_both_generations() {
 #[test]
 fn windows10_renewal_matches_the_learn_sample() {
     let d = RenewalDoc {
-        root: StoredCert {
-            thumbprint: "AA".repeat(20),
-            der: vec![1],
-        },
-        client: StoredCert {
-            thumbprint: "CC".repeat(20),
-            der: vec![2],
-        },
+        root: StoredCert { thumbprint: "AA".repeat(20), der: vec![1] },
+        client: StoredCert { thumbprint: "CC".repeat(20), der: vec![2] },
         store: CertStore::User,
         provider_id: "TestMDMServer".into(),
         generation: ClientGeneration::Windows10,

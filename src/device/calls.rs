@@ -19,14 +19,29 @@ pub enum DeviceCall {
     /// The record and management state (never the credentials).
     Record,
     /// A new enrollment (or a re-enrollment) of this device.
-    Enroll { record: Box<DeviceRecord>, credentials: DmCredentials },
+    Enroll {
+        record: Box<DeviceRecord>,
+        credentials: DmCredentials,
+    },
     /// The device got a new certificate.
-    Renewed { certificate: CertRef, renewed_at: String },
+    Renewed {
+        certificate: CertRef,
+        renewed_at: String,
+    },
     /// One SyncML message from the device.
-    SyncMl { message: String, server_url: String, client_cert: Option<String>, max_attempts: u32 },
-    QueueCommand { request: CommandRequest },
+    SyncMl {
+        message: String,
+        server_url: String,
+        client_cert: Option<String>,
+        max_attempts: u32,
+    },
+    QueueCommand {
+        request: CommandRequest,
+    },
     ListCommands,
-    GetCommand { id: String },
+    GetCommand {
+        id: String,
+    },
     /// Queue the unenrollment; the device is retired when it acknowledges it or says it left.
     Retire,
 }
@@ -54,10 +69,16 @@ pub enum DeviceReply {
     Record(Box<DeviceRecord>),
     /// The SyncML reply document (HTTP 200).
     SyncMl(String),
-    Queued { id: String, status: commands::CommandState },
+    Queued {
+        id: String,
+        status: commands::CommandState,
+    },
     Commands(Vec<CommandRecord>),
     Command(Box<CommandRecord>),
-    Retire { device_id: String, status: RetireStatus },
+    Retire {
+        device_id: String,
+        status: RetireStatus,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,7 +202,10 @@ pub async fn handle<S: DeviceStorage>(
             }
             record.certificate = certificate;
             record.renewed_at = Some(renewed_at);
-            Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record.clone())), vec![DeviceWrite::Record(record)]))
+            Ok(DeviceOutcome::reply(
+                DeviceReply::Record(Box::new(record.clone())),
+                vec![DeviceWrite::Record(record)],
+            ))
         }
         DeviceCall::SyncMl { message, server_url, client_cert, max_attempts } => {
             // Parse first: a body that is not SyncML changes nothing and reads nothing more.
@@ -199,7 +223,9 @@ pub async fn handle<S: DeviceStorage>(
             };
             match checkin(state, input) {
                 Err(e) => Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string()))),
-                Ok(Checkin::Refused { reply }) => Ok(DeviceOutcome::reply(DeviceReply::SyncMl(reply), vec![])),
+                Ok(Checkin::Refused { reply }) => {
+                    Ok(DeviceOutcome::reply(DeviceReply::SyncMl(reply), vec![]))
+                }
                 Ok(Checkin::Handled(h)) => {
                     let effects = if h.status_changed { status_effects(&h.record) } else { Vec::new() };
                     let mut writes = vec![
@@ -305,7 +331,8 @@ async fn retire<S: DeviceStorage>(store: &S, now_ms: u64) -> Result<DeviceOutcom
         }
         DeviceStatus::Enrolled => {}
     }
-    let status = if record.status == DeviceStatus::Retired { RetireStatus::Retired } else { RetireStatus::Retiring };
+    let status =
+        if record.status == DeviceStatus::Retired { RetireStatus::Retired } else { RetireStatus::Retiring };
     let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status };
     Ok(DeviceOutcome { reply: Ok(reply), writes, effects })
 }
@@ -407,7 +434,12 @@ mod tests {
                 context: vec![],
             },
             user: Some("a@x.io".into()),
-            certificate: CertRef { serial: "0A".into(), thumbprint: "T1".into(), not_before: "".into(), not_after: "".into() },
+            certificate: CertRef {
+                serial: "0A".into(),
+                thumbprint: "T1".into(),
+                not_before: "".into(),
+                not_after: "".into(),
+            },
             status: DeviceStatus::Enrolled,
             enrolled_at: "t0".into(),
             renewed_at: None,
@@ -426,7 +458,8 @@ mod tests {
 
     fn enrolled(id: &str) -> MemoryDevice {
         let d = MemoryDevice::default();
-        let r = d.call(DeviceCall::Enroll { record: Box::new(record(id)), credentials: credentials(id) }, NOW);
+        let r =
+            d.call(DeviceCall::Enroll { record: Box::new(record(id)), credentials: credentials(id) }, NOW);
         assert!(matches!(r, Ok(DeviceReply::Record(_))));
         d
     }
@@ -447,7 +480,12 @@ mod tests {
     }
 
     fn syncml(d: &MemoryDevice, msg: String) -> crate::proto::syncml::message::SyncMl {
-        let call = DeviceCall::SyncMl { message: msg, server_url: SERVER.into(), client_cert: None, max_attempts: 3 };
+        let call = DeviceCall::SyncMl {
+            message: msg,
+            server_url: SERVER.into(),
+            client_cert: None,
+            max_attempts: 3,
+        };
         match d.call(call, NOW) {
             Ok(DeviceReply::SyncMl(doc)) => crate::proto::syncml::message::SyncMl::parse(&doc).unwrap(),
             other => panic!("{other:?}"),
@@ -481,9 +519,17 @@ mod tests {
     fn malformed_messages_change_nothing() {
         let d = enrolled("DEV");
         let before = d.session.borrow().clone();
-        for bad in ["not xml", "<a/>", &message("DEV", "1", 0, None, "").replace("<MsgID>0</MsgID>", "<MsgID>x</MsgID>")] {
-            let call =
-                DeviceCall::SyncMl { message: bad.into(), server_url: SERVER.into(), client_cert: None, max_attempts: 3 };
+        for bad in [
+            "not xml",
+            "<a/>",
+            &message("DEV", "1", 0, None, "").replace("<MsgID>0</MsgID>", "<MsgID>x</MsgID>"),
+        ] {
+            let call = DeviceCall::SyncMl {
+                message: bad.into(),
+                server_url: SERVER.into(),
+                client_cert: None,
+                max_attempts: 3,
+            };
             assert!(matches!(d.call(call, NOW), Err(DeviceError::MalformedSyncMl(_))), "{bad}");
         }
         assert_eq!(*d.session.borrow(), before);
@@ -512,11 +558,17 @@ mod tests {
     #[test]
     fn commands_need_an_enrolled_device_and_room_in_the_queue() {
         let d = MemoryDevice::default();
-        assert_eq!(d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW), Err(DeviceError::NoSuchDevice));
+        assert_eq!(
+            d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW),
+            Err(DeviceError::NoSuchDevice)
+        );
         assert_eq!(d.call(DeviceCall::ListCommands, NOW), Err(DeviceError::NoSuchDevice));
         let d = enrolled("DEV");
         *d.pending.borrow_mut() = (0..MAX_PENDING).map(|i| i.to_string()).collect();
-        assert_eq!(d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW), Err(DeviceError::QueueFull));
+        assert_eq!(
+            d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW),
+            Err(DeviceError::QueueFull)
+        );
         d.pending.borrow_mut().clear();
         d.call(DeviceCall::QueueCommand { request: CommandRequest::Reboot }, NOW).unwrap();
         d.call(DeviceCall::QueueCommand { request: CommandRequest::Wipe }, NOW).unwrap();
@@ -524,7 +576,10 @@ mod tests {
         assert_eq!(list.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["reboot", "wipe"]);
         assert_eq!(d.call(DeviceCall::GetCommand { id: "9".into() }, NOW), Err(DeviceError::NoSuchCommand));
         d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Retired;
-        assert_eq!(d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW), Err(DeviceError::NotEnrolled));
+        assert_eq!(
+            d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW),
+            Err(DeviceError::NotEnrolled)
+        );
     }
 
     #[test]
@@ -572,7 +627,8 @@ mod tests {
         d.call(DeviceCall::Retire, NOW).unwrap();
         syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
         assert_ne!(d.session.borrow().as_ref().unwrap().nonce, vec![1; 16], "the nonce moved on");
-        d.call(DeviceCall::Enroll { record: Box::new(record("DEV")), credentials: credentials("DEV") }, NOW).unwrap();
+        d.call(DeviceCall::Enroll { record: Box::new(record("DEV")), credentials: credentials("DEV") }, NOW)
+            .unwrap();
         assert!(!d.mgmt.borrow().as_ref().unwrap().retire_requested);
         assert_eq!(d.session.borrow().as_ref().unwrap().nonce, vec![1; 16], "back to the provisioned nonce");
     }
@@ -580,7 +636,12 @@ mod tests {
     #[test]
     fn renewal_updates_only_an_enrolled_record() {
         let d = enrolled("DEV");
-        let cert = CertRef { serial: "0B".into(), thumbprint: "T2".into(), not_before: "a".into(), not_after: "b".into() };
+        let cert = CertRef {
+            serial: "0B".into(),
+            thumbprint: "T2".into(),
+            not_before: "a".into(),
+            not_after: "b".into(),
+        };
         let call = || DeviceCall::Renewed { certificate: cert.clone(), renewed_at: "t1".into() };
         let Ok(DeviceReply::Record(r)) = d.call(call(), NOW) else { panic!() };
         assert_eq!((r.certificate.serial.as_str(), r.renewed_at.as_deref()), ("0B", Some("t1")));
@@ -595,7 +656,8 @@ mod tests {
         let back: DeviceCall = serde_json::from_str(&serde_json::to_string(&call).unwrap()).unwrap();
         assert_eq!(back, call);
         let reply: Result<DeviceReply, DeviceError> = Err(DeviceError::QueueFull);
-        let back: Result<DeviceReply, DeviceError> = serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
+        let back: Result<DeviceReply, DeviceError> =
+            serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
         assert_eq!(back, reply);
     }
 }

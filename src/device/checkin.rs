@@ -45,7 +45,9 @@ pub struct CheckinInput<'a> {
 #[derive(Debug, Clone)]
 pub enum Checkin {
     /// The device may not manage: the reply is a SyncHdr status alone, nothing changes.
-    Refused { reply: String },
+    Refused {
+        reply: String,
+    },
     Handled(Box<Handled>),
 }
 

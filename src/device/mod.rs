@@ -119,4 +119,3 @@ pub struct DmCredentials {
     pub server_secret: String,
     pub server_nonce_b64: String,
 }
-

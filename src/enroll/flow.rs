@@ -48,7 +48,11 @@ pub trait Issuer {
 /// The device objects, by device id.
 #[allow(async_fn_in_trait)]
 pub trait Devices {
-    async fn device(&self, device_id: &str, call: DeviceCall) -> Result<Result<DeviceReply, DeviceError>, StoreError>;
+    async fn device(
+        &self,
+        device_id: &str,
+        call: DeviceCall,
+    ) -> Result<Result<DeviceReply, DeviceError>, StoreError>;
 }
 
 /// Everything the enrollment services reach.
@@ -84,9 +88,9 @@ pub async fn authenticate<P: Ports>(ports: &P, cred: Option<&Credential>) -> Res
             let email = use_token(ports, &token, Stage::Check, None).await?;
             Ok(Principal { email, token: Some(token) })
         }
-        Some(Credential::Other { value_type }) => {
-            Err(EnrollError::Authentication(format!("security tokens of type {value_type:?} are not accepted")))
-        }
+        Some(Credential::Other { value_type }) => Err(EnrollError::Authentication(format!(
+            "security tokens of type {value_type:?} are not accepted"
+        ))),
         None => Err(EnrollError::Authentication("the request carries no credential".into())),
     }
 }
@@ -110,7 +114,8 @@ async fn use_token<P: Ports>(
 ) -> Result<String, EnrollError> {
     let refused = |e: TokenError| EnrollError::Authentication(e.to_string());
     precheck(token).map_err(refused)?;
-    let call = TokenCall::Use { token: token.into(), stage, device_id: device_id.map(Into::into), email: None };
+    let call =
+        TokenCall::Use { token: token.into(), stage, device_id: device_id.map(Into::into), email: None };
     match ports.tokens(call).await.map_err(server)? {
         Ok(TokenReply::Accepted { sub, .. }) => Ok(sub),
         Ok(other) => Err(EnrollError::Server(format!("token authority answered {other:?}"))),
@@ -237,18 +242,22 @@ pub async fn renew<P: Ports>(
         PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
         other => EnrollError::NotEligibleToRenew(format!("renewal request refused: {other}")),
     })?;
-    let signer =
-        pki::inspect_certificate(&renewal.signer_cert_der).map_err(|e| EnrollError::NotEligibleToRenew(e.to_string()))?;
+    let signer = pki::inspect_certificate(&renewal.signer_cert_der)
+        .map_err(|e| EnrollError::NotEligibleToRenew(e.to_string()))?;
     // Behind Cloudflare mTLS the TLS client certificate must be the one that signed the request.
     if client_cert.is_some_and(|fp| !fp.eq_ignore_ascii_case(&pki::thumbprint(&renewal.signer_cert_der))) {
-        return Err(EnrollError::NotEligibleToRenew("the TLS client certificate is not the signing certificate".into()));
+        return Err(EnrollError::NotEligibleToRenew(
+            "the TLS client certificate is not the signing certificate".into(),
+        ));
     }
     let device_id = signer.subject_cn.clone().unwrap_or_default();
     if !valid_device_id(&device_id) {
         return Err(EnrollError::NotEligibleToRenew("the signing certificate names no device".into()));
     }
     if rst.context_item("DeviceID").is_some_and(|claimed| claimed != device_id) {
-        return Err(EnrollError::NotEligibleToRenew("DeviceID does not match the signing certificate".into()));
+        return Err(EnrollError::NotEligibleToRenew(
+            "DeviceID does not match the signing certificate".into(),
+        ));
     }
     let record = match ports.device(&device_id, DeviceCall::Record).await.map_err(server)? {
         Ok(DeviceReply::View(v)) => v.record,

@@ -12,11 +12,11 @@ pub mod flow;
 pub mod provisioning;
 pub mod service;
 
+use crate::device::{valid_device_id, ContextItem, DeviceIdentity, EnrollmentType};
 use crate::pki::PkiError;
 use crate::proto::discovery::DiscoveryError;
 use crate::proto::soap::{FaultCode, SoapError};
 use crate::proto::wstep::{RequestSecurityToken, WstepError};
-use crate::device::{valid_device_id, ContextItem, DeviceIdentity, EnrollmentType};
 use std::fmt;
 
 /// Errors of the enrollment services; [`EnrollError::fault_code`] is where each becomes the
@@ -103,17 +103,26 @@ impl From<WstepError> for EnrollError {
 impl DeviceIdentity {
     /// Reads the context items. Windows 10+ always sends `DeviceID`; older clients (8.1, phones)
     /// send none, and get `fallback_id`, a fresh random id.
-    pub fn from_request(rst: &RequestSecurityToken, fallback_id: String) -> Result<DeviceIdentity, EnrollError> {
+    pub fn from_request(
+        rst: &RequestSecurityToken,
+        fallback_id: String,
+    ) -> Result<DeviceIdentity, EnrollError> {
         let item = |n: &str| rst.context_item(n).map(str::to_string);
         let device_id = item("DeviceID").unwrap_or(fallback_id);
         if !valid_device_id(&device_id) {
-            return Err(EnrollError::InvalidEnrollmentData(format!("DeviceID {device_id:?} is not a plain identifier")));
+            return Err(EnrollError::InvalidEnrollmentData(format!(
+                "DeviceID {device_id:?} is not a plain identifier"
+            )));
         }
         let enrollment_type = match rst.context_item("EnrollmentType") {
             None => EnrollmentType::Full,
             Some(t) if t.eq_ignore_ascii_case("Full") => EnrollmentType::Full,
             Some(t) if t.eq_ignore_ascii_case("Device") => EnrollmentType::Device,
-            Some(t) => return Err(EnrollError::InvalidEnrollmentData(format!("EnrollmentType {t:?} is not Full or Device"))),
+            Some(t) => {
+                return Err(EnrollError::InvalidEnrollmentData(format!(
+                    "EnrollmentType {t:?} is not Full or Device"
+                )))
+            }
         };
         if rst.context_item("DeviceType").is_none() {
             return Err(EnrollError::InvalidEnrollmentData("DeviceType is missing".into()));
@@ -127,7 +136,11 @@ impl DeviceIdentity {
             os_edition: item("OSEdition"),
             application_version: item("ApplicationVersion"),
             enrollment_type,
-            context: rst.context.iter().map(|(n, v)| ContextItem { name: n.clone(), value: v.clone() }).collect(),
+            context: rst
+                .context
+                .iter()
+                .map(|(n, v)| ContextItem { name: n.clone(), value: v.clone() })
+                .collect(),
         })
     }
 }
@@ -166,9 +179,15 @@ mod tests {
     #[test]
     fn identity_errors() {
         let no_type = rst(&[("DeviceID", "A")]);
-        assert!(matches!(DeviceIdentity::from_request(&no_type, "f".into()), Err(EnrollError::InvalidEnrollmentData(_))));
+        assert!(matches!(
+            DeviceIdentity::from_request(&no_type, "f".into()),
+            Err(EnrollError::InvalidEnrollmentData(_))
+        ));
         let bad_id = rst(&[("DeviceID", "../x"), ("DeviceType", "CIMClient_Windows")]);
-        assert!(matches!(DeviceIdentity::from_request(&bad_id, "f".into()), Err(EnrollError::InvalidEnrollmentData(_))));
+        assert!(matches!(
+            DeviceIdentity::from_request(&bad_id, "f".into()),
+            Err(EnrollError::InvalidEnrollmentData(_))
+        ));
         let bad_type = rst(&[("EnrollmentType", "Other"), ("DeviceType", "x")]);
         assert!(DeviceIdentity::from_request(&bad_type, "f".into()).is_err());
         let phone = rst(&[("DeviceType", "WindowsPhone")]);
@@ -181,9 +200,11 @@ mod tests {
         assert_eq!(EnrollError::Authentication("x".into()).fault_code(), FaultCode::Authentication);
         assert_eq!(EnrollError::Csr(PkiError::BadSignature).fault_code(), FaultCode::CertificateRequest);
         assert_eq!(EnrollError::TooLarge.fault_code(), FaultCode::MessageFormat);
-        assert_eq!(EnrollError::Soap(SoapError::InvalidSecurity("x".into())).fault_code(), FaultCode::InvalidSecurity);
+        assert_eq!(
+            EnrollError::Soap(SoapError::InvalidSecurity("x".into())).fault_code(),
+            FaultCode::InvalidSecurity
+        );
         assert_eq!(EnrollError::NotEligibleToRenew("x".into()).fault_code(), FaultCode::NotEligibleToRenew);
         assert!(!EnrollError::Server("db down at 10.0.0.1".into()).public_reason().contains("10.0.0.1"));
     }
-
 }

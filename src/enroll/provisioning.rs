@@ -49,7 +49,10 @@ pub fn provisioning_doc(
     let server_nonce_b64 = encode_base64(&secrets.server_nonce);
     let creds = DmCredentials {
         device_name: identity.device_id.clone(),
-        device_hash_b64: crate::proto::syncml::digest::secret_hash(&identity.device_id, &secrets.device_secret),
+        device_hash_b64: crate::proto::syncml::digest::secret_hash(
+            &identity.device_id,
+            &secrets.device_secret,
+        ),
         device_nonce_b64: device_nonce_b64.clone(),
         server_secret: secrets.server_secret.clone(),
         server_nonce_b64: server_nonce_b64.clone(),
@@ -69,7 +72,11 @@ pub fn provisioning_doc(
             addr: s.management_url.into(),
             client_cert_subject_cn: identity.device_id.clone(),
             store,
-            server_auth: AppAuth { name: None, secret: secrets.server_secret.clone(), nonce_b64: server_nonce_b64 },
+            server_auth: AppAuth {
+                name: None,
+                secret: secrets.server_secret.clone(),
+                nonce_b64: server_nonce_b64,
+            },
             device_auth: AppAuth {
                 name: Some(identity.device_id.clone()),
                 secret: secrets.device_secret.clone(),
@@ -132,17 +139,7 @@ mod tests {
         };
         let cert = |t: &str| StoredCert { thumbprint: t.into(), der: vec![0] };
         let (user, root, client) = (Some("u@e.x"), cert("R"), cert("C"));
-        let build = |g| {
-            provisioning_doc(
-                g,
-                &id,
-                user,
-                root.clone(),
-                client.clone(),
-                &secrets,
-                &settings,
-            )
-        };
+        let build = |g| provisioning_doc(g, &id, user, root.clone(), client.clone(), &secrets, &settings);
         let (doc, creds) = build(ClientGeneration::Windows10);
         assert_eq!(doc.account.device_auth.nonce_b64, creds.device_nonce_b64);
         assert_eq!(creds.device_hash_b64, crate::proto::syncml::digest::secret_hash("DEV", "d"));

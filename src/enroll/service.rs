@@ -56,7 +56,12 @@ fn response_action(request_action: Option<&str>) -> &'static str {
 type Answer = (&'static str, Vec<El>, El);
 
 /// Handles one SOAP request.
-pub async fn handle<P: Ports>(ports: &P, cfg: &Config, req: SoapRequest<'_>, entropy: &mut impl Entropy) -> SoapAnswer {
+pub async fn handle<P: Ports>(
+    ports: &P,
+    cfg: &Config,
+    req: SoapRequest<'_>,
+    entropy: &mut impl Entropy,
+) -> SoapAnswer {
     let trace = hex(&entropy.bytes::<8>());
     let envelope = match req.body {
         None => Err(EnrollError::TooLarge),

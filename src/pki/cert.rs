@@ -18,8 +18,7 @@ use std::time::Duration;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -42,8 +41,7 @@ impl CaKey {
     pub fn generate() -> Result<CaKey, PkiError> {
         loop {
             let mut bytes = [0u8; 32];
-            getrandom::getrandom(&mut bytes)
-                .map_err(|e| PkiError::Build(format!("getrandom: {e}")))?;
+            getrandom::getrandom(&mut bytes).map_err(|e| PkiError::Build(format!("getrandom: {e}")))?;
             // Rejection sampling: zero or >= the group order is refused by from_slice.
             let key = SigningKey::from_slice(&bytes);
             bytes.fill(0);
@@ -108,13 +106,9 @@ fn x509_time(unix: u64) -> Result<Time, PkiError> {
     const Y2050: u64 = 2_524_608_000;
     let d = Duration::from_secs(unix);
     if unix < Y2050 {
-        UtcTime::from_unix_duration(d)
-            .map(Time::UtcTime)
-            .map_err(build_err)
+        UtcTime::from_unix_duration(d).map(Time::UtcTime).map_err(build_err)
     } else {
-        GeneralizedTime::from_unix_duration(d)
-            .map(Time::GeneralTime)
-            .map_err(build_err)
+        GeneralizedTime::from_unix_duration(d).map(Time::GeneralTime).map_err(build_err)
     }
 }
 
@@ -122,10 +116,7 @@ fn validity(not_before: u64, not_after: u64) -> Result<Validity, PkiError> {
     if not_after <= not_before {
         return Err(PkiError::Build("not_after must be after not_before".into()));
     }
-    Ok(Validity {
-        not_before: x509_time(not_before)?,
-        not_after: x509_time(not_after)?,
-    })
+    Ok(Validity { not_before: x509_time(not_before)?, not_after: x509_time(not_after)? })
 }
 
 fn serial_number(serial: &[u8]) -> Result<SerialNumber, PkiError> {
@@ -149,10 +140,7 @@ fn key_identifier(spki_raw: &[u8]) -> Result<Vec<u8>, PkiError> {
     let mut inner = spki.value;
     tlv::expect(&mut inner, SEQUENCE, "SubjectPublicKeyInfo.algorithm")?;
     let bits = tlv::expect(&mut inner, BIT_STRING, "subjectPublicKey")?;
-    let key = bits
-        .value
-        .get(1..)
-        .ok_or_else(|| tlv::malformed("empty BIT STRING"))?;
+    let key = bits.value.get(1..).ok_or_else(|| tlv::malformed("empty BIT STRING"))?;
     Ok(Sha1::digest(key).to_vec())
 }
 
@@ -173,10 +161,7 @@ fn sign_certificate(key: &CaKey, tbs: TbsCertificate) -> Result<Vec<u8>, PkiErro
 }
 
 fn ecdsa_sha256() -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned {
-        oid: ECDSA_WITH_SHA_256,
-        parameters: None,
-    }
+    AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA_256, parameters: None }
 }
 
 /// Self-signed CA certificate: CA:true (critical), keyCertSign+cRLSign (critical), SKI,
@@ -191,13 +176,7 @@ pub fn build_ca_certificate(
     let spki_der = key.public_key_der();
     let name = cn_name(common_name)?;
     let extensions = vec![
-        extension(
-            &BasicConstraints {
-                ca: true,
-                path_len_constraint: None,
-            },
-            true,
-        )?,
+        extension(&BasicConstraints { ca: true, path_len_constraint: None }, true)?,
         extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?,
         ski_extension(&spki_der)?,
     ];
@@ -208,8 +187,7 @@ pub fn build_ca_certificate(
         issuer: name.clone(),
         validity: validity(not_before, not_after)?,
         subject: name,
-        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&spki_der)
-            .map_err(build_err)?,
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&spki_der).map_err(build_err)?,
         issuer_unique_id: None,
         subject_unique_id: None,
         extensions: Some(extensions),
@@ -242,31 +220,18 @@ pub fn issue_device_certificate(
 ) -> Result<Vec<u8>, PkiError> {
     let ca = CertParts::parse(ca_cert_der)?;
     if ca.spki.raw != key.public_key_der().as_slice() {
-        return Err(PkiError::Build(
-            "CA certificate does not match the CA key".into(),
-        ));
+        return Err(PkiError::Build("CA certificate does not match the CA key".into()));
     }
     let ca_ski = match ca.extension(&SubjectKeyIdentifier::OID) {
-        Some(ext) => tlv::single(ext.value, OCTET_STRING, "CA subjectKeyIdentifier")?
-            .value
-            .to_vec(),
+        Some(ext) => tlv::single(ext.value, OCTET_STRING, "CA subjectKeyIdentifier")?.value.to_vec(),
         None => key_identifier(ca.spki.raw)?,
     };
     let issuer = Name::from_der(ca.subject.raw).map_err(build_err)?;
     let spki = SubjectPublicKeyInfoOwned::from_der(req.spki_der)
         .map_err(|e| PkiError::Malformed(format!("device SubjectPublicKeyInfo: {e}")))?;
     let extensions = vec![
-        extension(
-            &BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            },
-            true,
-        )?,
-        extension(
-            &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment),
-            true,
-        )?,
+        extension(&BasicConstraints { ca: false, path_len_constraint: None }, true)?,
+        extension(&KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment), true)?,
         extension(&ExtendedKeyUsage(vec![ID_KP_CLIENT_AUTH]), false)?,
         extension(
             &AuthorityKeyIdentifier {
@@ -313,11 +278,7 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertInfo, PkiError> {
             .map_err(|e| PkiError::Malformed(format!("certificate time: {e}")))
     };
     Ok(CertInfo {
-        serial_hex: if serial.is_empty() {
-            "00".into()
-        } else {
-            hex_upper(serial)
-        },
+        serial_hex: if serial.is_empty() { "00".into() } else { hex_upper(serial) },
         subject_cn: tlv::common_name(&c.subject)?,
         not_before: time(&c.not_before)?,
         not_after: time(&c.not_after)?,
@@ -344,9 +305,7 @@ pub fn verify_issued_by(cert_der: &[u8], ca_cert_der: &[u8]) -> Result<(), PkiEr
     let ca_key = VerifyingKey::from_public_key_der(ca.spki.raw)
         .map_err(|e| PkiError::UnsupportedAlgorithm(format!("CA key is not P-256: {e}")))?;
     let sig = Signature::from_der(cert.signature).map_err(|_| PkiError::BadSignature)?;
-    ca_key
-        .verify(cert.tbs.raw, &sig)
-        .map_err(|_| PkiError::BadSignature)
+    ca_key.verify(cert.tbs.raw, &sig).map_err(|_| PkiError::BadSignature)
 }
 
 /// One extension, as raw slices.
@@ -408,10 +367,7 @@ impl<'a> CertParts<'a> {
                     tlv::next(&mut e)?; // critical
                 }
                 let value = tlv::expect(&mut e, OCTET_STRING, "extnValue")?;
-                extensions.push(ExtParts {
-                    oid: oid.value,
-                    value: value.value,
-                });
+                extensions.push(ExtParts { oid: oid.value, value: value.value });
             }
         }
         Ok(CertParts {
@@ -435,9 +391,7 @@ impl<'a> CertParts<'a> {
     /// The subjectKeyIdentifier value, if the certificate has one.
     pub(crate) fn subject_key_id(&self) -> Option<&'a [u8]> {
         let ext = self.extension(&SubjectKeyIdentifier::OID)?;
-        tlv::single(ext.value, OCTET_STRING, "subjectKeyIdentifier")
-            .ok()
-            .map(|t| t.value)
+        tlv::single(ext.value, OCTET_STRING, "subjectKeyIdentifier").ok().map(|t| t.value)
     }
 }
 
@@ -463,22 +417,13 @@ mod tests {
         let again = CaKey::from_pkcs8_der(&der).unwrap();
         assert_eq!(again.public_key_der(), key.public_key_der());
         assert_eq!(again.to_pkcs8_der(), der);
-        assert_ne!(
-            CaKey::generate().unwrap().public_key_der(),
-            key.public_key_der()
-        );
-        assert!(matches!(
-            CaKey::from_pkcs8_der(&der[1..]),
-            Err(PkiError::Malformed(_))
-        ));
+        assert_ne!(CaKey::generate().unwrap().public_key_der(), key.public_key_der());
+        assert!(matches!(CaKey::from_pkcs8_der(&der[1..]), Err(PkiError::Malformed(_))));
         assert_eq!(format!("{key:?}"), "CaKey(<secret>)");
         let dir = TempDir::new("cakey");
         let p = dir.write("ca.key.der", &der);
         let text = openssl(&["pkey", "-inform", "DER", "-in", &p, "-noout", "-text"]);
-        assert!(
-            text.contains("prime256v1") || text.contains("P-256"),
-            "{text}"
-        );
+        assert!(text.contains("prime256v1") || text.contains("P-256"), "{text}");
     }
 
     #[test]
@@ -504,14 +449,7 @@ mod tests {
 
         let ca_pem = dir.write("ca.pem", to_pem("CERTIFICATE", &ca_cert).as_bytes());
         let dev_pem = dir.write("dev.pem", to_pem("CERTIFICATE", &dev).as_bytes());
-        let out = openssl(&[
-            "verify",
-            "-CAfile",
-            &ca_pem,
-            "-purpose",
-            "sslclient",
-            &dev_pem,
-        ]);
+        let out = openssl(&["verify", "-CAfile", &ca_pem, "-purpose", "sslclient", &dev_pem]);
         assert!(out.contains(": OK"), "{out}");
 
         let text = openssl(&["x509", "-in", &dev_pem, "-noout", "-text"]);
@@ -532,19 +470,11 @@ mod tests {
         assert!(!text.contains("ignored-csr-cn"));
         assert!(!text.contains("Non Repudiation"));
         let ca_text = openssl(&["x509", "-in", &ca_pem, "-noout", "-text"]);
-        for needle in [
-            "CA:TRUE",
-            "Certificate Sign, CRL Sign",
-            "X509v3 Basic Constraints: critical",
-        ] {
+        for needle in ["CA:TRUE", "Certificate Sign, CRL Sign", "X509v3 Basic Constraints: critical"] {
             assert!(ca_text.contains(needle), "missing {needle:?} in\n{ca_text}");
         }
         // AKI of the device cert = SKI of the CA
-        let ski = CertParts::parse(&ca_cert)
-            .unwrap()
-            .subject_key_id()
-            .unwrap()
-            .to_vec();
+        let ski = CertParts::parse(&ca_cert).unwrap().subject_key_id().unwrap().to_vec();
         let aki_ext = CertParts::parse(&dev)
             .unwrap()
             .extension(&AuthorityKeyIdentifier::OID)
@@ -563,10 +493,7 @@ mod tests {
         assert_eq!(info.serial_hex, "8F11223344556677");
         let oserial = openssl(&["x509", "-in", &dev_pem, "-noout", "-serial"]);
         assert_eq!(oserial.trim(), "serial=8F11223344556677");
-        assert_eq!(
-            info.subject_cn.as_deref(),
-            Some("B5B954E81FBCB94EB79BD08BE625F4EE")
-        );
+        assert_eq!(info.subject_cn.as_deref(), Some("B5B954E81FBCB94EB79BD08BE625F4EE"));
         assert_eq!((info.not_before, info.not_after), (t, t + YEAR));
         assert_eq!(info.spki_der, csr.spki_der);
         let ca_info = inspect_certificate(&ca_cert).unwrap();
@@ -577,24 +504,15 @@ mod tests {
         assert_eq!(verify_issued_by(&dev, &ca_cert), Ok(()));
         assert_eq!(verify_issued_by(&ca_cert, &ca_cert), Ok(()));
         let (_, other_same_name) = ca("edgemdm test CA");
-        assert_eq!(
-            verify_issued_by(&dev, &other_same_name),
-            Err(PkiError::BadSignature)
-        );
+        assert_eq!(verify_issued_by(&dev, &other_same_name), Err(PkiError::BadSignature));
         let (_, other) = ca("another CA");
         assert_eq!(verify_issued_by(&dev, &other), Err(PkiError::BadSignature));
         let pos = dev.windows(6).position(|w| w == b"B5B954").unwrap();
         let mut tampered = dev.clone();
         tampered[pos] ^= 1;
-        assert_eq!(
-            verify_issued_by(&tampered, &ca_cert),
-            Err(PkiError::BadSignature)
-        );
+        assert_eq!(verify_issued_by(&tampered, &ca_cert), Err(PkiError::BadSignature));
         // and openssl agrees the other CA did not issue it
-        let other_pem = dir.write(
-            "other.pem",
-            to_pem("CERTIFICATE", &other_same_name).as_bytes(),
-        );
+        let other_pem = dir.write("other.pem", to_pem("CERTIFICATE", &other_same_name).as_bytes());
         assert!(!openssl_status(&["verify", "-CAfile", &other_pem, &dev_pem]).0);
     }
 
@@ -613,28 +531,16 @@ mod tests {
         let mut r = req(&[1], 1_700_000_000, 1_800_000_000);
         r.spki_der = &spki;
         assert!(issue_device_certificate(&ca_key, &ca_cert, &r).is_ok());
-        assert!(matches!(
-            issue_device_certificate(&other_key, &ca_cert, &r),
-            Err(PkiError::Build(_))
-        ));
+        assert!(matches!(issue_device_certificate(&other_key, &ca_cert, &r), Err(PkiError::Build(_))));
         let mut r0 = req(&[0], 1_700_000_000, 1_800_000_000);
         r0.spki_der = &spki;
-        assert!(matches!(
-            issue_device_certificate(&ca_key, &ca_cert, &r0),
-            Err(PkiError::Build(_))
-        ));
+        assert!(matches!(issue_device_certificate(&ca_key, &ca_cert, &r0), Err(PkiError::Build(_))));
         let mut rt = req(&[1], 1_800_000_000, 1_700_000_000);
         rt.spki_der = &spki;
-        assert!(matches!(
-            issue_device_certificate(&ca_key, &ca_cert, &rt),
-            Err(PkiError::Build(_))
-        ));
+        assert!(matches!(issue_device_certificate(&ca_key, &ca_cert, &rt), Err(PkiError::Build(_))));
         let bad_spki = req(&[1], 1_700_000_000, 1_800_000_000);
         assert!(issue_device_certificate(&ca_key, &ca_cert, &bad_spki).is_err());
-        assert!(matches!(
-            inspect_certificate(&ca_cert[..10]),
-            Err(PkiError::Malformed(_))
-        ));
+        assert!(matches!(inspect_certificate(&ca_cert[..10]), Err(PkiError::Malformed(_))));
     }
 
     #[test]

@@ -79,10 +79,7 @@ impl Hash {
         } else if oid == o(&ID_SHA512) {
             Ok(Hash::Sha512)
         } else {
-            Err(PkiError::UnsupportedAlgorithm(format!(
-                "digest {}",
-                tlv::oid_string(oid)
-            )))
+            Err(PkiError::UnsupportedAlgorithm(format!("digest {}", tlv::oid_string(oid))))
         }
     }
 }
@@ -99,10 +96,7 @@ pub(crate) fn rsa_signature_hash(oid: &[u8]) -> Result<Hash, PkiError> {
     } else if oid == o(&SHA512_WITH_RSA) {
         Ok(Hash::Sha512)
     } else {
-        Err(PkiError::UnsupportedAlgorithm(format!(
-            "signature {}",
-            tlv::oid_string(oid)
-        )))
+        Err(PkiError::UnsupportedAlgorithm(format!("signature {}", tlv::oid_string(oid))))
     }
 }
 
@@ -125,10 +119,7 @@ pub(crate) fn rsa_key_from_spki(spki_raw: &[u8]) -> Result<(RsaPublicKey, usize)
     let alg = tlv::expect(&mut inner, SEQUENCE, "SubjectPublicKeyInfo.algorithm")?;
     let alg_oid = tlv::algorithm(&alg)?;
     if !is_rsa_encryption(alg_oid) {
-        return Err(PkiError::UnsupportedAlgorithm(format!(
-            "public key {}",
-            tlv::oid_string(alg_oid)
-        )));
+        return Err(PkiError::UnsupportedAlgorithm(format!("public key {}", tlv::oid_string(alg_oid))));
     }
     let bits = tlv::expect(&mut inner, BIT_STRING, "subjectPublicKey")?;
     let pkcs1 = tlv::single(bit_string_bytes(&bits)?, SEQUENCE, "RSAPublicKey")?;
@@ -137,8 +128,7 @@ pub(crate) fn rsa_key_from_spki(spki_raw: &[u8]) -> Result<(RsaPublicKey, usize)
     let e = tlv::expect(&mut k, INTEGER, "RSA exponent")?;
     let n_bytes = strip_zeros(n.value);
     let e_bytes = strip_zeros(e.value);
-    if n_bytes.is_empty() || e_bytes.is_empty() || n.value[0] & 0x80 != 0 || e.value[0] & 0x80 != 0
-    {
+    if n_bytes.is_empty() || e_bytes.is_empty() || n.value[0] & 0x80 != 0 || e.value[0] & 0x80 != 0 {
         return Err(tlv::malformed("RSA key: non-positive integer"));
     }
     let modulus_bits = (n_bytes.len() - 1) * 8 + (8 - n_bytes[0].leading_zeros() as usize);
@@ -158,8 +148,7 @@ pub(crate) fn rsa_verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), PkiError> {
-    key.verify(hash.scheme(), &hash.digest(message), signature)
-        .map_err(|_| PkiError::BadSignature)
+    key.verify(hash.scheme(), &hash.digest(message), signature).map_err(|_| PkiError::BadSignature)
 }
 
 pub(crate) fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -222,19 +211,11 @@ mod tests {
         let csr = parse_csr(&der, 2048).expect("WP8 CSR verifies");
         assert_eq!(csr.rsa_bits, 2048);
         assert_eq!(csr.signature_hash, "sha1");
-        assert_eq!(
-            csr.subject_cn.as_deref(),
-            Some("B1C43CD0-1624-5FBB-8E54-34CF17DFD3A1")
-        );
+        assert_eq!(csr.subject_cn.as_deref(), Some("B1C43CD0-1624-5FBB-8E54-34CF17DFD3A1"));
         // signature algorithm really is the OIW OID
-        assert!(der
-            .windows(7)
-            .any(|w| w == [0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1d]));
+        assert!(der.windows(7).any(|w| w == [0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1d]));
         // SPKI kept exactly
-        let pos = der
-            .windows(csr.spki_der.len())
-            .position(|w| w == csr.spki_der)
-            .unwrap();
+        let pos = der.windows(csr.spki_der.len()).position(|w| w == csr.spki_der).unwrap();
         assert!(pos > 0);
         assert_eq!(parse_csr(&der, 4096), Err(PkiError::KeyTooSmall(2048)));
     }
@@ -255,15 +236,9 @@ mod tests {
         // a byte in the modulus
         let mut bad = der.clone();
         bad[pos + 80] ^= 0x10;
-        assert!(matches!(
-            parse_csr(&bad, 2048),
-            Err(PkiError::BadSignature) | Err(PkiError::Malformed(_))
-        ));
+        assert!(matches!(parse_csr(&bad, 2048), Err(PkiError::BadSignature) | Err(PkiError::Malformed(_))));
         // truncation
-        assert!(matches!(
-            parse_csr(&der[..der.len() - 1], 2048),
-            Err(PkiError::Malformed(_))
-        ));
+        assert!(matches!(parse_csr(&der[..der.len() - 1], 2048), Err(PkiError::Malformed(_))));
         assert!(matches!(parse_csr(b"", 2048), Err(PkiError::Malformed(_))));
     }
 
@@ -306,14 +281,7 @@ mod tests {
     #[test]
     fn openssl_ec_csr_is_unsupported() {
         let dir = TempDir::new("csr-ec");
-        let der = openssl_csr(
-            &dir,
-            "ec",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        );
-        assert!(matches!(
-            parse_csr(&der, 2048),
-            Err(PkiError::UnsupportedAlgorithm(_))
-        ));
+        let der = openssl_csr(&dir, "ec", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+        assert!(matches!(parse_csr(&der, 2048), Err(PkiError::UnsupportedAlgorithm(_))));
     }
 }

@@ -17,8 +17,8 @@ mod tlv;
 mod testutil;
 
 pub use cert::{
-    build_ca_certificate, inspect_certificate, issue_device_certificate, verify_issued_by, CaKey,
-    CertInfo, DeviceCertRequest,
+    build_ca_certificate, inspect_certificate, issue_device_certificate, verify_issued_by, CaKey, CertInfo,
+    DeviceCertRequest,
 };
 pub use csr::{parse_csr, Csr};
 pub use renewal::{parse_renewal, Renewal};
@@ -72,7 +72,6 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,10 +79,7 @@ mod tests {
     #[test]
     fn thumbprint_is_upper_hex_sha1() {
         // SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d
-        assert_eq!(
-            thumbprint(b"abc"),
-            "A9993E364706816ABA3E25717850C26C9CD0D89D"
-        );
+        assert_eq!(thumbprint(b"abc"), "A9993E364706816ABA3E25717850C26C9CD0D89D");
     }
 
     #[test]
@@ -96,9 +92,6 @@ mod tests {
         assert_eq!(lines[1].len(), 64);
         assert!(lines[2].len() <= 64);
         let body: String = lines[1..lines.len() - 1].concat();
-        assert_eq!(
-            crate::codec::decode_base64(&body).unwrap(),
-            der
-        );
+        assert_eq!(crate::codec::decode_base64(&body).unwrap(), der);
     }
 }

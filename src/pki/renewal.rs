@@ -84,11 +84,7 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
     tlv::expect(&mut s, tlv::INTEGER, "SignerInfo.version")?;
     let sid = tlv::next(&mut s)?;
     let digest_alg = tlv::expect(&mut s, SEQUENCE, "digestAlgorithm")?;
-    let signed_attrs = if tlv::peek_tag(s) == Some(0xa0) {
-        Some(tlv::next(&mut s)?)
-    } else {
-        None
-    };
+    let signed_attrs = if tlv::peek_tag(s) == Some(0xa0) { Some(tlv::next(&mut s)?) } else { None };
     let sig_alg = tlv::expect(&mut s, SEQUENCE, "signatureAlgorithm")?;
     let signature = tlv::expect(&mut s, OCTET_STRING, "signature")?;
 
@@ -118,16 +114,12 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
         None => csr::rsa_verify(&key, hash, content, signature.value)?,
     }
 
-    let csr_der =
-        if content.first() == Some(&SEQUENCE) && tlv::single(content, SEQUENCE, "").is_ok() {
-            content.to_vec()
-        } else {
-            decode_base64_text(content)?
-        };
-    Ok(Renewal {
-        signer_cert_der: signer.0.to_vec(),
-        csr: csr::parse_csr(&csr_der, min_rsa_bits)?,
-    })
+    let csr_der = if content.first() == Some(&SEQUENCE) && tlv::single(content, SEQUENCE, "").is_ok() {
+        content.to_vec()
+    } else {
+        decode_base64_text(content)?
+    };
+    Ok(Renewal { signer_cert_der: signer.0.to_vec(), csr: csr::parse_csr(&csr_der, min_rsa_bits)? })
 }
 
 /// The contents of the eContent OCTET STRING (primitive, definite length: DER).
@@ -135,17 +127,11 @@ fn octet_string_contents(input: &[u8]) -> Result<&[u8], PkiError> {
     let t = tlv::single(input, tlv::peek_tag(input).unwrap_or(0), "eContent")?;
     match t.tag {
         OCTET_STRING => Ok(t.value),
-        _ => Err(PkiError::Malformed(format!(
-            "eContent has tag 0x{:02x}",
-            t.tag
-        ))),
+        _ => Err(PkiError::Malformed(format!("eContent has tag 0x{:02x}", t.tag))),
     }
 }
 
-fn find_signer<'a>(
-    sid: &Tlv<'_>,
-    certs: &[Tlv<'a>],
-) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
+fn find_signer<'a>(sid: &Tlv<'_>, certs: &[Tlv<'a>]) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
     for c in certs {
         let Ok(parts) = CertParts::parse(c.raw) else {
             continue;
@@ -160,19 +146,13 @@ fn find_signer<'a>(
                     && csr::strip_zeros(serial.value) == csr::strip_zeros(parts.serial.value)
             }
             0x80 => parts.subject_key_id() == Some(sid.value),
-            other => {
-                return Err(PkiError::Malformed(format!(
-                    "SignerIdentifier tag 0x{other:02x}"
-                )))
-            }
+            other => return Err(PkiError::Malformed(format!("SignerIdentifier tag 0x{other:02x}"))),
         };
         if matches {
             return Ok((c.raw, parts));
         }
     }
-    Err(PkiError::Malformed(
-        "signer certificate not found in SignedData".into(),
-    ))
+    Err(PkiError::Malformed("signer certificate not found in SignedData".into()))
 }
 
 fn check_signed_attrs(
@@ -221,7 +201,8 @@ fn decode_base64_text(content: &[u8]) -> Result<Vec<u8>, PkiError> {
         .flat_map(|l| l.chars())
         .filter(|c| !c.is_whitespace())
         .collect();
-    crate::codec::decode_base64(&b64).ok_or_else(|| tlv::malformed("renewal content is neither DER nor base64"))
+    crate::codec::decode_base64(&b64)
+        .ok_or_else(|| tlv::malformed("renewal content is neither DER nor base64"))
 }
 
 #[cfg(test)]
@@ -266,10 +247,7 @@ mod tests {
                 },
             )
             .unwrap();
-            let pem = dir.write(
-                &format!("{name}.pem"),
-                to_pem("CERTIFICATE", &cert).as_bytes(),
-            );
+            let pem = dir.write(&format!("{name}.pem"), to_pem("CERTIFICATE", &cert).as_bytes());
             (cert, pem, key)
         };
         let dev = issue("old", &[0x42, 1]);
@@ -278,15 +256,7 @@ mod tests {
         let new_csr_path = dir.path("new.csr.der");
         let (_, new_csr2) = rsa_key_and_csr(&dir, "new2", 2048, "renewed");
         assert_eq!(new_csr.len(), new_csr2.len());
-        Fixture {
-            dir,
-            ca_cert,
-            dev,
-            dev2,
-            new_csr,
-            new_csr_path,
-            new_csr2,
-        }
+        Fixture { dir, ca_cert, dev, dev2, new_csr, new_csr_path, new_csr2 }
     }
 
     fn sign(
@@ -319,10 +289,7 @@ mod tests {
     }
 
     fn flip_in_content(p7: &[u8], csr: &[u8]) -> Vec<u8> {
-        let pos = p7
-            .windows(csr.len())
-            .position(|w| w == csr)
-            .expect("CSR inside PKCS#7");
+        let pos = p7.windows(csr.len()).position(|w| w == csr).expect("CSR inside PKCS#7");
         let cn = csr.windows(7).position(|w| w == b"renewed").unwrap();
         let mut bad = p7.to_vec();
         bad[pos + cn] ^= 1;
@@ -342,9 +309,7 @@ mod tests {
         ] {
             let p7 = sign(&f, name, &f.new_csr_path, &f.dev, extra);
             // make sure each variant exercises the path it names
-            let md_oid = [
-                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04,
-            ];
+            let md_oid = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
             let has_attrs = p7.windows(md_oid.len()).any(|w| w == md_oid);
             assert_eq!(has_attrs, !name.ends_with("noattr"), "{name}");
             let r = parse_renewal(&p7, 2048).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -352,60 +317,31 @@ mod tests {
             assert_eq!(r.csr.subject_cn.as_deref(), Some("renewed"));
             assert_eq!(r.signer_cert_der, f.dev.0, "{name}");
             assert_eq!(verify_issued_by(&r.signer_cert_der, &f.ca_cert), Ok(()));
-            assert_eq!(
-                parse_renewal(&p7, 4096),
-                Err(PkiError::KeyTooSmall(2048)),
-                "{name}"
-            );
+            assert_eq!(parse_renewal(&p7, 4096), Err(PkiError::KeyTooSmall(2048)), "{name}");
 
             // tampered content
             let bad = flip_in_content(&p7, &f.new_csr);
-            assert_eq!(
-                parse_renewal(&bad, 2048),
-                Err(PkiError::BadSignature),
-                "{name}"
-            );
+            assert_eq!(parse_renewal(&bad, 2048), Err(PkiError::BadSignature), "{name}");
 
             // content swapped for another VALID CSR: only the CMS checks can catch this
-            let pos = p7
-                .windows(f.new_csr.len())
-                .position(|w| w == f.new_csr)
-                .unwrap();
+            let pos = p7.windows(f.new_csr.len()).position(|w| w == f.new_csr).unwrap();
             let mut swapped = p7.clone();
             swapped[pos..pos + f.new_csr.len()].copy_from_slice(&f.new_csr2);
-            assert_eq!(
-                parse_renewal(&swapped, 2048),
-                Err(PkiError::BadSignature),
-                "{name}"
-            );
+            assert_eq!(parse_renewal(&swapped, 2048), Err(PkiError::BadSignature), "{name}");
 
             // the same request signed by another key (another device's), its 256-byte
             // signature spliced over ours: SignerInfo ends the DER when there are no
             // unsigned attributes, so the signature is the last 256 bytes.
-            let p7b = sign(
-                &f,
-                &format!("{name}-other"),
-                &f.new_csr_path,
-                &f.dev2,
-                extra,
-            );
+            let p7b = sign(&f, &format!("{name}-other"), &f.new_csr_path, &f.dev2, extra);
             assert_eq!(parse_renewal(&p7b, 2048).unwrap().signer_cert_der, f.dev2.0);
             let mut spliced = p7.clone();
             let n = spliced.len();
             spliced[n - 256..].copy_from_slice(&p7b[p7b.len() - 256..]);
             assert_ne!(spliced, p7);
-            assert_eq!(
-                parse_renewal(&spliced, 2048),
-                Err(PkiError::BadSignature),
-                "{name}"
-            );
+            assert_eq!(parse_renewal(&spliced, 2048), Err(PkiError::BadSignature), "{name}");
             let mut flipped = p7.clone();
             flipped[n - 1] ^= 1;
-            assert_eq!(
-                parse_renewal(&flipped, 2048),
-                Err(PkiError::BadSignature),
-                "{name}"
-            );
+            assert_eq!(parse_renewal(&flipped, 2048), Err(PkiError::BadSignature), "{name}");
         }
     }
 
@@ -413,27 +349,15 @@ mod tests {
     fn base64_content_and_missing_certificate() {
         let f = fixture();
         let b64 = crate::codec::encode_base64(&f.new_csr);
-        let wrapped: String = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
-            .collect();
+        let wrapped: String =
+            b64.as_bytes().chunks(64).map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap())).collect();
         let input = f.dir.write("new.csr.b64", wrapped.as_bytes());
         let p7 = sign(&f, "b64", &input, &f.dev, &["-md", "sha256"]);
         let r = parse_renewal(&p7, 2048).unwrap();
         assert_eq!(r.csr, parse_csr(&f.new_csr, 2048).unwrap());
 
-        let p7 = sign(
-            &f,
-            "nocerts",
-            &f.new_csr_path,
-            &f.dev,
-            &["-md", "sha256", "-nocerts"],
-        );
-        assert!(matches!(
-            parse_renewal(&p7, 2048),
-            Err(PkiError::Malformed(_))
-        ));
+        let p7 = sign(&f, "nocerts", &f.new_csr_path, &f.dev, &["-md", "sha256", "-nocerts"]);
+        assert!(matches!(parse_renewal(&p7, 2048), Err(PkiError::Malformed(_))));
 
         // a detached signature has no content to renew with
         let out = f.dir.path("detached.p7");
@@ -454,18 +378,9 @@ mod tests {
         ]);
         assert!(ok, "{err}");
         let p7 = std::fs::read(&out).unwrap();
-        assert!(matches!(
-            parse_renewal(&p7, 2048),
-            Err(PkiError::Malformed(_))
-        ));
+        assert!(matches!(parse_renewal(&p7, 2048), Err(PkiError::Malformed(_))));
 
-        assert!(matches!(
-            parse_renewal(&f.new_csr, 2048),
-            Err(PkiError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_renewal(b"", 2048),
-            Err(PkiError::Malformed(_))
-        ));
+        assert!(matches!(parse_renewal(&f.new_csr, 2048), Err(PkiError::Malformed(_))));
+        assert!(matches!(parse_renewal(b"", 2048), Err(PkiError::Malformed(_))));
     }
 }

@@ -10,14 +10,8 @@ pub(crate) struct TempDir(PathBuf);
 impl TempDir {
     pub(crate) fn new(name: &str) -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "edgemdm-pki-{name}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let p = std::env::temp_dir().join(format!("edgemdm-pki-{name}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -48,10 +42,8 @@ pub(crate) fn openssl(args: &[&str]) -> String {
 
 /// Runs openssl with `args`; returns (success, stdout, stderr).
 pub(crate) fn openssl_status(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new("/usr/bin/openssl")
-        .args(args)
-        .output()
-        .expect("run /usr/bin/openssl");
+    let out =
+        std::process::Command::new("/usr/bin/openssl").args(args).output().expect("run /usr/bin/openssl");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -61,10 +53,7 @@ pub(crate) fn openssl_status(args: &[&str]) -> (bool, String, String) {
 
 /// Test-only wall clock (the library itself never reads the clock).
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A fresh RSA key (`{name}.key`, PEM) and a DER CSR for it (`{name}.csr.der`) with /CN=`cn`.
@@ -74,8 +63,8 @@ pub(crate) fn rsa_key_and_csr(dir: &TempDir, name: &str, bits: u32, cn: &str) ->
     let subj = format!("/CN={cn}");
     let newkey = format!("rsa:{bits}");
     openssl(&[
-        "req", "-new", "-nodes", "-newkey", &newkey, "-keyout", &key, "-subj", &subj, "-outform",
-        "DER", "-out", &csr,
+        "req", "-new", "-nodes", "-newkey", &newkey, "-keyout", &key, "-subj", &subj, "-outform", "DER",
+        "-out", &csr,
     ]);
     (key, std::fs::read(&csr).unwrap())
 }

@@ -52,18 +52,12 @@ pub(crate) fn next<'a>(input: &mut &'a [u8]) -> Result<Tlv<'a>, PkiError> {
         }
         (len, 2 + n)
     };
-    let end = hdr
-        .checked_add(len)
-        .ok_or_else(|| malformed("bad length"))?;
+    let end = hdr.checked_add(len).ok_or_else(|| malformed("bad length"))?;
     if data.len() < end {
         return Err(malformed("truncated element"));
     }
     *input = &data[end..];
-    Ok(Tlv {
-        tag,
-        raw: &data[..end],
-        value: &data[hdr..end],
-    })
+    Ok(Tlv { tag, raw: &data[..end], value: &data[hdr..end] })
 }
 
 /// Reads the next element and checks its tag.
@@ -73,10 +67,7 @@ pub(crate) fn expect<'a>(input: &mut &'a [u8], tag: u8, what: &str) -> Result<Tl
         other => other,
     })?;
     if t.tag != tag {
-        return Err(PkiError::Malformed(format!(
-            "{what}: expected tag 0x{tag:02x}, found 0x{:02x}",
-            t.tag
-        )));
+        return Err(PkiError::Malformed(format!("{what}: expected tag 0x{tag:02x}, found 0x{:02x}", t.tag)));
     }
     Ok(t)
 }
@@ -121,11 +112,8 @@ pub(crate) fn string_value(t: &Tlv<'_>) -> String {
     let s = match t.tag {
         // BMPString: UTF-16BE
         0x1e => {
-            let units: Vec<u16> = t
-                .value
-                .chunks(2)
-                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-                .collect();
+            let units: Vec<u16> =
+                t.value.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
             String::from_utf16_lossy(&units)
         }
         // UniversalString: UTF-32BE
@@ -193,17 +181,9 @@ mod tests {
 
     #[test]
     fn string_values() {
-        let t = Tlv {
-            tag: 0x13,
-            raw: &[],
-            value: b"ABC\0",
-        };
+        let t = Tlv { tag: 0x13, raw: &[], value: b"ABC\0" };
         assert_eq!(string_value(&t), "ABC");
-        let t = Tlv {
-            tag: 0x1e,
-            raw: &[],
-            value: &[0, b'h', 0, b'i'],
-        };
+        let t = Tlv { tag: 0x1e, raw: &[], value: &[0, b'h', 0, b'i'] };
         assert_eq!(string_value(&t), "hi");
     }
 }

@@ -111,7 +111,9 @@ impl fmt::Display for Version {
 pub enum Client {
     Windows81,
     /// Windows 10/11, with the version the server answers.
-    Windows10 { version: Version },
+    Windows10 {
+        version: Version,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,11 +218,13 @@ mod tests {
 
     #[test]
     fn parses_samples_with_slash_namespace_and_padding() {
-        let d = Discover::parse(&body_of(include_str!("testdata/discover_request_v5_federated.msmde2.xml"))).unwrap();
+        let d = Discover::parse(&body_of(include_str!("testdata/discover_request_v5_federated.msmde2.xml")))
+            .unwrap();
         assert_eq!(d.email_address, "user@contoso.com");
         assert_eq!(d.request_version.as_deref(), Some("5.0"));
         assert_eq!(d.auth_policies, vec!["Federated"]);
-        let d = Discover::parse(&body_of(include_str!("testdata/discover_request_v3_federated.xml"))).unwrap();
+        let d =
+            Discover::parse(&body_of(include_str!("testdata/discover_request_v3_federated.xml"))).unwrap();
         assert_eq!(d.auth_policies, vec!["OnPremise", "Federated"]);
         let d = Discover::parse(&body_of(include_str!("testdata/win81_discover_request.msmde.xml"))).unwrap();
         assert_eq!(d.request_version, None);
@@ -247,7 +251,10 @@ mod tests {
             ..Default::default()
         };
         let r = DiscoverResponse::answer(&win10, &cfg(AuthPolicy::OnPremise)).unwrap();
-        assert_eq!(r.enrollment_service_url, "https://e.example/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc");
+        assert_eq!(
+            r.enrollment_service_url,
+            "https://e.example/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc"
+        );
         assert_eq!(r.authentication_service_url, None);
         let doc = r.to_element().to_xml();
         let back = xml::parse(&doc).unwrap();

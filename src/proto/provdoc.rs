@@ -44,8 +44,7 @@ pub const PROVIDER_TYPE_RSA_FULL: u32 = 1;
 /// Registry keys of the 8.1 document ([MS-MDE] §3.6).
 pub const REG_MACHINE_ENROLLMENT: &str = r"HKLM\Security\MachineEnrollment";
 pub const REG_OMADM_RETRY: &str = r"HKLM\Security\MachineEnrollment\OmaDmRetry";
-pub const REG_MDM_MACHINE_ENROLLMENT: &str =
-    r"HKLM\Software\Windows\CurrentVersion\MDM\MachineEnrollment";
+pub const REG_MDM_MACHINE_ENROLLMENT: &str = r"HKLM\Software\Windows\CurrentVersion\MDM\MachineEnrollment";
 pub const REG_OMADM_ACCOUNTS: &str = r"HKLM\Security\Provisioning\OMADM\Accounts";
 
 /// Which enrollment protocol the client speaks, and so which document shape it gets.
@@ -65,10 +64,7 @@ impl ClientGeneration {
     /// The generation of a request that arrived at `path` (compared case-insensitively, a
     /// trailing `/` ignored: clients spell the paths in different cases).
     pub fn from_service_path(path: &str) -> ClientGeneration {
-        if path
-            .trim_end_matches('/')
-            .eq_ignore_ascii_case(ENROLLMENT_PATH_WIN81)
-        {
+        if path.trim_end_matches('/').eq_ignore_ascii_case(ENROLLMENT_PATH_WIN81) {
             ClientGeneration::Windows81
         } else {
             ClientGeneration::Windows10
@@ -219,9 +215,7 @@ impl Poll {
     pub fn parse(s: &str) -> Result<Poll, PollError> {
         let sets: Vec<&str> = s.split(',').map(str::trim).collect();
         if sets.len() != 3 {
-            return Err(PollError(format!(
-                "expected three <minutes>x<count> sets, not {s:?}"
-            )));
+            return Err(PollError(format!("expected three <minutes>x<count> sets, not {s:?}")));
         }
         let mut v = [(0u32, 0u32); 3];
         for (slot, set) in v.iter_mut().zip(&sets) {
@@ -233,8 +227,8 @@ impl Poll {
                 (Some(i), Some(c)) => (i, c),
                 _ => {
                     return Err(PollError(format!(
-                    "{set:?}: minutes 0–{MAX_POLL_INTERVAL} and count 0–{MAX_POLL_COUNT} expected"
-                )))
+                        "{set:?}: minutes 0–{MAX_POLL_INTERVAL} and count 0–{MAX_POLL_COUNT} expected"
+                    )))
                 }
             };
         }
@@ -247,9 +241,7 @@ impl Poll {
             remaining_count: v[2].1,
         };
         if p.first_interval == 0 || p.first_count == 0 {
-            return Err(PollError(
-                "the first set needs a non-zero interval and count".into(),
-            ));
+            return Err(PollError("the first set needs a non-zero interval and count".into()));
         }
         Ok(p)
     }
@@ -257,24 +249,12 @@ impl Poll {
     /// `DMClient/Provider/<ProviderID>/Poll` (Windows 10/11, [MS-MDE2] §2.2.9.3).
     fn dmclient_poll(&self) -> El {
         characteristic("Poll")
-            .child(int_parm(
-                "IntervalForFirstSetOfRetries",
-                self.first_interval,
-            ))
+            .child(int_parm("IntervalForFirstSetOfRetries", self.first_interval))
             .child(int_parm("NumberOfFirstRetries", self.first_count))
-            .child(int_parm(
-                "IntervalForSecondSetOfRetries",
-                self.second_interval,
-            ))
+            .child(int_parm("IntervalForSecondSetOfRetries", self.second_interval))
             .child(int_parm("NumberOfSecondRetries", self.second_count))
-            .child(int_parm(
-                "IntervalForRemainingScheduledRetries",
-                self.remaining_interval,
-            ))
-            .child(int_parm(
-                "NumberOfRemainingScheduledRetries",
-                self.remaining_count,
-            ))
+            .child(int_parm("IntervalForRemainingScheduledRetries", self.remaining_interval))
+            .child(int_parm("NumberOfRemainingScheduledRetries", self.remaining_count))
             .child(typed_parm("PollOnLogin", "true", "boolean"))
     }
 
@@ -415,11 +395,7 @@ impl DmAccount {
     }
 
     fn search_criteria(&self) -> String {
-        format!(
-            "Subject={}&Stores={}",
-            self.subject(),
-            uri_escape(&format!("My\\{}", self.store.as_str()))
-        )
+        format!("Subject={}&Stores={}", self.subject(), uri_escape(&format!("My\\{}", self.store.as_str())))
     }
 
     /// The `CLIENT` and `APPSRV` blocks, both required ([MS-MDE2] §2.2.9.5, [MS-MDE] §3.6).
@@ -432,9 +408,8 @@ impl DmAccount {
         if let Some(n) = &self.server_auth.name {
             client.push(parm("AAUTHNAME", n));
         }
-        let mut device = characteristic("APPAUTH")
-            .child(parm("AAUTHLEVEL", "APPSRV"))
-            .child(parm("AAUTHTYPE", "DIGEST"));
+        let mut device =
+            characteristic("APPAUTH").child(parm("AAUTHLEVEL", "APPSRV")).child(parm("AAUTHTYPE", "DIGEST"));
         if let Some(n) = &self.device_auth.name {
             device.push(parm("AAUTHNAME", n));
         }
@@ -466,10 +441,7 @@ impl ProvisioningDoc {
             DocShape::Windows10(dmclient) => self.windows10(dmclient),
             DocShape::Windows81(w81) => self.windows81(w81),
         };
-        El::new("wap-provisioningdoc")
-            .attr("version", "1.1")
-            .children(children)
-            .to_xml()
+        El::new("wap-provisioningdoc").attr("version", "1.1").children(children).to_xml()
     }
 
     /// [MS-MDE2] §2.2.9.1.
@@ -489,9 +461,7 @@ impl ProvisioningDoc {
                     .child(characteristic("PrivateKeyContainer")),
             )
             .child(characteristic("WSTEP").child(renew_el));
-        let cert_store = characteristic("CertificateStore")
-            .child(root_store(&self.root))
-            .child(my);
+        let cert_store = characteristic("CertificateStore").child(root_store(&self.root)).child(my);
 
         let a = &self.account;
         let application = characteristic("APPLICATION")
@@ -502,8 +472,7 @@ impl ProvisioningDoc {
             .children(a.connection_parms())
             .children(a.app_auth());
 
-        let mut provider =
-            characteristic(&a.provider_id).child(string_parm("EntDMID", &d.ent_dmid));
+        let mut provider = characteristic(&a.provider_id).child(string_parm("EntDMID", &d.ent_dmid));
         if let Some(n) = &d.ent_device_name {
             provider.push(string_parm("EntDeviceName", n));
         }
@@ -523,12 +492,9 @@ impl ProvisioningDoc {
             .child(parm("ContainerName", &k.container_name))
             .child(parm("ProviderType", &k.provider_type.to_string()));
         let my = characteristic("My").child(
-            characteristic(self.store.as_str())
-                .child(cert_characteristic(&self.client).child(key_container)),
+            characteristic(self.store.as_str()).child(cert_characteristic(&self.client).child(key_container)),
         );
-        let cert_store = characteristic("CertificateStore")
-            .child(root_store(&self.root))
-            .child(my);
+        let cert_store = characteristic("CertificateStore").child(root_store(&self.root)).child(my);
 
         let a = &self.account;
         let mut application = characteristic("APPLICATION")
@@ -553,35 +519,20 @@ impl ProvisioningDoc {
             )
             .child(self.poll.oma_dm_retry());
         let device_name = characteristic("Registry").child(
-            characteristic(REG_MDM_MACHINE_ENROLLMENT)
-                .child(string_parm("DeviceName", &w.device_name)),
+            characteristic(REG_MDM_MACHINE_ENROLLMENT).child(string_parm("DeviceName", &w.device_name)),
         );
         let store = self.store.as_str();
         let mut cert_location = characteristic(REG_MDM_MACHINE_ENROLLMENT);
         if let Some(hash) = &w.server_root_cert_hash {
             cert_location.push(string_parm("SslServerRootCertHash", hash));
         }
-        cert_location.push(string_parm(
-            "SslClientCertStore",
-            &uri_escape(&format!("MY\\{store}")),
-        ));
+        cert_location.push(string_parm("SslClientCertStore", &uri_escape(&format!("MY\\{store}"))));
         cert_location.push(string_parm("SslClientCertSubjectName", &a.subject()));
         cert_location.push(string_parm("SslClientCertHash", &self.client.thumbprint));
-        let account =
-            characteristic(&format!("{REG_OMADM_ACCOUNTS}\\{}", w.account_id)).child(string_parm(
-                "SslClientCertReference",
-                &format!("My;{store};{}", self.client.thumbprint),
-            ));
-        let cert_registry = characteristic("Registry")
-            .child(cert_location)
-            .child(account);
-        vec![
-            cert_store,
-            application,
-            schedule,
-            device_name,
-            cert_registry,
-        ]
+        let account = characteristic(&format!("{REG_OMADM_ACCOUNTS}\\{}", w.account_id))
+            .child(string_parm("SslClientCertReference", &format!("My;{store};{}", self.client.thumbprint)));
+        let cert_registry = characteristic("Registry").child(cert_location).child(account);
+        vec![cert_store, application, schedule, device_name, cert_registry]
     }
 }
 
@@ -605,20 +556,16 @@ impl RenewalDoc {
         let doc = El::new("wap-provisioningdoc").attr("version", "1.1");
         match self.generation {
             ClientGeneration::Windows10 => {
-                let my = characteristic("My").child(characteristic(self.store.as_str()).child(
-                    cert_characteristic(&self.client).child(characteristic("PrivateKeyContainer")),
-                ));
-                doc.child(
-                    characteristic("CertificateStore")
-                        .child(root_store(&self.root))
-                        .child(my),
-                )
-                .child(characteristic("APPLICATION").child(parm("PROVIDER-ID", &self.provider_id)))
+                let my =
+                    characteristic("My").child(characteristic(self.store.as_str()).child(
+                        cert_characteristic(&self.client).child(characteristic("PrivateKeyContainer")),
+                    ));
+                doc.child(characteristic("CertificateStore").child(root_store(&self.root)).child(my))
+                    .child(characteristic("APPLICATION").child(parm("PROVIDER-ID", &self.provider_id)))
             }
             ClientGeneration::Windows81 => {
-                let my = characteristic("My").child(
-                    characteristic(self.store.as_str()).child(cert_characteristic(&self.client)),
-                );
+                let my = characteristic("My")
+                    .child(characteristic(self.store.as_str()).child(cert_characteristic(&self.client)));
                 doc.child(characteristic("CertificateStore").child(my))
             }
         }
@@ -638,11 +585,7 @@ mod tests {
             addr: "https://e.example/ManagementServer/MDM.svc".into(),
             client_cert_subject_cn: "DEV1".into(),
             store,
-            server_auth: AppAuth {
-                name: None,
-                secret: "srv\"secret".into(),
-                nonce_b64: "AAAA".into(),
-            },
+            server_auth: AppAuth { name: None, secret: "srv\"secret".into(), nonce_b64: "AAAA".into() },
             device_auth: AppAuth {
                 name: Some("DEV1".into()),
                 secret: "dev<secret>".into(),
@@ -653,20 +596,10 @@ mod tests {
 
     fn sample() -> ProvisioningDoc {
         ProvisioningDoc {
-            root: StoredCert {
-                thumbprint: "AA".repeat(20),
-                der: vec![1, 2, 3],
-            },
-            client: StoredCert {
-                thumbprint: "BB".repeat(20),
-                der: vec![4, 5, 6],
-            },
+            root: StoredCert { thumbprint: "AA".repeat(20), der: vec![1, 2, 3] },
+            client: StoredCert { thumbprint: "BB".repeat(20), der: vec![4, 5, 6] },
             store: CertStore::System,
-            renew: RenewSettings {
-                renew_period_days: 60,
-                retry_interval_days: 4,
-                server_url: None,
-            },
+            renew: RenewSettings { renew_period_days: 60, retry_interval_days: 4, server_url: None },
             account: account(CertStore::System),
             poll: Poll::default(),
             shape: DocShape::Windows10(DmClient {
@@ -701,19 +634,15 @@ mod tests {
     }
 
     fn chars<'a>(e: &'a Element, kind: &str) -> Option<&'a Element> {
-        e.elements()
-            .find(|c| c.name == "characteristic" && c.attr("type") == Some(kind))
+        e.elements().find(|c| c.name == "characteristic" && c.attr("type") == Some(kind))
     }
 
     fn all_chars<'a>(e: &'a Element, kind: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
-        e.elements()
-            .filter(move |c| c.name == "characteristic" && c.attr("type") == Some(kind))
+        e.elements().filter(move |c| c.name == "characteristic" && c.attr("type") == Some(kind))
     }
 
     fn parm_value<'a>(e: &'a Element, name: &str) -> Option<&'a str> {
-        e.elements()
-            .find(|c| c.name == "parm" && c.attr("name") == Some(name))
-            .and_then(|p| p.attr("value"))
+        e.elements().find(|c| c.name == "parm" && c.attr("name") == Some(name)).and_then(|p| p.attr("value"))
     }
 
     #[test]
@@ -721,18 +650,11 @@ mod tests {
         let doc = xml::parse(&sample().to_xml()).unwrap();
         assert_eq!(doc.name, "wap-provisioningdoc");
         let cs = chars(&doc, "CertificateStore").unwrap();
-        let root = chars(
-            chars(chars(cs, "Root").unwrap(), "System").unwrap(),
-            &"AA".repeat(20),
-        )
-        .unwrap();
+        let root = chars(chars(chars(cs, "Root").unwrap(), "System").unwrap(), &"AA".repeat(20)).unwrap();
         assert_eq!(parm_value(root, "EncodedCertificate"), Some("AQID"));
         let my_system = chars(chars(cs, "My").unwrap(), "System").unwrap();
         assert_eq!(
-            parm_value(
-                chars(my_system, &"BB".repeat(20)).unwrap(),
-                "EncodedCertificate"
-            ),
+            parm_value(chars(my_system, &"BB".repeat(20)).unwrap(), "EncodedCertificate"),
             Some("BAUG")
         );
         assert!(chars(my_system, "PrivateKeyContainer").is_some());
@@ -742,36 +664,21 @@ mod tests {
         let app = chars(&doc, "APPLICATION").unwrap();
         assert_eq!(parm_value(app, "APPID"), Some("w7"));
         assert_eq!(parm_value(app, "NAME"), Some("Contoso & Co"));
-        assert_eq!(
-            parm_value(app, "DEFAULTENCODING"),
-            Some("application/vnd.syncml.dm+xml")
-        );
+        assert_eq!(parm_value(app, "DEFAULTENCODING"), Some("application/vnd.syncml.dm+xml"));
         assert_eq!(
             parm_value(app, "SSLCLIENTCERTSEARCHCRITERIA"),
             Some("Subject=CN%3DDEV1&Stores=My%5CSystem")
         );
-        let auths: Vec<_> = app
-            .elements()
-            .filter(|c| c.attr("type") == Some("APPAUTH"))
-            .collect();
+        let auths: Vec<_> = app.elements().filter(|c| c.attr("type") == Some("APPAUTH")).collect();
         assert_eq!(auths.len(), 2);
-        let appsrv = auths
-            .iter()
-            .find(|a| parm_value(a, "AAUTHLEVEL") == Some("APPSRV"))
-            .unwrap();
+        let appsrv = auths.iter().find(|a| parm_value(a, "AAUTHLEVEL") == Some("APPSRV")).unwrap();
         assert_eq!(parm_value(appsrv, "AAUTHNAME"), Some("DEV1"));
         assert_eq!(parm_value(appsrv, "AAUTHSECRET"), Some("dev<secret>"));
-        let client = auths
-            .iter()
-            .find(|a| parm_value(a, "AAUTHLEVEL") == Some("CLIENT"))
-            .unwrap();
+        let client = auths.iter().find(|a| parm_value(a, "AAUTHLEVEL") == Some("CLIENT")).unwrap();
         assert_eq!(parm_value(client, "AAUTHSECRET"), Some("srv\"secret"));
 
-        let provider = chars(
-            chars(chars(&doc, "DMClient").unwrap(), "Provider").unwrap(),
-            "edgemdm",
-        )
-        .unwrap();
+        let provider =
+            chars(chars(chars(&doc, "DMClient").unwrap(), "Provider").unwrap(), "edgemdm").unwrap();
         assert_eq!(parm_value(provider, "EntDMID"), Some("DEV1"));
         let poll = chars(provider, "Poll").unwrap();
         assert_eq!(parm_value(poll, "NumberOfFirstRetries"), Some("5"));
@@ -795,26 +702,17 @@ mod tests {
         let d = sample81();
         assert_eq!(d.generation(), ClientGeneration::Windows81);
         let doc = xml::parse(&d.to_xml()).unwrap();
-        assert!(
-            chars(&doc, "DMClient").is_none(),
-            "Poll is a Windows 10 node"
-        );
+        assert!(chars(&doc, "DMClient").is_none(), "Poll is a Windows 10 node");
         let my = chars(chars(&doc, "CertificateStore").unwrap(), "My").unwrap();
         assert!(chars(my, "WSTEP").is_none());
         let cert = chars(chars(my, "User").unwrap(), &"BB".repeat(20)).unwrap();
         let pkc = chars(cert, "PrivateKeyContainer").unwrap();
         assert_eq!(parm_value(pkc, "KeySpec"), Some("2"));
-        assert_eq!(
-            parm_value(pkc, "ContainerName"),
-            Some("ConfigMgrEnrollment")
-        );
+        assert_eq!(parm_value(pkc, "ContainerName"), Some("ConfigMgrEnrollment"));
         assert_eq!(parm_value(pkc, "ProviderType"), Some("1"));
 
         let app = chars(&doc, "APPLICATION").unwrap();
-        assert_eq!(
-            parm_value(app, "SSPHyperlink"),
-            Some("https://e.example/app?a=1&b=2")
-        );
+        assert_eq!(parm_value(app, "SSPHyperlink"), Some("https://e.example/app?a=1&b=2"));
         assert_eq!(parm_value(app, "ServerList"), parm_value(app, "ADDR"));
         assert_eq!(parm_value(app, "CRLCheck"), Some("0"));
 
@@ -836,25 +734,11 @@ mod tests {
         let renewal = chars(registries[0], REG_MACHINE_ENROLLMENT).unwrap();
         assert_eq!(parm_value(renewal, "RenewalPeriod"), Some("60"));
         let loc = chars(registries[2], REG_MDM_MACHINE_ENROLLMENT).unwrap();
-        assert_eq!(
-            parm_value(loc, "SslServerRootCertHash"),
-            None,
-            "not configured, not sent"
-        );
-        assert_eq!(
-            parm_value(loc, "SslClientCertHash"),
-            Some("BB".repeat(20).as_str())
-        );
+        assert_eq!(parm_value(loc, "SslServerRootCertHash"), None, "not configured, not sent");
+        assert_eq!(parm_value(loc, "SslClientCertHash"), Some("BB".repeat(20).as_str()));
         assert_eq!(parm_value(loc, "SslClientCertStore"), Some("MY%5CUser"));
-        assert_eq!(
-            parm_value(loc, "SslClientCertSubjectName"),
-            Some("CN%3DDEV1")
-        );
-        let acct = chars(
-            registries[2],
-            r"HKLM\Security\Provisioning\OMADM\Accounts\DEV1",
-        )
-        .unwrap();
+        assert_eq!(parm_value(loc, "SslClientCertSubjectName"), Some("CN%3DDEV1"));
+        let acct = chars(registries[2], r"HKLM\Security\Provisioning\OMADM\Accounts\DEV1").unwrap();
         assert_eq!(
             parm_value(acct, "SslClientCertReference"),
             Some(format!("My;User;{}", "BB".repeat(20)).as_str())
@@ -869,18 +753,10 @@ mod tests {
             w.server_root_cert_hash = Some("CC".repeat(20));
         }
         let doc = xml::parse(&d.to_xml()).unwrap();
-        assert_eq!(
-            parm_value(chars(&doc, "APPLICATION").unwrap(), "SSPHyperlink"),
-            None
-        );
-        let loc = all_chars(&doc, "Registry")
-            .nth(2)
-            .and_then(|r| chars(r, REG_MDM_MACHINE_ENROLLMENT))
-            .unwrap();
-        assert_eq!(
-            parm_value(loc, "SslServerRootCertHash"),
-            Some("CC".repeat(20).as_str())
-        );
+        assert_eq!(parm_value(chars(&doc, "APPLICATION").unwrap(), "SSPHyperlink"), None);
+        let loc =
+            all_chars(&doc, "Registry").nth(2).and_then(|r| chars(r, REG_MDM_MACHINE_ENROLLMENT)).unwrap();
+        assert_eq!(parm_value(loc, "SslServerRootCertHash"), Some("CC".repeat(20).as_str()));
     }
 
     #[test]
@@ -889,62 +765,37 @@ mod tests {
             "/EnrollmentServer/DeviceEnrollmentWebservice.svc",
             "/enrollmentserver/deviceenrollmentwebservice.svc/",
         ] {
-            assert_eq!(
-                ClientGeneration::from_service_path(p),
-                ClientGeneration::Windows81,
-                "{p}"
-            );
+            assert_eq!(ClientGeneration::from_service_path(p), ClientGeneration::Windows81, "{p}");
         }
         for p in [
             "/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc",
             "/EnrollmentServer/Discovery.svc",
             "/EnrollmentServer/PolicyEnrollmentWebservice.svc",
         ] {
-            assert_eq!(
-                ClientGeneration::from_service_path(p),
-                ClientGeneration::Windows10,
-                "{p}"
-            );
+            assert_eq!(ClientGeneration::from_service_path(p), ClientGeneration::Windows10, "{p}");
         }
         for g in [ClientGeneration::Windows81, ClientGeneration::Windows10] {
             assert_eq!(ClientGeneration::from_service_path(g.service_path()), g);
         }
-        assert_eq!(
-            ClientGeneration::Windows81.wstep_fault_action(),
-            ns::ACTION_WSTEP_FAULT_WIN81
-        );
-        assert_eq!(
-            ClientGeneration::Windows10.wstep_fault_action(),
-            ns::ACTION_RSTRC
-        );
+        assert_eq!(ClientGeneration::Windows81.wstep_fault_action(), ns::ACTION_WSTEP_FAULT_WIN81);
+        assert_eq!(ClientGeneration::Windows10.wstep_fault_action(), ns::ACTION_RSTRC);
     }
 
     #[test]
     fn discovery_and_enrollment_agree_on_the_generation() {
         use crate::proto::discovery::{AuthPolicy, Discover, DiscoverResponse, DiscoveryConfig};
-        let cfg = DiscoveryConfig {
-            auth_policy: AuthPolicy::Federated,
-            base_url: "https://e.example".into(),
-        };
+        let cfg =
+            DiscoveryConfig { auth_policy: AuthPolicy::Federated, base_url: "https://e.example".into() };
         for (version, expected) in [
             (None, ClientGeneration::Windows81),
             (Some("2.0"), ClientGeneration::Windows81),
             (Some("3.0"), ClientGeneration::Windows10),
             (Some("9.0"), ClientGeneration::Windows10),
         ] {
-            let d = Discover {
-                request_version: version.map(str::to_string),
-                ..Default::default()
-            };
-            let url = DiscoverResponse::answer(&d, &cfg)
-                .unwrap()
-                .enrollment_service_url;
+            let d = Discover { request_version: version.map(str::to_string), ..Default::default() };
+            let url = DiscoverResponse::answer(&d, &cfg).unwrap().enrollment_service_url;
             let path = url.strip_prefix("https://e.example").unwrap();
-            assert_eq!(
-                ClientGeneration::from_service_path(path),
-                expected,
-                "{version:?}"
-            );
+            assert_eq!(ClientGeneration::from_service_path(path), expected, "{version:?}");
         }
     }
 
@@ -953,10 +804,7 @@ mod tests {
         assert_eq!(Poll::parse("3x5,15x8,480x0").unwrap(), Poll::default());
         assert_eq!(Poll::parse(" 3X5 , 15x8, 480x0 ").unwrap(), Poll::default());
         let p = Poll::parse("10x6,0x0,1440x0").unwrap();
-        assert_eq!(
-            (p.first_interval, p.second_interval, p.remaining_interval),
-            (10, 0, 1440)
-        );
+        assert_eq!((p.first_interval, p.second_interval, p.remaining_interval), (10, 0, 1440));
         for bad in [
             "",
             "3x5,15x8",
@@ -975,42 +823,25 @@ mod tests {
     #[test]
     fn renewal_documents_of_both_generations() {
         let mut d = RenewalDoc {
-            root: StoredCert {
-                thumbprint: "AA".repeat(20),
-                der: vec![1],
-            },
-            client: StoredCert {
-                thumbprint: "CC".repeat(20),
-                der: vec![2],
-            },
+            root: StoredCert { thumbprint: "AA".repeat(20), der: vec![1] },
+            client: StoredCert { thumbprint: "CC".repeat(20), der: vec![2] },
             store: CertStore::User,
             provider_id: "edgemdm".into(),
             generation: ClientGeneration::Windows10,
         };
         let doc = xml::parse(&d.to_xml()).unwrap();
         let cs = chars(&doc, "CertificateStore").unwrap();
-        let cert = chars(
-            chars(chars(cs, "My").unwrap(), "User").unwrap(),
-            &"CC".repeat(20),
-        )
-        .unwrap();
+        let cert = chars(chars(chars(cs, "My").unwrap(), "User").unwrap(), &"CC".repeat(20)).unwrap();
         assert!(chars(cert, "PrivateKeyContainer").is_some());
         assert!(chars(cs, "Root").is_some());
-        assert_eq!(
-            parm_value(chars(&doc, "APPLICATION").unwrap(), "PROVIDER-ID"),
-            Some("edgemdm")
-        );
+        assert_eq!(parm_value(chars(&doc, "APPLICATION").unwrap(), "PROVIDER-ID"), Some("edgemdm"));
 
         d.generation = ClientGeneration::Windows81;
         let doc = xml::parse(&d.to_xml()).unwrap();
         assert_eq!(doc.elements().count(), 1, "CertificateStore only");
         let cs = chars(&doc, "CertificateStore").unwrap();
         assert_eq!(cs.elements().count(), 1, "My only");
-        let cert = chars(
-            chars(chars(cs, "My").unwrap(), "User").unwrap(),
-            &"CC".repeat(20),
-        )
-        .unwrap();
+        let cert = chars(chars(chars(cs, "My").unwrap(), "User").unwrap(), &"CC".repeat(20)).unwrap();
         assert_eq!(cert.elements().count(), 1, "EncodedCertificate only");
         assert_eq!(parm_value(cert, "EncodedCertificate"), Some("Ag=="));
     }

@@ -86,11 +86,8 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, SoapError> {
     if !root.is(ns::SOAP12, "Envelope") {
         return Err(SoapError::NotAnEnvelope);
     }
-    let body = root
-        .child(ns::SOAP12, "Body")
-        .and_then(|b| b.elements().next())
-        .ok_or(SoapError::NoBody)?
-        .clone();
+    let body =
+        root.child(ns::SOAP12, "Body").and_then(|b| b.elements().next()).ok_or(SoapError::NoBody)?.clone();
     let mut header = Header::default();
     if let Some(h) = root.child(ns::SOAP12, "Header") {
         let text_of = |name: &str| h.child(ns::ADDRESSING, name).map(|e| e.text());
@@ -200,22 +197,21 @@ impl Fault {
     /// The fault envelope, correctly cased SOAP 1.2 (the lower-case samples in the docs are
     /// unreadable to the client). `action` is the response action of the failing operation.
     pub fn to_envelope(&self, action: &str, relates_to: Option<&str>) -> String {
-        let body = El::new("s:Fault")
-            .child(
-                El::new("s:Code").child(El::leaf("s:Value", self.code.soap_code())).child(
+        let body =
+            El::new("s:Fault")
+                .child(El::new("s:Code").child(El::leaf("s:Value", self.code.soap_code())).child(
                     El::new("s:Subcode").child(El::leaf("s:Value", format!("s:{}", self.code.as_str()))),
-                ),
-            )
-            .child(El::new("s:Reason").child(El::leaf("s:Text", &self.reason).attr("xml:lang", "en-US")))
-            .child(
-                El::new("s:Detail").child(
-                    El::new("DeviceEnrollmentServiceError")
-                        .attr("xmlns", ns::WSTEP)
-                        .child(El::leaf("ErrorType", self.code.as_str()))
-                        .child(El::leaf("Message", &self.reason))
-                        .child(El::leaf("TraceId", &self.trace_id)),
-                ),
-            );
+                ))
+                .child(El::new("s:Reason").child(El::leaf("s:Text", &self.reason).attr("xml:lang", "en-US")))
+                .child(
+                    El::new("s:Detail").child(
+                        El::new("DeviceEnrollmentServiceError")
+                            .attr("xmlns", ns::WSTEP)
+                            .child(El::leaf("ErrorType", self.code.as_str()))
+                            .child(El::leaf("Message", &self.reason))
+                            .child(El::leaf("TraceId", &self.trace_id)),
+                    ),
+                );
         response_envelope(action, relates_to, Vec::new(), body)
     }
 }
@@ -300,12 +296,11 @@ mod tests {
         let doc = f.to_envelope(ns::ACTION_RSTRC, Some("urn:uuid:1"));
         let root = xml::parse(&doc).unwrap();
         let fault = root.path(&[(ns::SOAP12, "Body"), (ns::SOAP12, "Fault")]).unwrap();
-        let err = fault
-            .path(&[(ns::SOAP12, "Detail"), (ns::WSTEP, "DeviceEnrollmentServiceError")])
-            .unwrap();
+        let err = fault.path(&[(ns::SOAP12, "Detail"), (ns::WSTEP, "DeviceEnrollmentServiceError")]).unwrap();
         assert_eq!(err.child(ns::WSTEP, "ErrorType").unwrap().text(), "Authentication");
         assert_eq!(err.child(ns::WSTEP, "TraceId").unwrap().text(), "trace-1");
-        let sub = fault.path(&[(ns::SOAP12, "Code"), (ns::SOAP12, "Subcode"), (ns::SOAP12, "Value")]).unwrap();
+        let sub =
+            fault.path(&[(ns::SOAP12, "Code"), (ns::SOAP12, "Subcode"), (ns::SOAP12, "Value")]).unwrap();
         assert_eq!(sub.text(), "s:Authentication");
         assert_eq!(
             fault.path(&[(ns::SOAP12, "Reason"), (ns::SOAP12, "Text")]).unwrap().text(),
@@ -314,5 +309,4 @@ mod tests {
         let hdr = root.child(ns::SOAP12, "Header").unwrap();
         assert_eq!(hdr.child(ns::ADDRESSING, "RelatesTo").unwrap().text(), "urn:uuid:1");
     }
-
 }

@@ -209,7 +209,10 @@ mod tests {
             rst(&synthetic("urn:other", ns::VT_PKCS10, "AAEC")),
             Err(WstepError::UnsupportedRequestType(_))
         ));
-        assert!(matches!(rst(&synthetic(ns::REQUEST_ISSUE, "x", "AAEC")), Err(WstepError::UnsupportedTokenType(_))));
+        assert!(matches!(
+            rst(&synthetic(ns::REQUEST_ISSUE, "x", "AAEC")),
+            Err(WstepError::UnsupportedTokenType(_))
+        ));
         assert_eq!(rst(&synthetic(ns::REQUEST_ISSUE, ns::VT_PKCS10, "%%%")), Err(WstepError::TokenNotBase64));
         assert_eq!(rst(&synthetic(ns::REQUEST_ISSUE, ns::VT_PKCS10, "")), Err(WstepError::TokenNotBase64));
     }
@@ -224,7 +227,8 @@ mod tests {
             r.to_element(),
         );
         let root = xml::parse(&env).unwrap();
-        let coll = root.path(&[(ns::SOAP12, "Body"), (ns::WST, "RequestSecurityTokenResponseCollection")]).unwrap();
+        let coll =
+            root.path(&[(ns::SOAP12, "Body"), (ns::WST, "RequestSecurityTokenResponseCollection")]).unwrap();
         assert_eq!(coll.children_named(ns::WST, "RequestSecurityTokenResponse").count(), 1);
         let bst = coll.descendant(ns::WSSE, "BinarySecurityToken").unwrap();
         assert_eq!(bst.attr("ValueType"), Some(ns::VT_PROVISION_DOC));

@@ -62,14 +62,26 @@ impl GetPoliciesResponse {
                     .child(El::leaf("validityPeriodSeconds", self.validity_period_seconds.to_string()))
                     .child(El::leaf("renewalPeriodSeconds", self.renewal_period_seconds.to_string())),
             )
-            .child(El::new("permission").child(El::leaf("enroll", "true")).child(El::leaf("autoEnroll", "false")))
+            .child(
+                El::new("permission")
+                    .child(El::leaf("enroll", "true"))
+                    .child(El::leaf("autoEnroll", "false")),
+            )
             .child(private_key_attributes)
             .child(
-                El::new("revision").child(El::leaf("majorRevision", "101")).child(El::leaf("minorRevision", "0")),
+                El::new("revision")
+                    .child(El::leaf("majorRevision", "101"))
+                    .child(El::leaf("minorRevision", "0")),
             )
             .children(
-                ["supersededPolicies", "privateKeyFlags", "subjectNameFlags", "enrollmentFlags", "generalFlags"]
-                    .map(El::nil),
+                [
+                    "supersededPolicies",
+                    "privateKeyFlags",
+                    "subjectNameFlags",
+                    "enrollmentFlags",
+                    "generalFlags",
+                ]
+                .map(El::nil),
             )
             .child(El::leaf("hashAlgorithmOIDReference", "0"))
             .children(["rARequirements", "keyArchivalAttributes", "extensions"].map(El::nil));
@@ -104,7 +116,9 @@ mod tests {
 
     #[test]
     fn parses_sample_requests() {
-        let env = soap::parse_envelope(include_str!("testdata/getpolicies_request_onpremise.xml").trim_start()).unwrap();
+        let env =
+            soap::parse_envelope(include_str!("testdata/getpolicies_request_onpremise.xml").trim_start())
+                .unwrap();
         assert_eq!(env.header.action.as_deref(), Some(ns::ACTION_GET_POLICIES));
         assert_eq!(GetPolicies::parse(&env.body), Some(GetPolicies));
         // The federated sample's token is the placeholder `B64EncodedSampleBinarySecurityToken`,
@@ -126,16 +140,23 @@ mod tests {
             renewal_period_seconds: 5_184_000,
             minimal_key_length: 2048,
         };
-        let env = soap::response_envelope(ns::ACTION_GET_POLICIES_RESPONSE, Some("m"), vec![], r.to_element());
+        let env =
+            soap::response_envelope(ns::ACTION_GET_POLICIES_RESPONSE, Some("m"), vec![], r.to_element());
         let root = xml::parse(&env).unwrap();
         let gpr = root.path(&[(ns::SOAP12, "Body"), (ns::XCEP, "GetPoliciesResponse")]).unwrap();
         let order: Vec<_> = gpr.elements().map(|e| e.name.as_str()).collect();
         assert_eq!(order, ["response", "cAs", "oIDs"]);
         let attrs = gpr
-            .path(&[(ns::XCEP, "response"), (ns::XCEP, "policies"), (ns::XCEP, "policy"), (ns::XCEP, "attributes")])
+            .path(&[
+                (ns::XCEP, "response"),
+                (ns::XCEP, "policies"),
+                (ns::XCEP, "policy"),
+                (ns::XCEP, "attributes"),
+            ])
             .unwrap();
         assert_eq!(attrs.child(ns::XCEP, "policySchema").unwrap().text(), "3");
-        let key_len = attrs.path(&[(ns::XCEP, "privateKeyAttributes"), (ns::XCEP, "minimalKeyLength")]).unwrap();
+        let key_len =
+            attrs.path(&[(ns::XCEP, "privateKeyAttributes"), (ns::XCEP, "minimalKeyLength")]).unwrap();
         assert_eq!(key_len.text(), "2048");
         let validity = attrs.child(ns::XCEP, "certificateValidity").unwrap();
         assert_eq!(validity.child(ns::XCEP, "renewalPeriodSeconds").unwrap().text(), "5184000");

@@ -44,11 +44,16 @@ fn authorized(req: &Request, cfg: &Config) -> Result<bool> {
 }
 
 /// The body as JSON, or the error response: 413 over `limit`, 400 when it is not `T`.
-async fn read_json<T: DeserializeOwned>(req: &mut Request, limit: usize) -> std::result::Result<T, Result<Response>> {
+async fn read_json<T: DeserializeOwned>(
+    req: &mut Request,
+    limit: usize,
+) -> std::result::Result<T, Result<Response>> {
     match read_limited(req, limit).await {
         Err(_) => Err(json_error(400, "unreadable body")),
         Ok(None) => Err(json_error(413, "body too large")),
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}"))),
+        Ok(Some(bytes)) => {
+            serde_json::from_slice(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}")))
+        }
     }
 }
 
@@ -70,7 +75,10 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
     let ports = EdgePorts::new(env);
     let answer = match (req.method(), segments.as_slice()) {
         (Method::Get, ["users"]) => match ports.kv()?.users().await {
-            Ok(list) => json(200, &serde_json::json!({ "users": list.iter().map(UserRecord::view).collect::<Vec<_>>() })),
+            Ok(list) => json(
+                200,
+                &serde_json::json!({ "users": list.iter().map(UserRecord::view).collect::<Vec<_>>() }),
+            ),
             Err(e) => server_error(&e),
         },
         (Method::Post, ["users"]) => {
@@ -100,10 +108,14 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
         (Method::Get, ["devices", id, "commands"]) if valid_device_id(id) => {
             device(&ports, id, DeviceCall::ListCommands).await
         }
-        (Method::Get, ["devices", id, "commands", cid]) if valid_device_id(id) && cid.bytes().all(|b| b.is_ascii_digit()) => {
+        (Method::Get, ["devices", id, "commands", cid])
+            if valid_device_id(id) && cid.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             device(&ports, id, DeviceCall::GetCommand { id: cid.to_string() }).await
         }
-        (Method::Delete, ["devices", id]) if valid_device_id(id) => device(&ports, id, DeviceCall::Retire).await,
+        (Method::Delete, ["devices", id]) if valid_device_id(id) => {
+            device(&ports, id, DeviceCall::Retire).await
+        }
         (Method::Get | Method::Delete, ["devices", _]) | (Method::Post, ["devices", _, "commands"]) => {
             json_error(400, "malformed device id")
         }
@@ -134,7 +146,9 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
 async fn device(ports: &EdgePorts<'_>, id: &str, call: DeviceCall) -> Result<Response> {
     match ports.device(id, call).await {
         Ok(Ok(DeviceReply::View(v))) => json(200, &v),
-        Ok(Ok(DeviceReply::Queued { id, status })) => json(201, &serde_json::json!({ "id": id, "status": status })),
+        Ok(Ok(DeviceReply::Queued { id, status })) => {
+            json(201, &serde_json::json!({ "id": id, "status": status }))
+        }
         Ok(Ok(DeviceReply::Commands(commands))) => json(200, &serde_json::json!({ "commands": commands })),
         Ok(Ok(DeviceReply::Command(c))) => json(200, &c),
         Ok(Ok(DeviceReply::Retire { device_id, status })) => {
@@ -156,7 +170,8 @@ async fn create_user(ports: &EdgePorts<'_>, cfg: &Config, new: NewUser) -> Resul
         if kv.user(&valid.email).await?.is_some() {
             return Ok(None);
         }
-        let hash = users::hash_password(ports, &new.password, Csprng.bytes(), cfg.password_iterations).await?;
+        let hash =
+            users::hash_password(ports, &new.password, Csprng.bytes(), cfg.password_iterations).await?;
         let record = UserRecord {
             email: valid.email,
             display_name: valid.display_name,

@@ -14,7 +14,9 @@ use super::storage::{Batch, JsonStorage};
 use crate::calls::StoreError;
 use crate::commands::{CommandRecord, Management};
 use crate::context::Entropy;
-use crate::device::calls::{self, DeviceCall, DeviceEffect, DeviceError, DeviceReply, DeviceStorage, DeviceWrite};
+use crate::device::calls::{
+    self, DeviceCall, DeviceEffect, DeviceError, DeviceReply, DeviceStorage, DeviceWrite,
+};
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
 use crate::issuer::CaCall;
@@ -81,7 +83,10 @@ impl DurableObject for DeviceObject {
 }
 
 impl DeviceObject {
-    async fn run(&self, call: DeviceCall) -> std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError> {
+    async fn run(
+        &self,
+        call: DeviceCall,
+    ) -> std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError> {
         let store = Store(JsonStorage(self.state.storage()));
         let out = calls::handle(&store, call, now_ms(), Csprng.bytes()).await?;
         let mut batch = Batch::default();

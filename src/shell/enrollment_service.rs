@@ -6,8 +6,8 @@ use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::respond::fixed;
 use crate::config::Config;
-use crate::proto::provdoc::ClientGeneration;
 use crate::enroll::service::{self, SoapRequest, MAX_SOAP_BYTES, SOAP_CONTENT_TYPE};
+use crate::proto::provdoc::ClientGeneration;
 use worker::*;
 
 pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
@@ -15,7 +15,13 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
     let generation = ClientGeneration::from_service_path(&req.path());
     let base_url = cfg.base_url(&super::origin(&req)?);
     let body = read_limited(&mut req, MAX_SOAP_BYTES).await?;
-    let request = SoapRequest { body: body.as_deref(), base_url: &base_url, client_cert: client_cert.as_deref(), generation, now_ms: now_ms() };
+    let request = SoapRequest {
+        body: body.as_deref(),
+        base_url: &base_url,
+        client_cert: client_cert.as_deref(),
+        generation,
+        now_ms: now_ms(),
+    };
     let answer = service::handle(&EdgePorts::new(env), cfg, request, &mut Csprng).await;
     if let Some(line) = answer.log {
         console_log!("{line}");

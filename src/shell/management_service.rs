@@ -23,7 +23,9 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// The SHA-1 fingerprint of a TLS client certificate that Cloudflare mTLS verified, if any
 /// (`request.cf.tlsClientAuth`; absent in local dev and without mTLS).
 pub fn verified_client_cert(req: &Request) -> Option<String> {
-    let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let get = |o: &JsValue, k: &str| {
+        Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    };
     let cf = get(req.inner().as_ref(), "cf")?;
     let auth = get(&cf, "tlsClientAuth")?;
     let presented = get(&auth, "certPresented")?.as_string()?;

@@ -48,7 +48,11 @@ impl Issuer for EdgePorts<'_> {
 }
 
 impl Devices for EdgePorts<'_> {
-    async fn device(&self, device_id: &str, call: DeviceCall) -> Result<Result<DeviceReply, DeviceError>, StoreError> {
+    async fn device(
+        &self,
+        device_id: &str,
+        call: DeviceCall,
+    ) -> Result<Result<DeviceReply, DeviceError>, StoreError> {
         rpc::call(&self.stub(device_object::BINDING, device_id)?, &call).await
     }
 }
@@ -64,7 +68,12 @@ impl Directory for EdgePorts<'_> {
 }
 
 impl Kdf for EdgePorts<'_> {
-    async fn pbkdf2_sha256(&self, password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, StoreError> {
+    async fn pbkdf2_sha256(
+        &self,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<Vec<u8>, StoreError> {
         webcrypto::pbkdf2_sha256(password, salt, iterations).await
     }
 }

@@ -36,7 +36,9 @@ pub async fn decode<C: DeserializeOwned>(req: &mut Request) -> Result<C, StoreEr
 }
 
 /// The object's answer to a call: the reply or refusal, or the failure.
-pub fn encode<R: Serialize, E: Serialize>(answer: Result<Result<R, E>, StoreError>) -> worker::Result<Response> {
+pub fn encode<R: Serialize, E: Serialize>(
+    answer: Result<Result<R, E>, StoreError>,
+) -> worker::Result<Response> {
     match answer {
         Ok(reply) => Response::from_json(&reply),
         Err(e) => {

@@ -34,7 +34,8 @@ fn send((p, log): (signin::Page, Option<String>)) -> Result<Response> {
 
 /// `GET /windows-web-agent?appru=…&login_hint=…[&device_id=…]`
 pub async fn show(req: Request, cfg: &Config) -> Result<Response> {
-    let query: Vec<(String, String)> = req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let query: Vec<(String, String)> =
+        req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     send(signin::page(&query, &settings(cfg), &nonce()))
 }
 

@@ -24,7 +24,8 @@ pub struct JsonStorage(pub Storage);
 impl JsonStorage {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         let text: Option<String> = self.0.get(key).await.map_err(store_error)?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError(format!("stored {key}: {e}")))).transpose()
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError(format!("stored {key}: {e}"))))
+            .transpose()
     }
 
     /// Every readable value under a prefix, with its key minus the prefix.

@@ -75,7 +75,8 @@ impl TokenAuthority {
     async fn run(
         &self,
         call: TokenCall,
-    ) -> std::result::Result<std::result::Result<authority::TokenReply, authority::TokenCallError>, StoreError> {
+    ) -> std::result::Result<std::result::Result<authority::TokenReply, authority::TokenCallError>, StoreError>
+    {
         let store = Store(JsonStorage(self.state.storage()));
         let out = authority::handle(&store, call, now_ms(), &mut Csprng).await?;
         let mut batch = Batch::default();

@@ -20,8 +20,9 @@ pub async fn pbkdf2_sha256(password: &str, salt: &[u8], iterations: u32) -> Resu
         .map_err(js)?;
     let salt = Uint8Array::from(salt);
     let params = web_sys::Pbkdf2Params::new("PBKDF2", &"SHA-256".into(), iterations, &Object::from(salt));
-    let bits = JsFuture::from(subtle.derive_bits_with_object(&params, &key.unchecked_into(), 256).map_err(js)?)
-        .await
-        .map_err(js)?;
+    let bits =
+        JsFuture::from(subtle.derive_bits_with_object(&params, &key.unchecked_into(), 256).map_err(js)?)
+            .await
+            .map_err(js)?;
     Ok(Uint8Array::new(&bits).to_vec())
 }

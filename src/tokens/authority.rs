@@ -129,27 +129,57 @@ pub fn precheck(token: &str) -> Result<(), TokenError> {
 pub enum TokenCall {
     /// Issue a login token (the sign-in page's `wresult`) and give back the admitted attempt
     /// of the sign-in that earned it.
-    IssueLogin { sub: String, dev: Option<String>, ttl_secs: u64, release: Vec<String> },
+    IssueLogin {
+        sub: String,
+        dev: Option<String>,
+        ttl_secs: u64,
+        release: Vec<String>,
+    },
     /// Check or consume a token. `device_id`: the enrolling device (RST `DeviceID`), recorded at
     /// consumption and compared with a token's `dev` binding. `email`: when set, the token
     /// must belong to this user.
-    Use { token: String, stage: Stage, device_id: Option<String>, email: Option<String> },
-    CreateEnrollToken { email: String, expires_in_seconds: u64, uses: u32 },
+    Use {
+        token: String,
+        stage: Stage,
+        device_id: Option<String>,
+        email: Option<String>,
+    },
+    CreateEnrollToken {
+        email: String,
+        expires_in_seconds: u64,
+        uses: u32,
+    },
     ListEnrollTokens,
-    RevokeEnrollToken { id: String },
+    RevokeEnrollToken {
+        id: String,
+    },
     /// Admit a sign-in attempt for every key, or for none.
-    Attempt { keys: Vec<String>, limit: RateLimit },
+    Attempt {
+        keys: Vec<String>,
+        limit: RateLimit,
+    },
     /// Give back the attempt of a sign-in that succeeded.
-    Release { keys: Vec<String> },
+    Release {
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenReply {
-    LoginIssued { token: String, exp: u64 },
+    LoginIssued {
+        token: String,
+        exp: u64,
+    },
     /// The token is good: its user and type.
-    Accepted { sub: String, typ: TokenType },
-    EnrollTokenCreated { view: EnrollTokenView, token: String },
+    Accepted {
+        sub: String,
+        typ: TokenType,
+    },
+    EnrollTokenCreated {
+        view: EnrollTokenView,
+        token: String,
+    },
     EnrollTokens(Vec<EnrollTokenView>),
     Revoked(EnrollTokenView),
     Admitted,
@@ -163,7 +193,9 @@ pub enum TokenCallError {
     Refused(TokenError),
     NoSuchToken,
     /// A key is at its failure limit.
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+    },
 }
 
 /// What the token authority reads.
@@ -232,7 +264,8 @@ pub async fn handle<S: TokenStorage>(
                         return refuse(TokenError::AlreadyUsed);
                     }
                     if stage == Stage::Consume {
-                        let used = UsedToken { device_id, used_at: format_timestamp(now_ms), exp: claims.exp };
+                        let used =
+                            UsedToken { device_id, used_at: format_timestamp(now_ms), exp: claims.exp };
                         writes.push(TokenWrite::Used(claims.jti.clone(), used));
                         sweep_into(store, now, &mut writes).await?;
                     }
@@ -275,8 +308,13 @@ pub async fn handle<S: TokenStorage>(
                 revoked: false,
                 devices: Vec::new(),
             };
-            let claims =
-                Claims { typ: TokenType::Enroll, sub: rec.email.clone(), exp: rec.exp, jti: rec.id.clone(), dev: None };
+            let claims = Claims {
+                typ: TokenType::Enroll,
+                sub: rec.email.clone(),
+                exp: rec.exp,
+                jti: rec.id.clone(),
+                dev: None,
+            };
             let reply = TokenReply::EnrollTokenCreated { view: rec.view(now), token: sign(&key, &claims) };
             writes.push(TokenWrite::EnrollToken(rec));
             Ok(Outcome::reply(reply, writes))
@@ -350,7 +388,11 @@ async fn release_into<S: TokenStorage>(
 
 /// Once an hour, deletes consumed login tokens past their expiry (they are refused as expired
 /// anyway) and ended failure windows.
-async fn sweep_into<S: TokenStorage>(store: &S, now: u64, writes: &mut Vec<TokenWrite>) -> Result<(), StoreError> {
+async fn sweep_into<S: TokenStorage>(
+    store: &S,
+    now: u64,
+    writes: &mut Vec<TokenWrite>,
+) -> Result<(), StoreError> {
     if store.next_sweep().await?.is_some_and(|t| now < t) {
         return Ok(());
     }
@@ -459,7 +501,12 @@ mod tests {
     const NOW: u64 = 1_800_000_000_000;
 
     fn issue_login(t: &MemoryTokens, dev: Option<&str>, e: &mut Counter) -> String {
-        let call = TokenCall::IssueLogin { sub: "a@x.io".into(), dev: dev.map(Into::into), ttl_secs: 600, release: vec![] };
+        let call = TokenCall::IssueLogin {
+            sub: "a@x.io".into(),
+            dev: dev.map(Into::into),
+            ttl_secs: 600,
+            release: vec![],
+        };
         match t.call(call, NOW, e) {
             Ok(TokenReply::LoginIssued { token, exp }) => {
                 assert_eq!(exp, NOW / 1000 + 600);
@@ -497,7 +544,10 @@ mod tests {
         // A token signed by another authority's key does not verify here.
         let other = MemoryTokens::default();
         let foreign = issue_login(&other, None, &mut Counter(999));
-        assert_eq!(refused(t.call(use_token(&foreign, Stage::Check, None, None), NOW, e)), TokenError::BadSignature);
+        assert_eq!(
+            refused(t.call(use_token(&foreign, Stage::Check, None, None), NOW, e)),
+            TokenError::BadSignature
+        );
     }
 
     #[test]
@@ -509,12 +559,21 @@ mod tests {
             let r = t.call(use_token(&tok, Stage::Check, None, None), NOW, e);
             assert_eq!(r, Ok(TokenReply::Accepted { sub: "a@x.io".into(), typ: TokenType::Login }));
         }
-        assert_eq!(refused(t.call(use_token(&tok, Stage::Consume, Some("DEV2"), None), NOW, e)), TokenError::WrongDevice);
+        assert_eq!(
+            refused(t.call(use_token(&tok, Stage::Consume, Some("DEV2"), None), NOW, e)),
+            TokenError::WrongDevice
+        );
         assert!(t.used.borrow().is_empty(), "a refusal writes nothing");
         assert!(t.call(use_token(&tok, Stage::Consume, Some("DEV1"), None), NOW, e).is_ok());
         assert_eq!(t.used.borrow().values().next().unwrap().device_id.as_deref(), Some("DEV1"));
-        assert_eq!(refused(t.call(use_token(&tok, Stage::Consume, Some("DEV1"), None), NOW, e)), TokenError::AlreadyUsed);
-        assert_eq!(refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)), TokenError::AlreadyUsed);
+        assert_eq!(
+            refused(t.call(use_token(&tok, Stage::Consume, Some("DEV1"), None), NOW, e)),
+            TokenError::AlreadyUsed
+        );
+        assert_eq!(
+            refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)),
+            TokenError::AlreadyUsed
+        );
     }
 
     #[test]
@@ -522,16 +581,29 @@ mod tests {
         let t = MemoryTokens::default();
         let e = &mut Counter(0);
         let tok = issue_login(&t, None, e);
-        assert_eq!(refused(t.call(use_token(&tok, Stage::Check, None, Some("b@x.io")), NOW, e)), TokenError::WrongUser);
+        assert_eq!(
+            refused(t.call(use_token(&tok, Stage::Check, None, Some("b@x.io")), NOW, e)),
+            TokenError::WrongUser
+        );
         assert!(t.call(use_token(&tok, Stage::Check, None, Some("a@x.io")), NOW, e).is_ok());
         let later = NOW + 600_000;
-        assert_eq!(refused(t.call(use_token(&tok, Stage::Consume, None, None), later, e)), TokenError::Expired);
+        assert_eq!(
+            refused(t.call(use_token(&tok, Stage::Consume, None, None), later, e)),
+            TokenError::Expired
+        );
     }
 
     fn create(t: &MemoryTokens, uses: u32, e: &mut Counter) -> (String, String) {
-        match t.call(TokenCall::CreateEnrollToken { email: "k@x.io".into(), expires_in_seconds: 3600, uses }, NOW, e) {
+        match t.call(
+            TokenCall::CreateEnrollToken { email: "k@x.io".into(), expires_in_seconds: 3600, uses },
+            NOW,
+            e,
+        ) {
             Ok(TokenReply::EnrollTokenCreated { view, token }) => {
-                assert_eq!((view.uses, view.remaining, view.revoked, view.expired), (uses, uses, false, false));
+                assert_eq!(
+                    (view.uses, view.remaining, view.revoked, view.expired),
+                    (uses, uses, false, false)
+                );
                 (view.id, token)
             }
             other => panic!("{other:?}"),
@@ -549,7 +621,10 @@ mod tests {
             assert!(t.call(use_token(&tok, Stage::Consume, Some(d), None), NOW, e).is_ok());
         }
         assert_eq!(t.etoks.borrow()[&id].devices, ["D1", "D2"]);
-        assert_eq!(refused(t.call(use_token(&tok, Stage::Consume, Some("D3"), None), NOW, e)), TokenError::Exhausted);
+        assert_eq!(
+            refused(t.call(use_token(&tok, Stage::Consume, Some("D3"), None), NOW, e)),
+            TokenError::Exhausted
+        );
         assert_eq!(refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)), TokenError::Exhausted);
     }
 
@@ -567,7 +642,9 @@ mod tests {
             t.call(TokenCall::RevokeEnrollToken { id: "0000000000000000".into() }, NOW, e),
             Err(TokenCallError::NoSuchToken)
         );
-        assert!(matches!(t.call(TokenCall::RevokeEnrollToken { id }, NOW, e), Ok(TokenReply::Revoked(v)) if v.revoked));
+        assert!(
+            matches!(t.call(TokenCall::RevokeEnrollToken { id }, NOW, e), Ok(TokenReply::Revoked(v)) if v.revoked)
+        );
         assert_eq!(refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)), TokenError::Revoked);
         // The record's own expiry is enforced even where the claim would still pass.
         let id2 = t.etoks.borrow().values().find(|r| !r.revoked).unwrap().id.clone();
@@ -626,7 +703,10 @@ mod tests {
 
     #[test]
     fn calls_and_replies_survive_the_wire() {
-        let call = TokenCall::Attempt { keys: vec!["ip:x".into()], limit: RateLimit { max_failures: 1, window_secs: 2 } };
+        let call = TokenCall::Attempt {
+            keys: vec!["ip:x".into()],
+            limit: RateLimit { max_failures: 1, window_secs: 2 },
+        };
         let back: TokenCall = serde_json::from_str(&serde_json::to_string(&call).unwrap()).unwrap();
         assert_eq!(back, call);
         let err = TokenCallError::Refused(TokenError::AlreadyUsed);

@@ -166,7 +166,9 @@ pub fn verify(key: &[u8], token: &str, now_secs: u64) -> Result<Claims, TokenErr
         return Err(TokenError::Malformed("not printable ASCII"));
     }
     let mut parts = token.split('.');
-    let (Some(version), Some(payload), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(version), Some(payload), Some(tag), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed("not three dot-separated parts"));
     };
     if version != VERSION {
@@ -233,7 +235,13 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn claims() -> Claims {
-        Claims { typ: TokenType::Login, sub: "alice@contoso.com".into(), exp: NOW + 600, jti: "0a1b".into(), dev: None }
+        Claims {
+            typ: TokenType::Login,
+            sub: "alice@contoso.com".into(),
+            exp: NOW + 600,
+            jti: "0a1b".into(),
+            dev: None,
+        }
     }
 
     #[test]
@@ -262,7 +270,10 @@ mod tests {
         assert_eq!(verify(&[8; 32], &t, NOW), Err(TokenError::BadSignature));
         // Another payload under the original signature (a different user, a later expiry).
         let sig = t.rsplit('.').next().unwrap();
-        for other in [Claims { sub: "mallory@contoso.com".into(), ..claims() }, Claims { exp: NOW + 99_999, ..claims() }] {
+        for other in [
+            Claims { sub: "mallory@contoso.com".into(), ..claims() },
+            Claims { exp: NOW + 99_999, ..claims() },
+        ] {
             let body = sign(&[9; 32], &other);
             let forged = format!("{}.{sig}", &body[..body.rfind('.').unwrap()]);
             assert_eq!(verify(&KEY, &forged, NOW), Err(TokenError::BadSignature));
@@ -273,7 +284,10 @@ mod tests {
         let flipped = format!("{}.{}", &t[..t.rfind('.').unwrap()], encode_base64url(&bytes));
         assert_eq!(verify(&KEY, &flipped, NOW), Err(TokenError::BadSignature));
         // No signature at all, an empty one.
-        assert_eq!(verify(&KEY, &format!("{}.", &t[..t.rfind('.').unwrap()]), NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&KEY, &format!("{}.", &t[..t.rfind('.').unwrap()]), NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -312,10 +326,19 @@ mod tests {
         }
         assert_eq!(verify(&KEY, &"A".repeat(MAX_TOKEN_LEN + 1), NOW), Err(TokenError::Malformed("too long")));
         // Correctly signed, but the payload is not claims.
-        for payload in [&b"not json"[..], b"{}", br#"{"typ":"login","sub":"","exp":1,"jti":"x"}"#, br#"{"typ":"admin","sub":"a","exp":1,"jti":"x"}"#] {
-            let part = format!("v1.{}", encode_base64url(&payload));
+        for payload in [
+            &b"not json"[..],
+            b"{}",
+            br#"{"typ":"login","sub":"","exp":1,"jti":"x"}"#,
+            br#"{"typ":"admin","sub":"a","exp":1,"jti":"x"}"#,
+        ] {
+            let part = format!("v1.{}", encode_base64url(payload));
             let t = format!("{part}.{}", encode_base64url(&mac(&KEY, &part).finalize().into_bytes()));
-            assert!(matches!(verify(&KEY, &t, 0), Err(TokenError::Malformed(_))), "{}", String::from_utf8_lossy(payload));
+            assert!(
+                matches!(verify(&KEY, &t, 0), Err(TokenError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
         }
         assert!(!looks_like_token("correct horse battery"));
         assert!(!looks_like_token("v1.only-two"));

@@ -52,8 +52,7 @@ pub fn verify_basic(name: &str, secret_hash_b64: &str, cred_b64: &str) -> bool {
         return false;
     }
     let got = encode_base64(&Md5::digest(&raw));
-    got.len() == secret_hash_b64.len()
-        && bool::from(got.as_bytes().ct_eq(secret_hash_b64.as_bytes()))
+    got.len() == secret_hash_b64.len() && bool::from(got.as_bytes().ct_eq(secret_hash_b64.as_bytes()))
 }
 
 /// Standard base64 with padding (how `NextNonce` is written).

@@ -679,9 +679,7 @@ impl Status {
             cred: child(e, ns, "Cred").map(|c| Cred::parse(c, ns)),
             chal: child(e, ns, "Chal").map(|c| Chal::parse(c, ns)),
             data: data_el.map(Element::text).unwrap_or_default(),
-            original_error: data_el
-                .and_then(|d| d.attr("originalerror"))
-                .map(|s| s.trim().to_string()),
+            original_error: data_el.and_then(|d| d.attr("originalerror")).map(|s| s.trim().to_string()),
             items: parse_items(e, ns),
         }
     }

@@ -235,8 +235,7 @@ pub struct Output {
 /// with HTTP 400); everything else, including failed authentication, is a SyncML reply.
 pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, SyncMlError> {
     let msg = SyncMl::parse_bytes(input.message)?;
-    let device_msg_id: u32 =
-        msg.hdr.msg_id.parse().map_err(|_| SyncMlError::Invalid("SyncHdr/MsgID"))?;
+    let device_msg_id: u32 = msg.hdr.msg_id.parse().map_err(|_| SyncMlError::Invalid("SyncHdr/MsgID"))?;
     let mut nonce = state.nonce.clone();
     let mut events = Vec::new();
 
@@ -255,8 +254,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                 device_id: msg.hdr.source.loc_uri.clone(),
                 alert: msg.body.commands.iter().find_map(|c| match c {
                     Command::Alert(a)
-                        if a.data == ALERT_CLIENT_INITIATED_MGMT
-                            || a.data == ALERT_SERVER_INITIATED_MGMT =>
+                        if a.data == ALERT_CLIENT_INITIATED_MGMT || a.data == ALERT_SERVER_INITIATED_MGMT =>
                     {
                         Some(a.data.clone())
                     }
@@ -349,8 +347,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                 if s.cmd_ref == "0" {
                     continue; // the device's status for our SyncHdr
                 }
-                let sent =
-                    sess.sent.iter_mut().find(|x| x.msg_id == s.msg_ref && x.cmd_id == s.cmd_ref);
+                let sent = sess.sent.iter_mut().find(|x| x.msg_id == s.msg_ref && x.cmd_id == s.cmd_ref);
                 let (id, nested) = match sent {
                     Some(x) => {
                         x.status = Some(s.data.clone());
@@ -381,12 +378,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                 if items.iter().any(|i| i.more_data) {
                     reply.status(reply.status_for(c, STATUS_CHUNKED_ITEM_ACCEPTED));
                 }
-                events.push(Event::CommandResults {
-                    id,
-                    msg_ref,
-                    cmd_ref: r.cmd_ref.clone(),
-                    items,
-                });
+                events.push(Event::CommandResults { id, msg_ref, cmd_ref: r.cmd_ref.clone(), items });
             }
             Command::Alert(a) => {
                 let code = match a.data.as_str() {
@@ -401,9 +393,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
                     ALERT_GENERIC | ALERT_CLIENT_EVENT => {
                         let items: Vec<AlertItem> = a.items.iter().map(alert_item).collect();
                         let unenroll = a.data == ALERT_CLIENT_EVENT
-                            && items
-                                .iter()
-                                .any(|i| i.type_.as_deref() == Some(UNENROLL_ALERT_TYPE));
+                            && items.iter().any(|i| i.type_.as_deref() == Some(UNENROLL_ALERT_TYPE));
                         events.push(Event::GenericAlert { alert: a.data.clone(), items });
                         if unenroll {
                             unenrolled = true;
@@ -419,11 +409,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
             }
             Command::Replace(r) => {
                 for i in &r.items {
-                    let uri = i
-                        .source
-                        .as_ref()
-                        .map(|s| &s.loc_uri)
-                        .or(i.target.as_ref().map(|t| &t.loc_uri));
+                    let uri = i.source.as_ref().map(|s| &s.loc_uri).or(i.target.as_ref().map(|t| &t.loc_uri));
                     if let (Some(uri), Some(value)) = (uri, &i.data) {
                         events.push(Event::Inventory { uri: uri.clone(), value: value.clone() });
                     }
@@ -459,12 +445,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
 }
 
 fn finish(reply: String, events: Vec<Event>, nonce: Vec<u8>, sess: Session, ended: bool) -> Output {
-    Output {
-        reply,
-        events,
-        new_state: SessionState { nonce, session: Some(sess) },
-        session_ended: ended,
-    }
+    Output { reply, events, new_state: SessionState { nonce, session: Some(sess) }, session_ended: ended }
 }
 
 /// `Ok` or the SyncHdr status code: 407 (no `Cred`) or 401.
@@ -488,9 +469,7 @@ fn check_cred(hdr: &SyncHdr, auth: &DeviceAuth, nonce: &[u8]) -> Result<(), u16>
     }
     let ok = match meta.type_.as_deref().unwrap_or(AUTH_BASIC) {
         AUTH_MD5 => digest::verify_md5(&auth.secret_hash, nonce, &cred.data),
-        AUTH_BASIC => {
-            auth.allow_basic && digest::verify_basic(&auth.name, &auth.secret_hash, &cred.data)
-        }
+        AUTH_BASIC => auth.allow_basic && digest::verify_basic(&auth.name, &auth.secret_hash, &cred.data),
         _ => false,
     };
     if ok {
@@ -597,14 +576,8 @@ impl Reply {
             msg_ref: self.device_msg_id.clone(),
             cmd_ref: c.cmd_id().to_string(),
             cmd: c.name().to_string(),
-            source_refs: items
-                .iter()
-                .filter_map(|i| i.source.as_ref().map(|s| s.loc_uri.clone()))
-                .collect(),
-            target_refs: items
-                .iter()
-                .filter_map(|i| i.target.as_ref().map(|t| t.loc_uri.clone()))
-                .collect(),
+            source_refs: items.iter().filter_map(|i| i.source.as_ref().map(|s| s.loc_uri.clone())).collect(),
+            target_refs: items.iter().filter_map(|i| i.target.as_ref().map(|t| t.loc_uri.clone())).collect(),
             data: code.into(),
             ..Default::default()
         }
@@ -616,8 +589,7 @@ impl Reply {
     }
 
     fn message(&self, is_final: bool) -> SyncMl {
-        let mut commands: Vec<Command> =
-            self.statuses.iter().cloned().map(Command::Status).collect();
+        let mut commands: Vec<Command> = self.statuses.iter().cloned().map(Command::Status).collect();
         commands.extend(self.next_message.iter().cloned().map(Command::Alert));
         commands.extend(self.commands.iter().cloned());
         SyncMl { hdr: self.hdr.clone(), body: SyncBody { commands, is_final } }
@@ -671,25 +643,16 @@ impl Reply {
 
 fn is_server_command(c: &Command) -> bool {
     match c {
-        Command::Get(_)
-        | Command::Replace(_)
-        | Command::Add(_)
-        | Command::Delete(_)
-        | Command::Exec(_) => true,
+        Command::Get(_) | Command::Replace(_) | Command::Add(_) | Command::Delete(_) | Command::Exec(_) => {
+            true
+        }
         Command::Atomic(_) | Command::Sequence(_) => c.children().iter().all(is_server_command),
         _ => false,
     }
 }
 
 /// Assigns CmdIDs depth first (parent before children) and records each for status matching.
-fn number(
-    c: &mut Command,
-    next: &mut u32,
-    id: &str,
-    msg_id: &str,
-    nested: bool,
-    out: &mut Vec<SentCommand>,
-) {
+fn number(c: &mut Command, next: &mut u32, id: &str, msg_id: &str, nested: bool, out: &mut Vec<SentCommand>) {
     let cmd_id = next.to_string();
     *next += 1;
     c.set_cmd_id(cmd_id.clone());

@@ -261,15 +261,10 @@ fn variant_placements_and_namespaces() {
     let body = SyncBody::from_element(root.elements().next().unwrap());
     let Command::Exec(e) = &body.commands[1] else { panic!() };
     let data = e.items[0].data.as_deref().unwrap();
-    assert!(
-        data.starts_with("<MsiInstallJob id=\"{9BD4F7CD-880A-40B5-B74C-1BEECB51E596}\">"),
-        "{data}"
-    );
+    assert!(data.starts_with("<MsiInstallJob id=\"{9BD4F7CD-880A-40B5-B74C-1BEECB51E596}\">"), "{data}");
     assert!(xml::parse(data).unwrap().descendant_named("FileHash").is_some());
     // Nested commands keep their order.
-    let Command::Sequence(s) = command_fragment("remotelock_lockandresetpin_sequence.xml") else {
-        panic!()
-    };
+    let Command::Sequence(s) = command_fragment("remotelock_lockandresetpin_sequence.xml") else { panic!() };
     let kids: Vec<_> = s.commands.iter().map(|c| (c.name(), c.cmd_id())).collect();
     assert_eq!(kids, [("Exec", "2"), ("Get", "3")]);
     assert_eq!(s.commands[0].children().len(), 0);
@@ -287,8 +282,7 @@ trait Named {
 
 impl Named for Element {
     fn descendant_named(&self, name: &str) -> Option<&Element> {
-        self.elements()
-            .find_map(|e| if e.name == name { Some(e) } else { e.descendant_named(name) })
+        self.elements().find_map(|e| if e.name == name { Some(e) } else { e.descendant_named(name) })
     }
 }
 
@@ -362,16 +356,11 @@ fn every_command_and_status_kind_round_trips() {
             }],
             ..Default::default()
         }),
-        Command::Results(Results {
-            cmd_id: "12".into(),
-            cmd_ref: "2".into(),
-            ..Default::default()
-        }),
+        Command::Results(Results { cmd_id: "12".into(), cmd_ref: "2".into(), ..Default::default() }),
         Command::Unknown(Unknown { name: "Copy".into(), cmd_id: "13".into() }),
     ];
-    for (i, code) in ["200", "202", "212", "213", "401", "404", "405", "407", "418", "500", "507"]
-        .iter()
-        .enumerate()
+    for (i, code) in
+        ["200", "202", "212", "213", "401", "404", "405", "407", "418", "500", "507"].iter().enumerate()
     {
         let original_error =
             (code.starts_with('4') || code.starts_with('5')).then(|| "0x86000002".to_string());

@@ -8,16 +8,17 @@ const SECRET: &str = "0123456789abcdef-secret";
 const PROVISIONED: &[u8] = b"provisioned-nonce";
 
 fn auth() -> DeviceAuth {
-    DeviceAuth { name: NAME.into(), secret_hash: secret_hash(NAME, SECRET), allow_basic: false, client_certificate: false }
+    DeviceAuth {
+        name: NAME.into(),
+        secret_hash: secret_hash(NAME, SECRET),
+        allow_basic: false,
+        client_certificate: false,
+    }
 }
 
 fn md5_cred(nonce: &[u8]) -> Cred {
     Cred {
-        meta: Some(Meta {
-            format: Some("b64".into()),
-            type_: Some(AUTH_MD5.into()),
-            ..Default::default()
-        }),
+        meta: Some(Meta { format: Some("b64".into()), type_: Some(AUTH_MD5.into()), ..Default::default() }),
         data: md5_credential(&secret_hash(NAME, SECRET), nonce),
     }
 }
@@ -38,10 +39,7 @@ fn device_msg(
             session_id: session.into(),
             msg_id: msg_id.to_string(),
             target: Target::new(SERVER),
-            source: Source {
-                loc_uri: DEVICE.into(),
-                loc_name: cred.as_ref().map(|_| NAME.to_string()),
-            },
+            source: Source { loc_uri: DEVICE.into(), loc_name: cred.as_ref().map(|_| NAME.to_string()) },
             cred,
             meta: max.map(|m| Meta { max_msg_size: Some(m.to_string()), ..Default::default() }),
             ..Default::default()
@@ -57,11 +55,7 @@ fn alert(cmd_id: &str, code: &str, items: Vec<Item>) -> Command {
 
 fn typed_item(type_: &str, format: Option<&str>, data: &str) -> Item {
     Item {
-        meta: Some(Meta {
-            type_: Some(type_.into()),
-            format: format.map(Into::into),
-            ..Default::default()
-        }),
+        meta: Some(Meta { type_: Some(type_.into()), format: format.map(Into::into), ..Default::default() }),
         data: Some(data.into()),
         ..Default::default()
     }
@@ -104,13 +98,7 @@ fn status(cmd_id: u32, msg_ref: &str, cmd_ref: &str, cmd: &str, code: &str) -> C
     })
 }
 
-fn run(
-    state: &SessionState,
-    msg: &str,
-    queue: &[QueuedCommand],
-    nonce_byte: u8,
-    now: u64,
-) -> Output {
+fn run(state: &SessionState, msg: &str, queue: &[QueuedCommand], nonce_byte: u8, now: u64) -> Output {
     handle_message(
         state,
         Input {
@@ -130,11 +118,7 @@ fn parse_reply(out: &Output) -> SyncMl {
 }
 
 fn statuses(m: &SyncMl) -> Vec<&Status> {
-    m.body
-        .commands
-        .iter()
-        .filter_map(|c| if let Command::Status(s) = c { Some(s) } else { None })
-        .collect()
+    m.body.commands.iter().filter_map(|c| if let Command::Status(s) = c { Some(s) } else { None }).collect()
 }
 
 fn non_status(m: &SyncMl) -> Vec<&Command> {
@@ -161,8 +145,7 @@ fn assert_unique_cmd_ids(m: &SyncMl) {
 #[test]
 fn full_session() {
     let state = SessionState::new(PROVISIONED.to_vec());
-    let mut queue =
-        vec![get("q1", "./DevDetail/SwV"), get("q2", "./DevDetail/Ext/Microsoft/OSPlatform")];
+    let mut queue = vec![get("q1", "./DevDetail/SwV"), get("q2", "./DevDetail/Ext/Microsoft/OSPlatform")];
 
     // D1: package 1 with a digest over the provisioned nonce.
     let d1 = device_msg("7", 1, Some(md5_cred(PROVISIONED)), None, package1(), true);
@@ -251,16 +234,13 @@ fn full_session() {
     assert_eq!(out.new_state.unacknowledged(), ["q1", "q2"]);
 
     // The state survives persistence.
-    let state: SessionState =
-        serde_json::from_str(&serde_json::to_string(&out.new_state).unwrap()).unwrap();
+    let state: SessionState = serde_json::from_str(&serde_json::to_string(&out.new_state).unwrap()).unwrap();
     assert_eq!(state, out.new_state);
 
     // D2: statuses and results, no Cred. A reboot got queued meanwhile.
     queue.push(QueuedCommand {
         id: "q3".into(),
-        command: Command::Exec(Exec::new(vec![Item::target(
-            "./Device/Vendor/MSFT/Reboot/RebootNow",
-        )])),
+        command: Command::Exec(Exec::new(vec![Item::target("./Device/Vendor/MSFT/Reboot/RebootNow")])),
     });
     let results = |cmd_id: u32, cmd_ref: &str, uri: &str, data: &str, format: Option<&str>| {
         Command::Results(Results {
@@ -297,10 +277,7 @@ fn full_session() {
     assert_unique_cmd_ids(&s2);
     let st = statuses(&s2);
     assert_eq!(st.len(), 1, "no Status for Results");
-    assert_eq!(
-        (st[0].msg_ref.as_str(), st[0].cmd_ref.as_str(), st[0].data.as_str()),
-        ("2", "0", "200")
-    );
+    assert_eq!((st[0].msg_ref.as_str(), st[0].cmd_ref.as_str(), st[0].data.as_str()), ("2", "0", "200"));
     assert!(st[0].chal.is_none());
     let cmds = non_status(&s2);
     assert_eq!(cmds.len(), 1, "q1 and q2 are not sent twice");
@@ -328,10 +305,7 @@ fn full_session() {
             more_data: false,
         }],
     }));
-    assert!(out
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::CommandResults { id: Some(id), items, .. }
+    assert!(out.events.iter().any(|e| matches!(e, Event::CommandResults { id: Some(id), items, .. }
         if id == "q2" && items[0].data.as_deref() == Some("Windows 10 Enterprise"))));
     assert!(out.events.contains(&Event::CommandSent {
         id: "q3".into(),
@@ -358,7 +332,9 @@ fn full_session() {
     assert_eq!(s3.body.commands.len(), 1);
     assert_eq!(statuses(&s3)[0].cmd, "SyncHdr");
     assert!(out.session_ended);
-    assert!(out.events.iter().any(|e| matches!(e, Event::CommandStatus { id: Some(id), code, .. } if id == "q3" && code == "200")));
+    assert!(out.events.iter().any(
+        |e| matches!(e, Event::CommandStatus { id: Some(id), code, .. } if id == "q3" && code == "200")
+    ));
     assert_eq!(out.events.last(), Some(&Event::SessionEnded));
     assert!(out.new_state.unacknowledged().is_empty());
     let state = out.new_state;
@@ -396,9 +372,7 @@ fn max_msg_size_splits_the_queue() {
         let ids: Vec<String> = out
             .events
             .iter()
-            .filter_map(
-                |e| if let Event::CommandSent { id, .. } = e { Some(id.clone()) } else { None },
-            )
+            .filter_map(|e| if let Event::CommandSent { id, .. } = e { Some(id.clone()) } else { None })
             .collect();
         sent.extend(ids);
         state = out.new_state;
@@ -458,13 +432,7 @@ fn wrong_digest_gets_401_and_a_fresh_challenge() {
 #[test]
 fn missing_cred_gets_407() {
     let state = SessionState::new(PROVISIONED.to_vec());
-    let out = run(
-        &state,
-        &device_msg("1", 1, None, None, package1(), true),
-        &[get("q", "./x")],
-        0xD1,
-        10,
-    );
+    let out = run(&state, &device_msg("1", 1, None, None, package1(), true), &[get("q", "./x")], 0xD1, 10);
     let s = parse_reply(&out);
     assert_eq!(statuses(&s)[0].data, "407");
     let chal = statuses(&s)[0].chal.clone().unwrap();
@@ -474,11 +442,7 @@ fn missing_cred_gets_407() {
     assert!(out.events.contains(&Event::AuthFailed { code: 407, challenged: true }));
     // Basic credentials are refused unless allowed.
     let basic = Cred {
-        meta: Some(Meta {
-            type_: Some(AUTH_BASIC.into()),
-            format: Some("b64".into()),
-            ..Default::default()
-        }),
+        meta: Some(Meta { type_: Some(AUTH_BASIC.into()), format: Some("b64".into()), ..Default::default() }),
         data: digest::basic_credential(NAME, SECRET),
     };
     let out = run(&state, &device_msg("1", 1, Some(basic), None, package1(), true), &[], 0xD2, 10);
@@ -536,11 +500,7 @@ fn unenrollment_alert() {
     let mut cmds = package1();
     cmds.insert(
         2,
-        alert(
-            "5",
-            "1226",
-            vec![typed_item("com.microsoft:mdm.unenrollment.userrequest", Some("int"), "1")],
-        ),
+        alert("5", "1226", vec![typed_item("com.microsoft:mdm.unenrollment.userrequest", Some("int"), "1")]),
     );
     let out = authenticated_session(&[get("q", "./x")], cmds, true);
     assert!(out.events.contains(&Event::Unenrolled));
@@ -573,8 +533,7 @@ fn non_final_message_gets_alert_1222_only() {
         "1224",
         vec![typed_item("Reversed-Domain-Name:com.microsoft.mdm.requestpending", None, "1")],
     );
-    let out =
-        authenticated_session(&[get("q", "./x")], vec![alert("1", "1201", vec![]), ka], false);
+    let out = authenticated_session(&[get("q", "./x")], vec![alert("1", "1201", vec![]), ka], false);
     let s = parse_reply(&out);
     assert!(!s.body.is_final);
     assert_unique_cmd_ids(&s);
@@ -598,11 +557,7 @@ fn abort_and_unknown_alerts() {
     assert!(non_status(&parse_reply(&out)).is_empty());
     assert!(out.session_ended);
 
-    let out = authenticated_session(
-        &[],
-        vec![alert("2", "1201", vec![]), alert("3", "1100", vec![])],
-        true,
-    );
+    let out = authenticated_session(&[], vec![alert("2", "1201", vec![]), alert("3", "1100", vec![])], true);
     let s = parse_reply(&out);
     assert_eq!(statuses(&s)[2].data, "406");
 }
@@ -610,21 +565,11 @@ fn abort_and_unknown_alerts() {
 #[test]
 fn hex_session_id_is_echoed() {
     let state = SessionState::new(PROVISIONED.to_vec());
-    let out = run(
-        &state,
-        &device_msg("0x1A2F", 1, Some(md5_cred(PROVISIONED)), None, package1(), true),
-        &[],
-        1,
-        1,
-    );
+    let out =
+        run(&state, &device_msg("0x1A2F", 1, Some(md5_cred(PROVISIONED)), None, package1(), true), &[], 1, 1);
     assert_eq!(parse_reply(&out).hdr.session_id, "0x1A2F");
-    let out = run(
-        &state,
-        &device_msg("D", 1, Some(md5_cred(PROVISIONED)), None, package1(), true),
-        &[],
-        1,
-        1,
-    );
+    let out =
+        run(&state, &device_msg("D", 1, Some(md5_cred(PROVISIONED)), None, package1(), true), &[], 1, 1);
     assert_eq!(parse_reply(&out).hdr.session_id, "D");
 }
 
@@ -686,11 +631,7 @@ fn atomic_children_are_numbered_and_matched() {
 fn too_large_and_invalid_commands_are_reported() {
     let big = QueuedCommand {
         id: "big".into(),
-        command: Command::Replace(Replace::new(vec![Item::target_data(
-            "./x",
-            "chr",
-            "x".repeat(5000),
-        )])),
+        command: Command::Replace(Replace::new(vec![Item::target_data("./x", "chr", "x".repeat(5000))])),
     };
     let bogus = QueuedCommand { id: "bogus".into(), command: Command::Status(Status::default()) };
     let small = get("small", "./DevDetail/SwV");
@@ -699,28 +640,19 @@ fn too_large_and_invalid_commands_are_reported() {
     let d1 = device_msg("4", 1, Some(md5_cred(PROVISIONED)), Some(4000), package1(), true);
     let out = run(&state, &d1, &queue, 1, 1);
     assert!(out.reply.len() <= 4000);
-    assert!(out
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::CommandTooLarge { id, .. } if id == "big")));
+    assert!(out.events.iter().any(|e| matches!(e, Event::CommandTooLarge { id, .. } if id == "big")));
     assert!(out.events.contains(&Event::CommandInvalid { id: "bogus".into() }));
     assert!(out.events.iter().any(|e| matches!(e, Event::CommandSent { id, .. } if id == "small")));
     // Without a device MaxMsgSize a command over the default budget travels alone.
     let huge = QueuedCommand {
         id: "huge".into(),
-        command: Command::Replace(Replace::new(vec![Item::target_data(
-            "./x",
-            "chr",
-            "x".repeat(70_000),
-        )])),
+        command: Command::Replace(Replace::new(vec![Item::target_data("./x", "chr", "x".repeat(70_000))])),
     };
     let out = authenticated_session(&[huge, get("next", "./y")], package1(), true);
     let sent: Vec<_> = out
         .events
         .iter()
-        .filter_map(
-            |e| if let Event::CommandSent { id, .. } = e { Some(id.as_str()) } else { None },
-        )
+        .filter_map(|e| if let Event::CommandSent { id, .. } = e { Some(id.as_str()) } else { None })
         .collect();
     assert_eq!(sent, ["huge"]);
 }
@@ -742,9 +674,7 @@ fn chunked_results_get_213() {
     }));
     let out = authenticated_session(&[], cmds, false);
     let s = parse_reply(&out);
-    assert!(statuses(&s)
-        .iter()
-        .any(|st| st.cmd == "Results" && st.data == "213" && st.cmd_ref == "9"));
+    assert!(statuses(&s).iter().any(|st| st.cmd == "Results" && st.data == "213" && st.cmd_ref == "9"));
 }
 
 #[test]
@@ -754,24 +684,14 @@ fn bad_input_is_a_typed_error() {
     let call = |body: &[u8]| {
         handle_message(
             &state,
-            Input {
-                message: body,
-                auth: &a,
-                queue: &[],
-                server_url: SERVER,
-                now: 0,
-                fresh_nonce: [0; 16],
-            },
+            Input { message: body, auth: &a, queue: &[], server_url: SERVER, now: 0, fresh_nonce: [0; 16] },
         )
     };
     assert_eq!(call(b"\xff\xfe<"), Err(SyncMlError::NotUtf8));
     assert!(matches!(call(b"<html><body>hi</body></html>"), Err(SyncMlError::NotSyncMl { .. })));
-    assert!(matches!(
-        call(b"<SyncML xmlns='SYNCML:SYNCML1.2'><SyncHdr>"),
-        Err(SyncMlError::Xml(_))
-    ));
-    let bad_msg_id = device_msg("1", 1, None, None, vec![], true)
-        .replace("<MsgID>1</MsgID>", "<MsgID>one</MsgID>");
+    assert!(matches!(call(b"<SyncML xmlns='SYNCML:SYNCML1.2'><SyncHdr>"), Err(SyncMlError::Xml(_))));
+    let bad_msg_id =
+        device_msg("1", 1, None, None, vec![], true).replace("<MsgID>1</MsgID>", "<MsgID>one</MsgID>");
     assert_eq!(call(bad_msg_id.as_bytes()), Err(SyncMlError::Invalid("SyncHdr/MsgID")));
     // Every documentation sample goes through without a panic.
     for (name, text) in [
@@ -790,7 +710,6 @@ fn bad_input_is_a_typed_error() {
     }
 }
 
-
 #[test]
 fn a_verified_client_certificate_stands_in_for_the_digest() {
     let state = SessionState::new(PROVISIONED.to_vec());
@@ -800,7 +719,14 @@ fn a_verified_client_certificate_stands_in_for_the_digest() {
     let input = |a: &DeviceAuth| {
         handle_message(
             &state,
-            Input { message: d1.as_bytes(), auth: a, queue: &[], server_url: SERVER, now: 10, fresh_nonce: [9; 16] },
+            Input {
+                message: d1.as_bytes(),
+                auth: a,
+                queue: &[],
+                server_url: SERVER,
+                now: 10,
+                fresh_nonce: [9; 16],
+            },
         )
         .unwrap()
     };
