@@ -301,6 +301,58 @@ async fn issue<S: CaStorage, E: Entropy>(
     Ok(Outcome::reply(CaReply::Issued(issued), writes))
 }
 
+/// An in-memory CA object for native tests: the rules above over maps.
+#[cfg(test)]
+pub mod memory {
+    use super::*;
+    use crate::context::Counter;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    pub struct MemoryCa {
+        pub ca: Ca,
+        pub counter: RefCell<u64>,
+        pub records: RefCell<BTreeMap<String, IssuanceRecord>>,
+        entropy: RefCell<Counter>,
+    }
+
+    impl CaStorage for MemoryCa {
+        async fn record(&self, serial: &str) -> Result<Option<IssuanceRecord>, StoreError> {
+            Ok(self.records.borrow().get(serial).cloned())
+        }
+    }
+
+    impl MemoryCa {
+        pub fn new(now: u64) -> MemoryCa {
+            let mut entropy = Counter(1000);
+            let (ca, _) = Ca::create(now, &mut entropy).expect("CA");
+            MemoryCa {
+                ca,
+                counter: RefCell::new(0),
+                records: RefCell::new(BTreeMap::new()),
+                entropy: RefCell::new(entropy),
+            }
+        }
+
+        /// One call as the object runs it: decide, then commit.
+        pub fn call(&self, call: CaCall, now: u64) -> Result<CaReply, CaError> {
+            let mut entropy = self.entropy.borrow_mut();
+            let ctx =
+                CaContext { ca: &self.ca, counter: *self.counter.borrow(), now, entropy: &mut *entropy };
+            let out = crate::calls::block_on(handle(self, ctx, call)).expect("memory store");
+            for w in out.writes {
+                match w {
+                    CaWrite::Counter(c) => *self.counter.borrow_mut() = c,
+                    CaWrite::Record(r) => {
+                        self.records.borrow_mut().insert(r.serial.clone(), r);
+                    }
+                }
+            }
+            out.reply
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +385,94 @@ mod tests {
         assert!(renewal_refusal(Some(&r), "T", 100).is_some());
         let revoked = IssuanceRecord { revoked: true, ..r };
         assert!(renewal_refusal(Some(&revoked), "T", 50).is_some());
+    }
+
+    use super::memory::MemoryCa;
+    use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
+
+    fn issue(ca: &MemoryCa, device_id: &str, spki: &[u8], t: u64) -> Result<Issued, CaError> {
+        let call = CaCall::Issue {
+            device_id: device_id.into(),
+            spki_der_b64: encode_base64(spki),
+            validity_days: 365,
+        };
+        ca.call(call, t).map(|r| match r {
+            CaReply::Issued(i) => i,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn the_ca_is_created_once_and_its_certificate_verifies_what_it_signs() {
+        let dir = TempDir::new("issuer");
+        let t = now();
+        let ca = MemoryCa::new(t);
+        let (_, csr) = rsa_key_and_csr(&dir, "dev", 2048, "dev");
+        let csr = pki::parse_csr(&csr, 2048).unwrap();
+        let a = issue(&ca, "DEV-1", &csr.spki_der, t).unwrap();
+        let b = issue(&ca, "DEV-1", &csr.spki_der, t).unwrap();
+        assert_ne!(a.serial, b.serial, "serials are unique");
+        assert_eq!(*ca.counter.borrow(), 2);
+        assert_eq!(ca.records.borrow().len(), 2);
+        assert_eq!((a.not_before, a.not_after), (t, t + 365 * 86_400), "never back-dated");
+        let ca_pem = dir.write("ca.pem", pki::to_pem("CERTIFICATE", &ca.ca.cert_der).as_bytes());
+        let dev_pem =
+            dir.write("a.pem", pki::to_pem("CERTIFICATE", &decode_base64(&a.cert_b64).unwrap()).as_bytes());
+        openssl(&["verify", "-CAfile", &ca_pem, "-purpose", "sslclient", &dev_pem]);
+        // Stored and loaded again, the CA is the same CA.
+        let stored = StoredCa {
+            key_pkcs8_b64: encode_base64(&ca.ca.key.to_pkcs8_der()),
+            cert_b64: ca.ca.certificate.cert_b64.clone(),
+        };
+        let again = Ca::load(&stored).unwrap();
+        assert_eq!(again.certificate, ca.ca.certificate);
+        assert_eq!(again.key.public_key_der(), ca.ca.key.public_key_der());
+        assert!(Ca::load(&StoredCa { key_pkcs8_b64: "AAAA".into(), cert_b64: stored.cert_b64 }).is_err());
+    }
+
+    #[test]
+    fn bad_requests_are_refused_and_write_nothing() {
+        let t = now();
+        let ca = MemoryCa::new(t);
+        assert!(matches!(issue(&ca, "../x", &[1, 2], t), Err(CaError::BadRequest(_))));
+        assert!(matches!(issue(&ca, "DEV", b"not a key", t), Err(CaError::BadRequest(_))));
+        let call = CaCall::Issue { device_id: "DEV".into(), spki_der_b64: "%%".into(), validity_days: 1 };
+        assert!(matches!(ca.call(call, t), Err(CaError::BadRequest(_))));
+        assert_eq!(*ca.counter.borrow(), 0);
+        assert!(ca.records.borrow().is_empty());
+    }
+
+    #[test]
+    fn renewal_needs_the_current_certificate_and_revokes_it() {
+        let dir = TempDir::new("issuer-renew");
+        let t = now();
+        let ca = MemoryCa::new(t);
+        let (_, csr) = rsa_key_and_csr(&dir, "dev", 2048, "dev");
+        let spki = pki::parse_csr(&csr, 2048).unwrap().spki_der;
+        let first = issue(&ca, "DEV", &spki, t).unwrap();
+        let renew = |signer: &str| CaCall::Renew {
+            signer_cert_b64: signer.to_string(),
+            spki_der_b64: encode_base64(&spki),
+            validity_days: 30,
+        };
+        let Ok(CaReply::Issued(second)) = ca.call(renew(&first.cert_b64), t) else { panic!() };
+        assert_eq!(
+            (second.device_id.as_str(), second.renews.as_deref()),
+            ("DEV", Some(first.serial.as_str()))
+        );
+        assert!(ca.records.borrow()[&first.serial].revoked);
+        assert!(matches!(ca.call(renew(&first.cert_b64), t), Err(CaError::NotEligible(_))), "renewed once");
+        // A certificate from another CA, and an expired one.
+        let other = MemoryCa::new(t);
+        let foreign = issue(&other, "DEV", &spki, t).unwrap();
+        assert!(matches!(ca.call(renew(&foreign.cert_b64), t), Err(CaError::NotEligible(_))));
+        let later = t + 31 * 86_400;
+        assert!(matches!(ca.call(renew(&second.cert_b64), later), Err(CaError::NotEligible(_))));
+        // Revocation of a retired device.
+        assert_eq!(
+            ca.call(CaCall::Revoke { serials: vec![second.serial.clone(), "FF".into()] }, t),
+            Ok(CaReply::Revoked { revoked: 1 })
+        );
+        assert!(matches!(ca.call(renew(&second.cert_b64), t), Err(CaError::NotEligible(_))));
     }
 }

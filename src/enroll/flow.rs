@@ -290,3 +290,6 @@ pub async fn renew<P: Ports>(
     };
     Ok(doc.to_xml())
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ mod renewal;
 mod tlv;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use cert::{
     build_ca_certificate, inspect_certificate, issue_device_certificate, verify_issued_by, CaKey, CertInfo,

@@ -1,0 +1,409 @@
+//! The enrollment and renewal flows over in-memory objects that run the objects' own rules,
+//! with a failure injected at each step between objects.
+
+use super::*;
+use crate::calls::block_on;
+use crate::context::Counter;
+use crate::device::calls::memory::MemoryDevice;
+use crate::issuer::memory::MemoryCa;
+use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
+use crate::proto::discovery::AuthPolicy;
+use crate::proto::provdoc::ClientGeneration;
+use crate::proto::wstep::{RequestType, TokenRequest};
+use crate::tokens::authority::memory::MemoryTokens;
+use crate::users::UserRecord;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+/// Where the world fails on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Tokens,
+    Ca,
+    Device,
+    Index,
+}
+
+struct World {
+    now: u64,
+    tokens: MemoryTokens,
+    ca: MemoryCa,
+    devices: RefCell<BTreeMap<String, MemoryDevice>>,
+    users: BTreeMap<String, UserRecord>,
+    index: RefCell<BTreeMap<String, DeviceIndexEntry>>,
+    kdf_calls: Cell<u32>,
+    fail: Cell<Option<Step>>,
+    entropy: RefCell<Counter>,
+    /// Certificates the CA signed, base64 DER by thumbprint (the CA keeps only records).
+    issued: RefCell<BTreeMap<String, String>>,
+}
+
+const PASSWORD: &str = "correct horse";
+
+impl World {
+    fn new() -> World {
+        let now = now();
+        let salt = [9u8; 16];
+        let mut hash = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(PASSWORD.as_bytes(), &salt, 10, &mut hash);
+        let user = UserRecord {
+            email: "alice@contoso.com".into(),
+            display_name: "Alice".into(),
+            password_hash: crate::users::PasswordHash { iterations: 10, salt: salt.to_vec(), hash }.encode(),
+            created_at: "t".into(),
+        };
+        World {
+            now,
+            tokens: MemoryTokens::default(),
+            ca: MemoryCa::new(now),
+            devices: RefCell::new(BTreeMap::new()),
+            users: [(user.email.clone(), user)].into(),
+            index: RefCell::new(BTreeMap::new()),
+            kdf_calls: Cell::new(0),
+            fail: Cell::new(None),
+            entropy: RefCell::new(Counter(1)),
+            issued: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    fn failing(&self, step: Step) -> Result<(), StoreError> {
+        if self.fail.get() == Some(step) {
+            return Err(StoreError(format!("{step:?} is down")));
+        }
+        Ok(())
+    }
+
+    fn login_token(&self, device: Option<&str>) -> String {
+        let call = TokenCall::IssueLogin {
+            sub: "alice@contoso.com".into(),
+            dev: device.map(Into::into),
+            ttl_secs: 600,
+            release: vec![],
+        };
+        match self.tokens.call(call, self.now * 1000, &mut *self.entropy.borrow_mut()) {
+            Ok(TokenReply::LoginIssued { token, .. }) => token,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn device(&self, id: &str) -> Option<DeviceRecord> {
+        self.devices.borrow().get(id).and_then(|d| d.record.borrow().clone())
+    }
+}
+
+impl Authority for World {
+    async fn tokens(&self, call: TokenCall) -> Result<Result<TokenReply, TokenCallError>, StoreError> {
+        self.failing(Step::Tokens)?;
+        Ok(self.tokens.call(call, self.now * 1000, &mut *self.entropy.borrow_mut()))
+    }
+}
+
+impl Issuer for World {
+    async fn ca(&self, call: CaCall) -> Result<Result<CaReply, CaError>, StoreError> {
+        self.failing(Step::Ca)?;
+        let reply = self.ca.call(call, self.now);
+        if let Ok(CaReply::Issued(i)) = &reply {
+            self.issued.borrow_mut().insert(i.thumbprint.clone(), i.cert_b64.clone());
+        }
+        Ok(reply)
+    }
+}
+
+impl Devices for World {
+    async fn device(
+        &self,
+        device_id: &str,
+        call: DeviceCall,
+    ) -> Result<Result<DeviceReply, DeviceError>, StoreError> {
+        self.failing(Step::Device)?;
+        let mut devices = self.devices.borrow_mut();
+        let device = devices.entry(device_id.to_string()).or_default();
+        Ok(device.call(call, self.now * 1000))
+    }
+}
+
+impl Directory for World {
+    async fn user(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.users.get(email).cloned())
+    }
+
+    async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError> {
+        self.failing(Step::Index)?;
+        self.index.borrow_mut().insert(entry.device_id.clone(), entry.clone());
+        Ok(())
+    }
+}
+
+impl Kdf for World {
+    async fn pbkdf2_sha256(
+        &self,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.kdf_calls.set(self.kdf_calls.get() + 1);
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
+        Ok(out.to_vec())
+    }
+}
+
+fn config() -> Config {
+    Config::from_lookup(&|name| match name {
+        "AUTH_POLICY" => Some(AuthPolicy::Federated.as_str().into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn request(now_ms: u64) -> SoapRequest<'static> {
+    SoapRequest {
+        body: None,
+        base_url: "https://enterpriseenrollment.contoso.com",
+        client_cert: None,
+        generation: ClientGeneration::Windows10,
+        now_ms,
+    }
+}
+
+fn rst(device_id: &str, token: TokenRequest, request_type: RequestType) -> RequestSecurityToken {
+    let context = [("DeviceID", device_id), ("DeviceType", "CIMClient_Windows"), ("EnrollmentType", "Full")];
+    RequestSecurityToken {
+        request_type,
+        token,
+        context: context.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+    }
+}
+
+fn csr(dir: &TempDir, name: &str) -> (String, Vec<u8>) {
+    rsa_key_and_csr(dir, name, 2048, name)
+}
+
+fn enroll(w: &World, principal: &Principal, device_id: &str, csr_der: &[u8]) -> Result<String, EnrollError> {
+    let cfg = config();
+    let rst = rst(device_id, TokenRequest::Pkcs10(csr_der.to_vec()), RequestType::Issue);
+    let mut entropy = Counter(77);
+    block_on(issue(w, &cfg, &request(w.now * 1000), &rst, csr_der, principal, &mut entropy))
+}
+
+fn token_principal(token: &str) -> Principal {
+    Principal { email: "alice@contoso.com".into(), token: Some(token.into()) }
+}
+
+#[test]
+fn a_login_token_enrolls_a_device_through_every_object() {
+    let dir = TempDir::new("flow-enroll");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (_, der) = csr(&dir, "dev");
+    let doc = enroll(&w, &token_principal(&token), "DEV-1", &der).unwrap();
+    let record = w.device("DEV-1").expect("device record written");
+    assert_eq!(record.user.as_deref(), Some("alice@contoso.com"));
+    assert_eq!(record.status, DeviceStatus::Enrolled);
+    assert!(doc.contains(&record.certificate.thumbprint), "the document carries the issued certificate");
+    assert_eq!(w.ca.records.borrow()[&record.certificate.serial].device_id, "DEV-1");
+    assert_eq!(w.index.borrow()["DEV-1"].status, DeviceStatus::Enrolled);
+    assert_eq!(w.tokens.used.borrow().values().next().unwrap().device_id.as_deref(), Some("DEV-1"));
+    // The token was single use.
+    let (_, der2) = csr(&dir, "dev2");
+    let again = enroll(&w, &token_principal(&token), "DEV-2", &der2);
+    assert!(matches!(again, Err(EnrollError::Authentication(_))), "{again:?}");
+    assert!(w.device("DEV-2").is_none());
+}
+
+#[test]
+fn a_bad_csr_is_refused_before_the_token_is_spent() {
+    let w = World::new();
+    let token = w.login_token(None);
+    let r = enroll(&w, &token_principal(&token), "DEV-1", b"not a CSR");
+    assert!(matches!(r, Err(EnrollError::Csr(_))), "{r:?}");
+    assert!(w.tokens.used.borrow().is_empty(), "the token is still good");
+    assert_eq!(*w.ca.counter.borrow(), 0);
+}
+
+#[test]
+fn the_ca_fails_after_the_token_was_spent() {
+    let dir = TempDir::new("flow-ca-down");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (_, der) = csr(&dir, "dev");
+    w.fail.set(Some(Step::Ca));
+    let r = enroll(&w, &token_principal(&token), "DEV-1", &der);
+    assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
+    assert_eq!(r.unwrap_err().fault_code(), crate::proto::soap::FaultCode::EnrollmentServer);
+    // The spend happened (it is atomic in the authority and comes first); nothing else did.
+    assert_eq!(w.tokens.used.borrow().len(), 1);
+    assert!(w.ca.records.borrow().is_empty());
+    assert!(w.device("DEV-1").is_none());
+    assert!(w.index.borrow().is_empty());
+}
+
+#[test]
+fn the_device_write_fails_after_the_certificate_was_issued() {
+    let dir = TempDir::new("flow-device-down");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (_, der) = csr(&dir, "dev");
+    w.fail.set(Some(Step::Device));
+    let r = enroll(&w, &token_principal(&token), "DEV-1", &der);
+    assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
+    // The certificate exists in the CA's records but no device holds it, and the listing
+    // never saw the device: a retry with a new token enrolls it cleanly.
+    assert_eq!(w.ca.records.borrow().len(), 1);
+    assert!(w.device("DEV-1").is_none());
+    assert!(w.index.borrow().is_empty());
+    w.fail.set(None);
+    let retry = w.login_token(None);
+    enroll(&w, &token_principal(&retry), "DEV-1", &der).unwrap();
+    assert_eq!(w.ca.records.borrow().len(), 2);
+    assert!(w.device("DEV-1").is_some());
+}
+
+#[test]
+fn the_listing_fails_after_the_device_was_written() {
+    let dir = TempDir::new("flow-index-down");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (_, der) = csr(&dir, "dev");
+    w.fail.set(Some(Step::Index));
+    let r = enroll(&w, &token_principal(&token), "DEV-1", &der);
+    assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
+    // The device object is the source of truth; the listing is behind until the next write.
+    assert!(w.device("DEV-1").is_some());
+    assert!(w.index.borrow().is_empty());
+}
+
+#[test]
+fn the_token_authority_down_refuses_with_a_server_fault() {
+    let w = World::new();
+    let token = w.login_token(None);
+    w.fail.set(Some(Step::Tokens));
+    let cred = Credential::UserToken(token.into_bytes());
+    let r = block_on(authenticate(&w, Some(&cred)));
+    assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
+}
+
+#[test]
+fn credentials_are_checked_without_telling_which_users_exist() {
+    let w = World::new();
+    let cred = |u: &str, p: &str| Credential::UsernameToken { username: u.into(), password: p.into() };
+    let ok = block_on(authenticate(&w, Some(&cred(" Alice@Contoso.com ", PASSWORD)))).unwrap();
+    assert_eq!(ok, Principal { email: "alice@contoso.com".into(), token: None });
+    for (u, p) in [("alice@contoso.com", "wrong"), ("bob@contoso.com", PASSWORD), ("not an email", PASSWORD)]
+    {
+        let before = w.kdf_calls.get();
+        let r = block_on(authenticate(&w, Some(&cred(u, p))));
+        assert!(matches!(r, Err(EnrollError::Authentication(_))), "{u}");
+        assert_eq!(w.kdf_calls.get(), before + 1, "a hash is derived for {u} too");
+    }
+    assert!(matches!(block_on(authenticate(&w, None)), Err(EnrollError::Authentication(_))));
+    let garbage = Credential::UserToken(vec![0xff, 0xfe]);
+    assert!(matches!(block_on(authenticate(&w, Some(&garbage))), Err(EnrollError::Authentication(_))));
+    // A policy request checks a token without spending it.
+    let token = w.login_token(None);
+    let p = block_on(authenticate(&w, Some(&Credential::UserToken(token.clone().into_bytes())))).unwrap();
+    assert_eq!(p.token.as_deref(), Some(token.as_str()));
+    assert!(w.tokens.used.borrow().is_empty());
+}
+
+#[test]
+fn a_token_bound_to_another_device_spends_nothing() {
+    let dir = TempDir::new("flow-bound");
+    let w = World::new();
+    let token = w.login_token(Some("DEV-A"));
+    let (_, der) = csr(&dir, "dev");
+    let r = enroll(&w, &token_principal(&token), "DEV-B", &der);
+    assert!(matches!(r, Err(EnrollError::Authentication(_))), "{r:?}");
+    assert!(w.tokens.used.borrow().is_empty());
+    assert!(w.ca.records.borrow().is_empty());
+    enroll(&w, &token_principal(&token), "DEV-A", &der).unwrap();
+}
+
+/// A ROBO renewal request: the new CSR signed (CMS) with the device's current key.
+fn renewal_pkcs7(dir: &TempDir, cert_b64: &str, key: &str, new_csr: &[u8]) -> Vec<u8> {
+    let cert = decode_base64(cert_b64).unwrap();
+    let cert_pem = dir.write("signer.pem", pki::to_pem("CERTIFICATE", &cert).as_bytes());
+    let input = dir.write("new.csr.der", new_csr);
+    let out = dir.path("renew.p7");
+    openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-outform",
+        "DER",
+        "-in",
+        &input,
+        "-signer",
+        &cert_pem,
+        "-inkey",
+        key,
+        "-out",
+        &out,
+    ]);
+    std::fs::read(&out).unwrap()
+}
+
+fn renew_with(
+    w: &World,
+    device_id: &str,
+    p7: &[u8],
+    client_cert: Option<&str>,
+) -> Result<String, EnrollError> {
+    let cfg = config();
+    let rst = rst(device_id, TokenRequest::Pkcs7(p7.to_vec()), RequestType::Renew);
+    let req = SoapRequest { client_cert, ..request(w.now * 1000) };
+    block_on(renew(w, &cfg, &req, &rst, p7))
+}
+
+#[test]
+fn renewal_runs_through_the_ca_and_the_device_and_only_once() {
+    let dir = TempDir::new("flow-renew");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (key, der) = csr(&dir, "dev");
+    enroll(&w, &token_principal(&token), "DEV-1", &der).unwrap();
+    let first = w.device("DEV-1").unwrap().certificate;
+    let issued_b64 = w.issued.borrow()[&first.thumbprint].clone();
+    let (_, new_csr) = csr(&dir, "new");
+    let p7 = renewal_pkcs7(&dir, &issued_b64, &key, &new_csr);
+
+    // Another device's id in the request, and a TLS client certificate that is not the
+    // signer, are refused before anything is written.
+    assert!(matches!(renew_with(&w, "DEV-2", &p7, None), Err(EnrollError::NotEligibleToRenew(_))));
+    let wrong_tls = Some("0000000000000000000000000000000000000000");
+    assert!(matches!(renew_with(&w, "DEV-1", &p7, wrong_tls), Err(EnrollError::NotEligibleToRenew(_))));
+    assert_eq!(w.device("DEV-1").unwrap().certificate, first);
+
+    // The CA is down: the device keeps its certificate, which can still renew later.
+    w.fail.set(Some(Step::Ca));
+    assert!(matches!(renew_with(&w, "DEV-1", &p7, None), Err(EnrollError::Server(_))));
+    assert_eq!(w.device("DEV-1").unwrap().certificate, first);
+    w.fail.set(None);
+
+    let doc = renew_with(&w, "DEV-1", &p7, None).unwrap();
+    let renewed = w.device("DEV-1").unwrap();
+    assert_ne!(renewed.certificate.serial, first.serial);
+    assert!(doc.contains(&renewed.certificate.thumbprint));
+    assert!(w.ca.records.borrow()[&first.serial].revoked);
+    assert_eq!(w.index.borrow()["DEV-1"].certificate_not_after, renewed.certificate.not_after);
+    // The old certificate cannot renew again.
+    assert!(matches!(renew_with(&w, "DEV-1", &p7, None), Err(EnrollError::NotEligibleToRenew(_))));
+}
+
+#[test]
+fn a_retired_device_cannot_renew() {
+    let dir = TempDir::new("flow-retired");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (key, der) = csr(&dir, "dev");
+    enroll(&w, &token_principal(&token), "DEV-1", &der).unwrap();
+    let thumbprint = w.device("DEV-1").unwrap().certificate.thumbprint;
+    let cert_b64 = w.issued.borrow()[&thumbprint].clone();
+    w.devices.borrow().get("DEV-1").unwrap().record.borrow_mut().as_mut().unwrap().status =
+        DeviceStatus::Retired;
+    let (_, new_csr) = csr(&dir, "new");
+    let p7 = renewal_pkcs7(&dir, &cert_b64, &key, &new_csr);
+    assert!(matches!(renew_with(&w, "DEV-1", &p7, None), Err(EnrollError::NotEligibleToRenew(_))));
+    assert_eq!(*w.ca.counter.borrow(), 1, "nothing was signed");
+}
