@@ -3,7 +3,7 @@
 //! device. The device Durable Object loads the state, calls these, and stores the result.
 
 use crate::codec::decode_base64;
-use crate::device::{DeviceRecord, DeviceStatus};
+use crate::device::{lifecycle, DeviceRecord, DeviceStatus};
 use crate::proto::syncml::codes;
 use crate::proto::syncml::message::{
     Add, Command, Delete, Exec, Get, Item, Meta, Replace, Source, Status, SyncBody, SyncHdr, SyncMl, Target,
@@ -285,6 +285,14 @@ impl CommandRecord {
         self.completed_at = Some(now.to_string());
     }
 
+    /// Ends a command that will never be sent: it stays in the history, failed, with why.
+    pub fn cancel(&mut self, reason: &str, now: &str) {
+        if !self.is_done() {
+            self.error = Some(reason.to_string());
+            self.finish(CommandState::Failed, now);
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         matches!(self.status, CommandState::Acknowledged | CommandState::Failed)
     }
@@ -370,13 +378,42 @@ fn result_value(r: &ResultItem) -> ResultValue {
     }
 }
 
-fn unenroll(record: &mut DeviceRecord, mgmt: &Management, applied: &mut Applied) {
-    let new = if mgmt.retire_requested { DeviceStatus::Retired } else { DeviceStatus::Unenrolled };
+/// Moves the record to `new` (a lifecycle transition), noting what changed.
+fn transition(record: &mut DeviceRecord, new: DeviceStatus, applied: &mut Applied) {
     if record.status != new {
         record.status = new;
         applied.status_changed = true;
         applied.retired = new == DeviceStatus::Retired;
     }
+}
+
+/// Bounds on what a device can make the server store: a value, an alert's data and a
+/// command's results are cut to these sizes (marked with [`TRUNCATED`]); inventory keeps at
+/// most [`MAX_INVENTORY`] URIs.
+pub const MAX_VALUE_BYTES: usize = 4 * 1024;
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+pub const MAX_RESULT_ITEMS: usize = 256;
+pub const MAX_INVENTORY: usize = 64;
+/// Appended to a value that was cut.
+pub const TRUNCATED: &str = "…[truncated]";
+
+/// `s` cut to at most `max` bytes on a character boundary, marked when cut.
+pub fn capped(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(TRUNCATED.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED}", &s[..end])
+}
+
+fn put_inventory(mgmt: &mut Management, uri: &str, value: &str) {
+    if mgmt.inventory.len() >= MAX_INVENTORY && !mgmt.inventory.contains_key(uri) {
+        return;
+    }
+    mgmt.inventory.insert(capped(uri, 1024), capped(value, MAX_VALUE_BYTES));
 }
 
 /// Applies the engine's events to the device and its commands.
@@ -391,22 +428,20 @@ pub fn apply_events(
     for ev in events {
         match ev {
             Event::Authenticated => mgmt.last_checkin = Some(now.to_string()),
-            Event::Inventory { uri, value } => {
-                mgmt.inventory.insert(uri.clone(), value.clone());
-            }
+            Event::Inventory { uri, value } => put_inventory(mgmt, uri, value),
             Event::GenericAlert { alert, items } => {
                 for i in items {
                     mgmt.alerts.push(AlertRecord {
                         alert: alert.clone(),
                         type_: i.type_.clone(),
-                        data: i.data.clone(),
+                        data: i.data.as_deref().map(|d| capped(d, MAX_VALUE_BYTES)),
                         received_at: now.to_string(),
                     });
                 }
                 let excess = mgmt.alerts.len().saturating_sub(MAX_ALERTS);
                 mgmt.alerts.drain(..excess);
             }
-            Event::Unenrolled => unenroll(record, mgmt, &mut applied),
+            Event::Unenrolled => transition(record, lifecycle::device_left(record.status), &mut applied),
             Event::CommandSent { id, .. } => {
                 if let Some(r) = commands.get_mut(id) {
                     r.status = CommandState::Sent;
@@ -432,18 +467,29 @@ pub fn apply_events(
                     r.status_code = Some(code.clone());
                     let ok = codes::is_success(code);
                     r.finish(if ok { CommandState::Acknowledged } else { CommandState::Failed }, now);
-                    if ok && matches!(r.request, CommandRequest::Unenroll { .. }) {
-                        unenroll(record, mgmt, &mut applied);
+                    // Whatever the device answered, the retirement is complete.
+                    if matches!(r.request, CommandRequest::Unenroll { .. }) {
+                        transition(record, lifecycle::unenroll_ended(record.status), &mut applied);
                     }
                 }
             }
             Event::CommandResults { id: Some(id), items, .. } => {
                 if let Some(r) = commands.get_mut(id) {
-                    r.results.extend(items.iter().map(result_value));
+                    for item in items {
+                        let used: usize =
+                            r.results.iter().map(|v| v.data.as_ref().map_or(0, String::len)).sum();
+                        if r.results.len() >= MAX_RESULT_ITEMS || used >= MAX_RESULT_BYTES {
+                            r.error = Some("results over the size limit were dropped".into());
+                            break;
+                        }
+                        let mut v = result_value(item);
+                        v.data = v.data.map(|d| capped(&d, MAX_RESULT_BYTES - used));
+                        r.results.push(v);
+                    }
                     if matches!(r.request, CommandRequest::Inventory) {
                         for i in items {
                             if let Some(d) = &i.data {
-                                mgmt.inventory.insert(i.loc_uri.clone(), d.clone());
+                                put_inventory(mgmt, &i.loc_uri, d);
                             }
                         }
                     }
@@ -571,6 +617,7 @@ mod tests {
             status: DeviceStatus::Enrolled,
             enrolled_at: "".into(),
             renewed_at: None,
+            retired_at: None,
         }
     }
 
@@ -661,11 +708,79 @@ mod tests {
         let a = apply_events(&[Event::Unenrolled], &mut rec, &mut mgmt, &mut cmds, "t");
         assert_eq!((rec.status, a.status_changed, a.retired), (DeviceStatus::Unenrolled, true, false));
 
+        // A retiring device's Unenroll ends the retirement whatever the device answers.
+        for code in ["200", "500"] {
+            let mut rec = DeviceRecord { status: DeviceStatus::Retiring, ..record() };
+            let mut mgmt = Management { retire_requested: true, ..Default::default() };
+            let mut cmds = commands(&[CommandRequest::Unenroll { provider_id: "edgemdm".into() }]);
+            let a = apply_events(&[status(&command_id(1), code)], &mut rec, &mut mgmt, &mut cmds, "t");
+            assert_eq!(
+                (rec.status, a.status_changed, a.retired),
+                (DeviceStatus::Retired, true, true),
+                "{code}"
+            );
+        }
+        // The device leaving while retiring is retired too.
+        let mut rec = DeviceRecord { status: DeviceStatus::Retiring, ..record() };
+        let a = apply_events(
+            &[Event::Unenrolled],
+            &mut rec,
+            &mut Management::default(),
+            &mut BTreeMap::new(),
+            "t",
+        );
+        assert_eq!((rec.status, a.retired), (DeviceStatus::Retired, true));
+    }
+
+    #[test]
+    fn what_a_device_sends_is_bounded() {
         let mut rec = record();
-        let mut mgmt = Management { retire_requested: true, ..Default::default() };
-        let mut cmds = commands(&[CommandRequest::Unenroll { provider_id: "edgemdm".into() }]);
-        let a = apply_events(&[status(&command_id(1), "200")], &mut rec, &mut mgmt, &mut cmds, "t");
-        assert_eq!((rec.status, a.status_changed, a.retired), (DeviceStatus::Retired, true, true));
+        let mut mgmt = Management::default();
+        let big = "x".repeat(MAX_VALUE_BYTES * 3);
+        let mut events: Vec<Event> = (0..MAX_INVENTORY + 10)
+            .map(|i| Event::Inventory { uri: format!("./DevDetail/N{i}"), value: big.clone() })
+            .collect();
+        events.push(Event::GenericAlert {
+            alert: "1224".into(),
+            items: vec![crate::proto::syncml::session::AlertItem {
+                source: None,
+                target: None,
+                type_: None,
+                format: None,
+                mark: None,
+                data: Some(big.clone()),
+            }],
+        });
+        apply_events(&events, &mut rec, &mut mgmt, &mut BTreeMap::new(), "t");
+        assert_eq!(mgmt.inventory.len(), MAX_INVENTORY);
+        assert!(mgmt.inventory.values().all(|v| v.len() <= MAX_VALUE_BYTES && v.ends_with(TRUNCATED)));
+        assert!(mgmt.alerts[0].data.as_ref().unwrap().len() <= MAX_VALUE_BYTES);
+        assert_eq!(
+            capped("héllo wörld, and a longer text", 2 + TRUNCATED.len()),
+            format!("h{TRUNCATED}"),
+            "cut on a character boundary"
+        );
+        assert_eq!(capped("héllo", 6), "héllo");
+
+        let mut cmds = commands(&[CommandRequest::Get { uri: "./a".into() }]);
+        let item = ResultItem {
+            loc_uri: "./a".into(),
+            format: None,
+            type_: None,
+            data: Some(big),
+            more_data: false,
+        };
+        let results = Event::CommandResults {
+            id: Some(command_id(1)),
+            msg_ref: "1".into(),
+            cmd_ref: "2".into(),
+            items: vec![item; 100],
+        };
+        apply_events(&[results], &mut rec, &mut mgmt, &mut cmds, "t");
+        let r = &cmds[&command_id(1)];
+        let total: usize = r.results.iter().map(|v| v.data.as_ref().unwrap().len()).sum();
+        assert!(total <= MAX_RESULT_BYTES, "{total}");
+        assert!(r.error.is_some(), "the cut is recorded");
     }
 
     #[test]

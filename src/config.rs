@@ -46,6 +46,26 @@ pub struct Config {
     /// address, before the page answers 429.
     pub login_max_failures: u32,
     pub login_window_secs: u32,
+    /// `COMMAND_HISTORY_MAX` finished commands kept per device, none older than
+    /// `COMMAND_HISTORY_DAYS`.
+    pub command_history_max: u32,
+    pub command_history_days: u32,
+    /// `RETIRE_GRACE_SECONDS`: how long a retiring device has to answer its Unenroll.
+    pub retire_grace_secs: u32,
+    /// `MESSAGE_SIGNING`: `off` (default), `verify` (check an `MDM-Signature` / `MS-Signature`
+    /// header where present) or `require`.
+    pub message_signing: MessageSigning,
+}
+
+/// Whether management messages must carry the device's CMS signature ([MS-MDM] §2.2.1.1,
+/// the DMClient `RequireMessageSigning` node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageSigning {
+    Off,
+    /// Verify a signature where a message carries one; accept unsigned messages.
+    Verify,
+    /// Refuse unsigned messages.
+    Require,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +176,19 @@ impl Config {
             login_token_ttl_secs: number(get, "LOGIN_TOKEN_TTL_SECONDS", 600, 1, 3600)?,
             login_max_failures: number(get, "LOGIN_MAX_FAILURES", 10, 1, 10_000)?,
             login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 900, 1, 86_400)?,
+            command_history_max: number(get, "COMMAND_HISTORY_MAX", 200, 1, 10_000)?,
+            command_history_days: number(get, "COMMAND_HISTORY_DAYS", 90, 1, 3650)?,
+            retire_grace_secs: number(get, "RETIRE_GRACE_SECONDS", 7 * 86_400, 60, 365 * 86_400)?,
+            message_signing: match get("MESSAGE_SIGNING").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("") | Some("off") => MessageSigning::Off,
+                Some("verify") => MessageSigning::Verify,
+                Some("require") => MessageSigning::Require,
+                Some(v) => {
+                    return Err(ConfigError(format!(
+                        "MESSAGE_SIGNING must be off, verify or require, not {v:?}"
+                    )))
+                }
+            },
         })
     }
 

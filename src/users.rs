@@ -140,6 +140,9 @@ impl NewUser {
 pub trait Directory {
     async fn user(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError>;
+    /// The DeviceID last enrolled on this hardware (`HWDevID`), if any.
+    async fn hardware(&self, hw_dev_id: &str) -> Result<Option<String>, StoreError>;
+    async fn put_hardware(&self, hw_dev_id: &str, device_id: &str) -> Result<(), StoreError>;
 }
 
 /// PBKDF2-HMAC-SHA256 (WebCrypto in the Worker).

@@ -4,11 +4,13 @@
 //! one batch, then carries out the returned [`DeviceEffect`]s (the listing, revocation).
 
 use super::checkin::{checkin, Checkin, CheckinInput, CheckinState};
+use super::lifecycle::{self, EnrollKind};
 use super::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
 use crate::calls::StoreError;
 use crate::commands::{self, CommandRecord, CommandRequest, Management, MAX_PENDING};
 use crate::config::PROVIDER_ID;
 use crate::proto::syncml::session::SessionState;
+use crate::time::format_timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -42,8 +44,15 @@ pub enum DeviceCall {
     GetCommand {
         id: String,
     },
-    /// Queue the unenrollment; the device is retired when it acknowledges it or says it left.
+    /// Retire the device ([`lifecycle::retire`]).
     Retire,
+    /// A newer enrollment of the same hardware (`by`, a DeviceID) by `user`.
+    Supersede {
+        user: Option<String>,
+        by: String,
+    },
+    /// The retire grace period ended (the object's alarm).
+    RetireDeadline,
 }
 
 /// What `Record` shows: the record and the management state.
@@ -53,13 +62,6 @@ pub struct DeviceView {
     pub record: DeviceRecord,
     #[serde(flatten)]
     pub mgmt: Management,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RetireStatus {
-    Retiring,
-    Retired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +79,7 @@ pub enum DeviceReply {
     Command(Box<CommandRecord>),
     Retire {
         device_id: String,
-        status: RetireStatus,
+        status: DeviceStatus,
     },
 }
 
@@ -86,6 +88,8 @@ pub enum DeviceReply {
 pub enum DeviceError {
     NoSuchDevice,
     NotEnrolled,
+    /// The DeviceID is enrolled by another user.
+    NotYours,
     NoSuchCommand,
     QueueFull,
     /// The body is not a SyncML message the engine can handle.
@@ -97,6 +101,7 @@ impl std::fmt::Display for DeviceError {
         match self {
             DeviceError::NoSuchDevice => f.write_str("no such device"),
             DeviceError::NotEnrolled => f.write_str("the device is not enrolled"),
+            DeviceError::NotYours => f.write_str("the device is enrolled by another user"),
             DeviceError::NoSuchCommand => f.write_str("no such command"),
             DeviceError::QueueFull => write!(f, "the device already has {MAX_PENDING} commands waiting"),
             DeviceError::MalformedSyncMl(e) => write!(f, "malformed SyncML: {e}"),
@@ -127,6 +132,7 @@ pub enum DeviceWrite {
     Pending(Vec<String>),
     CommandSeq(u64),
     Command(CommandRecord),
+    DeleteCommand(String),
 }
 
 /// Work on other stores once the writes are committed.
@@ -143,34 +149,68 @@ pub struct DeviceOutcome {
     pub reply: Result<DeviceReply, DeviceError>,
     pub writes: Vec<DeviceWrite>,
     pub effects: Vec<DeviceEffect>,
+    /// When to run [`DeviceCall::RetireDeadline`] (Unix milliseconds).
+    pub alarm: Option<u64>,
 }
 
 impl DeviceOutcome {
     fn reply(reply: DeviceReply, writes: Vec<DeviceWrite>) -> Self {
-        DeviceOutcome { reply: Ok(reply), writes, effects: Vec::new() }
+        DeviceOutcome { reply: Ok(reply), writes, effects: Vec::new(), alarm: None }
     }
 
     fn refuse(e: DeviceError) -> Self {
-        DeviceOutcome { reply: Err(e), writes: Vec::new(), effects: Vec::new() }
+        DeviceOutcome { reply: Err(e), writes: Vec::new(), effects: Vec::new(), alarm: None }
     }
 }
 
-/// The listing and, for a retired device, revocation: what follows a status change.
+/// The listing and, for a device that is no longer enrolled, revocation of its certificate:
+/// what follows a status change.
 fn status_effects(record: &DeviceRecord) -> Vec<DeviceEffect> {
     let mut effects = vec![DeviceEffect::Index(DeviceIndexEntry::from(record))];
-    if record.status == DeviceStatus::Retired {
+    if matches!(record.status, DeviceStatus::Retiring | DeviceStatus::Retired | DeviceStatus::Superseded) {
         effects.push(DeviceEffect::Revoke { serials: vec![record.certificate.serial.clone()] });
     }
     effects
 }
 
-/// Runs one device call. `now_ms`: Unix milliseconds; `fresh_nonce`: randomness for the
-/// session engine's next nonce.
+/// How much command history a device keeps: the newest `max_count` finished commands, none
+/// older than `max_age_secs`; queued ones are never pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    pub max_count: usize,
+    pub max_age_secs: u64,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits { max_count: 200, max_age_secs: 90 * 86_400 }
+    }
+}
+
+/// Everything a call needs besides storage.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceContext {
+    /// Unix milliseconds.
+    pub now_ms: u64,
+    /// Randomness for the session engine's next nonce.
+    pub fresh_nonce: [u8; 16],
+    pub history: HistoryLimits,
+    /// How long a retiring device has to answer its Unenroll before the retirement completes
+    /// without it.
+    pub retire_grace_secs: u64,
+}
+
+impl DeviceContext {
+    fn now_iso(&self) -> String {
+        format_timestamp(self.now_ms)
+    }
+}
+
+/// Runs one device call.
 pub async fn handle<S: DeviceStorage>(
     store: &S,
     call: DeviceCall,
-    now_ms: u64,
-    fresh_nonce: [u8; 16],
+    ctx: DeviceContext,
 ) -> Result<DeviceOutcome, StoreError> {
     match call {
         DeviceCall::Record => {
@@ -180,24 +220,12 @@ pub async fn handle<S: DeviceStorage>(
             let mgmt = store.mgmt().await?.unwrap_or_default();
             Ok(DeviceOutcome::reply(DeviceReply::View(Box::new(DeviceView { record, mgmt })), vec![]))
         }
-        DeviceCall::Enroll { record, credentials } => {
-            let mut mgmt = store.mgmt().await?.unwrap_or_default();
-            mgmt.retire_requested = false;
-            // New credentials: the session starts over from the provisioned nonce.
-            let nonce = crate::codec::decode_base64(&credentials.device_nonce_b64).unwrap_or_default();
-            let writes = vec![
-                DeviceWrite::Record((*record).clone()),
-                DeviceWrite::Credentials(credentials),
-                DeviceWrite::Mgmt(mgmt),
-                DeviceWrite::Session(SessionState::new(nonce)),
-            ];
-            Ok(DeviceOutcome::reply(DeviceReply::Record(record), writes))
-        }
+        DeviceCall::Enroll { record, credentials } => enroll(store, *record, credentials, ctx).await,
         DeviceCall::Renewed { certificate, renewed_at } => {
             let Some(mut record) = store.record().await? else {
                 return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
             };
-            if record.status != DeviceStatus::Enrolled {
+            if lifecycle::accepts_commands(record.status).is_err() {
                 return Ok(DeviceOutcome::refuse(DeviceError::NotEnrolled));
             }
             record.certificate = certificate;
@@ -218,8 +246,8 @@ pub async fn handle<S: DeviceStorage>(
                 server_url: &server_url,
                 client_cert: client_cert.as_deref(),
                 max_attempts,
-                now_ms,
-                fresh_nonce,
+                now_ms: ctx.now_ms,
+                fresh_nonce: ctx.fresh_nonce,
             };
             match checkin(state, input) {
                 Err(e) => Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string()))),
@@ -235,7 +263,15 @@ pub async fn handle<S: DeviceStorage>(
                         DeviceWrite::Pending(h.pending),
                     ];
                     writes.extend(h.changed.into_iter().map(DeviceWrite::Command));
-                    Ok(DeviceOutcome { reply: Ok(DeviceReply::SyncMl(h.reply)), writes, effects })
+                    Ok(DeviceOutcome {
+                        reply: Ok(DeviceReply::SyncMl(h.reply)),
+                        writes,
+                        effects,
+                        alarm: None,
+                    })
+                }
+                Ok(Checkin::Unchanged { reply }) => {
+                    Ok(DeviceOutcome::reply(DeviceReply::SyncMl(reply), vec![]))
                 }
             }
         }
@@ -243,7 +279,7 @@ pub async fn handle<S: DeviceStorage>(
             let Some(record) = store.record().await? else {
                 return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
             };
-            if record.status != DeviceStatus::Enrolled {
+            if lifecycle::accepts_commands(record.status).is_err() {
                 return Ok(DeviceOutcome::refuse(DeviceError::NotEnrolled));
             }
             let pending = store.pending().await?;
@@ -251,7 +287,10 @@ pub async fn handle<S: DeviceStorage>(
                 return Ok(DeviceOutcome::refuse(DeviceError::QueueFull));
             }
             let mut writes = Vec::new();
-            let rec = append_command(store, pending, request, now_ms, &mut writes).await?;
+            let rec = append_command(store, pending.clone(), request, ctx.now_ms, &mut writes).await?;
+            let mut keep = pending;
+            keep.push(rec.id.clone());
+            prune_history(store, &keep, ctx, &mut writes).await?;
             Ok(DeviceOutcome::reply(DeviceReply::Queued { id: rec.id, status: rec.status }, writes))
         }
         DeviceCall::ListCommands => {
@@ -266,8 +305,131 @@ pub async fn handle<S: DeviceStorage>(
             Some(c) => Ok(DeviceOutcome::reply(DeviceReply::Command(Box::new(c)), vec![])),
             None => Ok(DeviceOutcome::refuse(DeviceError::NoSuchCommand)),
         },
-        DeviceCall::Retire => retire(store, now_ms).await,
+        DeviceCall::Retire => retire(store, ctx).await,
+        DeviceCall::Supersede { user, by } => {
+            let Some(mut record) = store.record().await? else {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            };
+            let Some(status) = lifecycle::supersede(&record, user.as_deref()) else {
+                return Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record)), vec![]));
+            };
+            record.status = status;
+            record.retired_at = Some(ctx.now_iso());
+            let mut writes = cancel_pending(store, &format!("cancelled: superseded by {by}"), ctx).await?;
+            writes.push(DeviceWrite::Record(record.clone()));
+            let effects = status_effects(&record);
+            Ok(DeviceOutcome {
+                reply: Ok(DeviceReply::Record(Box::new(record))),
+                writes,
+                effects,
+                alarm: None,
+            })
+        }
+        DeviceCall::RetireDeadline => {
+            let Some(mut record) = store.record().await? else {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            };
+            if record.status != DeviceStatus::Retiring {
+                return Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record)), vec![]));
+            }
+            record.status = lifecycle::unenroll_ended(record.status);
+            let mut writes =
+                cancel_pending(store, "the device did not answer its Unenroll within the grace period", ctx)
+                    .await?;
+            writes.push(DeviceWrite::Record(record.clone()));
+            let effects = status_effects(&record);
+            Ok(DeviceOutcome {
+                reply: Ok(DeviceReply::Record(Box::new(record))),
+                writes,
+                effects,
+                alarm: None,
+            })
+        }
     }
+}
+
+/// A new enrollment of this DeviceID: refused when another user holds it; the same user's
+/// re-enrollment gets new credentials and its old certificate revoked; a released DeviceID
+/// starts over and inherits no queued command.
+async fn enroll<S: DeviceStorage>(
+    store: &S,
+    record: DeviceRecord,
+    credentials: DmCredentials,
+    ctx: DeviceContext,
+) -> Result<DeviceOutcome, StoreError> {
+    let current = store.record().await?;
+    let kind = match lifecycle::enroll(current.as_ref(), record.user.as_deref()) {
+        Ok(k) => k,
+        Err(_) => return Ok(DeviceOutcome::refuse(DeviceError::NotYours)),
+    };
+    let mut mgmt = store.mgmt().await?.unwrap_or_default();
+    let mut writes = Vec::new();
+    let mut effects = Vec::new();
+    match kind {
+        EnrollKind::New => {}
+        EnrollKind::SameUser { revoke } => {
+            if revoke != record.certificate.serial {
+                effects.push(DeviceEffect::Revoke { serials: vec![revoke] });
+            }
+        }
+        EnrollKind::Fresh { revoke } => {
+            if revoke != record.certificate.serial {
+                effects.push(DeviceEffect::Revoke { serials: vec![revoke] });
+            }
+            writes = cancel_pending(store, "cancelled: the device was enrolled again", ctx).await?;
+            mgmt = Management::default();
+        }
+    }
+    mgmt.retire_requested = false;
+    // New credentials: the session starts over from the provisioned nonce.
+    let nonce = crate::codec::decode_base64(&credentials.device_nonce_b64).unwrap_or_default();
+    writes.extend([
+        DeviceWrite::Record(record.clone()),
+        DeviceWrite::Credentials(credentials),
+        DeviceWrite::Mgmt(mgmt),
+        DeviceWrite::Session(SessionState::new(nonce)),
+    ]);
+    Ok(DeviceOutcome { reply: Ok(DeviceReply::Record(Box::new(record))), writes, effects, alarm: None })
+}
+
+/// Every queued command ends, failed with `reason`, and the queue is emptied.
+async fn cancel_pending<S: DeviceStorage>(
+    store: &S,
+    reason: &str,
+    ctx: DeviceContext,
+) -> Result<Vec<DeviceWrite>, StoreError> {
+    let mut writes = Vec::new();
+    for id in store.pending().await? {
+        if let Some(mut c) = store.command(&id).await? {
+            c.cancel(reason, &ctx.now_iso());
+            writes.push(DeviceWrite::Command(c));
+        }
+    }
+    writes.push(DeviceWrite::Pending(Vec::new()));
+    Ok(writes)
+}
+
+/// Deletes the oldest finished commands beyond the history limits.
+async fn prune_history<S: DeviceStorage>(
+    store: &S,
+    pending: &[String],
+    ctx: DeviceContext,
+    writes: &mut Vec<DeviceWrite>,
+) -> Result<(), StoreError> {
+    let mut all = store.commands().await?;
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let cutoff = format_timestamp(ctx.now_ms.saturating_sub(ctx.history.max_age_secs * 1000));
+    // +1: the command being queued is not stored yet.
+    let mut count = all.len() + 1;
+    for c in &all {
+        let done = c.is_done() && !pending.contains(&c.id);
+        let old = c.completed_at.as_deref().is_some_and(|t| t < cutoff.as_str());
+        if done && (count > ctx.history.max_count || old) {
+            writes.push(DeviceWrite::DeleteCommand(c.id.clone()));
+            count -= 1;
+        }
+    }
+    Ok(())
 }
 
 async fn load_checkin<S: DeviceStorage>(store: &S) -> Result<CheckinState, StoreError> {
@@ -305,36 +467,34 @@ async fn append_command<S: DeviceStorage>(
     Ok(rec)
 }
 
-/// Retire: queue the unenrollment; the device is retired when it acknowledges it or says it
-/// left (alert 1226). A device that already left is retired at once.
-async fn retire<S: DeviceStorage>(store: &S, now_ms: u64) -> Result<DeviceOutcome, StoreError> {
+/// Retire ([`lifecycle::retire`]): at once, everything queued is cancelled, the Unenroll is
+/// queued, the certificate revoked and the listing updated; the retirement completes when the
+/// device answers, leaves, or the grace period ends (the returned alarm). Retiring again
+/// re-runs the revocation and listing, completing what a storage failure interrupted.
+async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<DeviceOutcome, StoreError> {
     let Some(mut record) = store.record().await? else {
         return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
     };
     let mut mgmt = store.mgmt().await?.unwrap_or_default();
+    let step = lifecycle::retire(&record);
     let mut writes = Vec::new();
-    let mut effects = Vec::new();
-    match record.status {
-        DeviceStatus::Retired => {}
-        DeviceStatus::Unenrolled => {
-            mgmt.retire_requested = true;
-            record.status = DeviceStatus::Retired;
-            writes.push(DeviceWrite::Record(record.clone()));
-            writes.push(DeviceWrite::Mgmt(mgmt));
-            effects = status_effects(&record);
-        }
-        DeviceStatus::Enrolled if !mgmt.retire_requested => {
-            mgmt.retire_requested = true;
-            writes.push(DeviceWrite::Mgmt(mgmt));
+    let mut alarm = None;
+    if step.status != record.status {
+        record.status = step.status;
+        record.retired_at = Some(ctx.now_iso());
+        mgmt.retire_requested = true;
+        if step.queue_unenroll {
+            writes = cancel_pending(store, "cancelled: the device was retired", ctx).await?;
             let unenroll = CommandRequest::Unenroll { provider_id: PROVIDER_ID.to_string() };
-            append_command(store, store.pending().await?, unenroll, now_ms, &mut writes).await?;
+            append_command(store, Vec::new(), unenroll, ctx.now_ms, &mut writes).await?;
+            alarm = Some(ctx.now_ms + ctx.retire_grace_secs * 1000);
         }
-        DeviceStatus::Enrolled => {}
+        writes.push(DeviceWrite::Record(record.clone()));
+        writes.push(DeviceWrite::Mgmt(mgmt));
     }
-    let status =
-        if record.status == DeviceStatus::Retired { RetireStatus::Retired } else { RetireStatus::Retiring };
-    let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status };
-    Ok(DeviceOutcome { reply: Ok(reply), writes, effects })
+    let effects = status_effects(&record);
+    let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status: record.status };
+    Ok(DeviceOutcome { reply: Ok(reply), writes, effects, alarm })
 }
 
 /// An in-memory device object for native tests: the rules above over plain fields.
@@ -396,12 +556,21 @@ pub mod memory {
                     DeviceWrite::Command(c) => {
                         self.commands.borrow_mut().insert(c.id.clone(), c);
                     }
+                    DeviceWrite::DeleteCommand(id) => {
+                        self.commands.borrow_mut().remove(&id);
+                    }
                 }
             }
         }
 
         pub fn call(&self, call: DeviceCall, now_ms: u64) -> Result<DeviceReply, DeviceError> {
-            let out = crate::calls::block_on(handle(self, call, now_ms, [7; 16])).expect("memory store");
+            let ctx = DeviceContext {
+                now_ms,
+                fresh_nonce: [7; 16],
+                history: HistoryLimits::default(),
+                retire_grace_secs: 7 * 86_400,
+            };
+            let out = crate::calls::block_on(handle(self, call, ctx)).expect("memory store");
             self.commit(out.writes);
             self.effects.borrow_mut().extend(out.effects);
             out.reply
@@ -443,6 +612,7 @@ mod tests {
             status: DeviceStatus::Enrolled,
             enrolled_at: "t0".into(),
             renewed_at: None,
+            retired_at: None,
         }
     }
 
@@ -541,7 +711,7 @@ mod tests {
         let queued = d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW).unwrap();
         let DeviceReply::Queued { id, status: CommandState::Queued } = queued else { panic!("{queued:?}") };
         let reply = syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
-        assert_eq!(hdr_status(&reply), "212");
+        assert_eq!(hdr_status(&reply), "200");
         let exec = reply.body.commands.iter().find(|c| c.name() == "Exec").expect("the lock is sent");
         assert_eq!(d.commands.borrow()[&id].status, CommandState::Sent);
         assert!(d.record.borrow().is_some());
@@ -549,7 +719,10 @@ mod tests {
             "<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>{}</CmdRef><Cmd>Exec</Cmd><Data>200</Data></Status>",
             exec.cmd_id()
         );
-        syncml(&d, message("DEV", "1", 2, None, &status));
+        // Without its Cred the message changes nothing.
+        assert_eq!(hdr_status(&syncml(&d, message("DEV", "1", 2, None, &status))), "407");
+        assert_eq!(d.commands.borrow()[&id].status, CommandState::Sent);
+        syncml(&d, message("DEV", "1", 2, Some(&[7; 16]), &status));
         assert_eq!(d.commands.borrow()[&id].status, CommandState::Acknowledged);
         assert!(d.pending.borrow().is_empty(), "done commands leave the queue");
         assert!(d.mgmt.borrow().as_ref().unwrap().last_checkin.is_some());
@@ -586,11 +759,16 @@ mod tests {
     fn retire_queues_the_unenroll_once_and_completes_on_acknowledgement() {
         let d = enrolled("DEV");
         let r = d.call(DeviceCall::Retire, NOW).unwrap();
-        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: RetireStatus::Retiring });
+        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: DeviceStatus::Retiring });
         assert_eq!(d.pending.borrow().len(), 1);
+        // At once: the certificate is revoked and the listing says retiring.
+        let effects = d.effects.borrow().clone();
+        assert!(matches!(&effects[0], DeviceEffect::Index(e) if e.status == DeviceStatus::Retiring));
+        assert_eq!(effects[1], DeviceEffect::Revoke { serials: vec!["0A".into()] });
         d.call(DeviceCall::Retire, NOW).unwrap();
         assert_eq!(d.pending.borrow().len(), 1, "a second retire queues nothing more");
-        assert!(d.effects.borrow().is_empty(), "nothing is revoked before the device leaves");
+        assert_eq!(d.effects.borrow().len(), 4, "but completes the revocation and listing again");
+        d.effects.borrow_mut().clear();
 
         let reply = syncml(&d, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
         let exec = reply.body.commands.iter().find(|c| c.name() == "Exec").expect("the unenroll is sent");
@@ -598,14 +776,14 @@ mod tests {
             "<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>{}</CmdRef><Cmd>Exec</Cmd><Data>200</Data></Status>",
             exec.cmd_id()
         );
-        syncml(&d, message("DEV", "1", 2, None, &status));
+        syncml(&d, message("DEV", "1", 2, Some(&[7; 16]), &status));
         assert_eq!(d.record.borrow().as_ref().unwrap().status, DeviceStatus::Retired);
         let effects = d.effects.borrow();
         assert!(matches!(&effects[0], DeviceEffect::Index(e) if e.status == DeviceStatus::Retired));
         assert_eq!(effects[1], DeviceEffect::Revoke { serials: vec!["0A".into()] });
         drop(effects);
         let r = d.call(DeviceCall::Retire, NOW).unwrap();
-        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: RetireStatus::Retired });
+        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: DeviceStatus::Retired });
     }
 
     #[test]
@@ -613,7 +791,7 @@ mod tests {
         let d = enrolled("DEV");
         d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Unenrolled;
         let r = d.call(DeviceCall::Retire, NOW).unwrap();
-        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: RetireStatus::Retired });
+        assert_eq!(r, DeviceReply::Retire { device_id: "DEV".into(), status: DeviceStatus::Retired });
         assert!(d.pending.borrow().is_empty());
         assert_eq!(d.effects.borrow().len(), 2);
         assert_eq!(d.call(DeviceCall::Retire, NOW + 1).unwrap(), r, "idempotent");

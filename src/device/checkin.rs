@@ -5,9 +5,10 @@
 //! update the record, the management state and the commands. The device object loads the
 //! state, calls [`checkin`] and commits what it returns.
 
+use super::lifecycle::{self, SessionAccess};
 use super::{DeviceRecord, DeviceStatus, DmCredentials};
 use crate::codec::decode_base64;
-use crate::commands::{self, CommandRecord, Management};
+use crate::commands::{self, CommandRecord, CommandRequest, Management};
 use crate::proto::syncml::codes::{CODE_FORBIDDEN, CODE_INVALID_CREDENTIALS};
 use crate::proto::syncml::message::SyncMl;
 use crate::proto::syncml::session::{self, DeviceAuth, Input, SessionState};
@@ -48,6 +49,10 @@ pub enum Checkin {
     Refused {
         reply: String,
     },
+    /// The message did not authenticate: the reply challenges it, nothing changes.
+    Unchanged {
+        reply: String,
+    },
     Handled(Box<Handled>),
 }
 
@@ -73,7 +78,8 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
         let reply = commands::refusal(&msg, CODE_INVALID_CREDENTIALS, input.server_url);
         return Ok(Checkin::Refused { reply });
     };
-    if record.status != DeviceStatus::Enrolled {
+    let access = lifecycle::session_access(record.status);
+    if access == SessionAccess::Refused {
         return Ok(Checkin::Refused { reply: commands::refusal(&msg, CODE_FORBIDDEN, input.server_url) });
     }
     let session_state = state
@@ -84,8 +90,25 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
     let before = commands.clone();
     let now_iso = format_timestamp(input.now_ms);
 
-    commands::expire_unacknowledged(&session_state, &mut commands, input.max_attempts, &now_iso);
-    let queue = commands::queue(&state.pending, &commands);
+    let expired =
+        commands::expire_unacknowledged(&session_state, &mut commands, input.max_attempts, &now_iso);
+    let mut status_changed = false;
+    // An Unenroll that used up its attempts unanswered still ends the retirement.
+    if expired
+        .iter()
+        .any(|id| commands.get(id).is_some_and(|c| matches!(c.request, CommandRequest::Unenroll { .. })))
+    {
+        let ended = lifecycle::unenroll_ended(record.status);
+        status_changed = ended != record.status;
+        record.status = ended;
+    }
+    let mut queue = commands::queue(&state.pending, &commands);
+    if access == SessionAccess::UnenrollOnly || record.status != DeviceStatus::Enrolled {
+        // A retiring device gets its Unenroll and nothing else.
+        queue.retain(|q| {
+            commands.get(&q.id).is_some_and(|c| matches!(c.request, CommandRequest::Unenroll { .. }))
+        });
+    }
     let auth = DeviceAuth {
         name: creds.device_name.clone(),
         secret_hash: creds.device_hash_b64.clone(),
@@ -103,6 +126,9 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
         fresh_nonce: input.fresh_nonce,
     };
     let out = session::handle_message(&session_state, engine_input)?;
+    if !out.authenticated && !status_changed {
+        return Ok(Checkin::Unchanged { reply: out.reply });
+    }
     let applied = commands::apply_events(&out.events, &mut record, &mut mgmt, &mut commands, &now_iso);
 
     let pending =
@@ -115,6 +141,6 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
         session: out.new_state,
         pending,
         changed,
-        status_changed: applied.status_changed,
+        status_changed: applied.status_changed || status_changed,
     })))
 }

@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod checkin;
+pub mod lifecycle;
 
 use crate::proto::provdoc::CertStore;
 use serde::{Deserialize, Serialize};
@@ -59,14 +60,20 @@ pub struct CertRef {
     pub not_after: String,
 }
 
+/// Where a device is in its lifecycle; the transitions are [`lifecycle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceStatus {
     Enrolled,
+    /// An admin retired it; the Unenroll is on its way. The server already treats it as gone:
+    /// no commands but the Unenroll, certificate revoked, no renewal, DeviceID released.
+    Retiring,
+    /// An admin retired it and the retirement is complete.
+    Retired,
     /// The device said it left (alert 1226).
     Unenrolled,
-    /// An admin retired it.
-    Retired,
+    /// The same user enrolled the same hardware again under a new DeviceID.
+    Superseded,
 }
 
 /// The device record, kept in the device's Durable Object.
@@ -79,6 +86,9 @@ pub struct DeviceRecord {
     pub status: DeviceStatus,
     pub enrolled_at: String,
     pub renewed_at: Option<String>,
+    /// When an admin retired it (or a newer enrollment superseded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
 }
 
 /// KV value of `device:<device_id>`: what listing devices needs, kept in step with the record

@@ -18,15 +18,20 @@ use crate::codec::{decode_base64, encode_base64, hex};
 use crate::config::Config;
 use crate::context::Entropy;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
-use crate::device::{valid_device_id, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus};
+use crate::device::{
+    lifecycle, valid_device_id, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus,
+};
 use crate::issuer::{CaCall, CaError, CaReply, Issued};
 use crate::pki::{self, PkiError};
+use crate::proto::discovery::AuthPolicy;
 use crate::proto::discovery::ENROLLMENT_PATH_WIN10;
 use crate::proto::provdoc::{RenewalDoc, StoredCert};
 use crate::proto::soap::Credential;
 use crate::proto::wstep::RequestSecurityToken;
+use crate::signin::LOCAL_CLIENT;
 use crate::time::format_timestamp;
 use crate::tokens::authority::{precheck, Stage, TokenCall, TokenCallError, TokenReply};
+use crate::tokens::RateLimit;
 use crate::tokens::{TokenError, MAX_TOKEN_LEN};
 use crate::users::{self, Directory, Kdf};
 
@@ -71,16 +76,41 @@ pub struct Principal {
     pub token: Option<String>,
 }
 
-/// Checks the header credential: a UsernameToken against the user directory, a
-/// DeviceEnrollmentUserToken (login token or admin enrollment token) with the token
+/// Checks the header credential: a UsernameToken against the user directory (OnPremise only,
+/// and counted against the same per-email and per-address failure limits as the sign-in
+/// page), a DeviceEnrollmentUserToken (login token or admin enrollment token) with the token
 /// authority, without spending it.
-pub async fn authenticate<P: Ports>(ports: &P, cred: Option<&Credential>) -> Result<Principal, EnrollError> {
+pub async fn authenticate<P: Ports>(
+    ports: &P,
+    cfg: &Config,
+    req: &SoapRequest<'_>,
+    cred: Option<&Credential>,
+) -> Result<Principal, EnrollError> {
     match cred {
         Some(Credential::UsernameToken { username, password }) => {
+            // Under Federated the sign-in page is the only place a password is typed.
+            if cfg.auth_policy == AuthPolicy::Federated {
+                return Err(EnrollError::Authentication("this server accepts enrollment tokens only".into()));
+            }
             let email = users::normalize_email(username);
+            let keys = vec![format!("email:{email}"), format!("ip:{}", req.client.unwrap_or(LOCAL_CLIENT))];
+            let limit =
+                RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
+            match ports.tokens(TokenCall::CheckLimit { keys: keys.clone(), limit }).await.map_err(server)? {
+                Ok(_) => {}
+                Err(TokenCallError::RateLimited { .. }) => {
+                    return Err(EnrollError::Authentication(
+                        "too many failed sign-ins; try again later".into(),
+                    ))
+                }
+                Err(e) => return Err(EnrollError::Server(format!("token authority refused: {e:?}"))),
+            }
             match users::authenticate(ports, &email, password).await.map_err(server)? {
                 Some(_) => Ok(Principal { email, token: None }),
-                None => Err(EnrollError::Authentication("unknown user or wrong password".into())),
+                None => {
+                    ports.tokens(TokenCall::Failed { keys, limit }).await.map_err(server)?.ok();
+                    Err(EnrollError::Authentication("unknown user or wrong password".into()))
+                }
             }
         }
         Some(Credential::UserToken(bytes)) => {
@@ -166,10 +196,19 @@ pub async fn issue<P: Ports>(
     let (base_url, now_ms) = (req.base_url, req.now_ms);
     let identity = DeviceIdentity::from_request(rst, hex(&entropy.bytes::<16>()).to_uppercase())?;
     let csr = pki::parse_csr(csr_der, MIN_RSA_BITS).map_err(EnrollError::Csr)?;
+    // DeviceIDs are identifiers, not secrets: an enrolled one belongs to its user. Checked
+    // before anything is spent or signed (and again, atomically, by the device object).
+    let user = principal.email.as_str();
+    if let Ok(DeviceReply::View(v)) =
+        ports.device(&identity.device_id, DeviceCall::Record).await.map_err(server)?
+    {
+        if let Err(e) = lifecycle::enroll(Some(&v.record), Some(user)) {
+            return Err(EnrollError::NotAuthorized(e.to_string()));
+        }
+    }
     // A token is spent (login token: marked used; admin token: one use less) once the request
     // is known to be well-formed, atomically in the token authority, before anything is issued;
     // the enrolling DeviceID is recorded with it and checked against the token's binding.
-    let user = principal.email.as_str();
     if let Some(token) = &principal.token {
         use_token(ports, token, Stage::Consume, Some(&identity.device_id)).await?;
     }
@@ -217,16 +256,40 @@ pub async fn issue<P: Ports>(
         status: DeviceStatus::Enrolled,
         enrolled_at: format_timestamp(now_ms),
         renewed_at: None,
+        retired_at: None,
     };
     let device_id = record.identity.device_id.clone();
+    let hw_dev_id = record.identity.hw_dev_id.clone();
     let entry = DeviceIndexEntry::from(&record);
     let call = DeviceCall::Enroll { record: Box::new(record), credentials };
     match ports.device(&device_id, call).await.map_err(server)? {
         Ok(_) => {}
+        Err(DeviceError::NotYours) => {
+            // Another user enrolled this DeviceID in the meantime: the certificate just signed
+            // is never handed out.
+            let _ = ports.ca(CaCall::Revoke { serials: vec![issued.serial.clone()] }).await;
+            return Err(EnrollError::NotAuthorized(DeviceError::NotYours.to_string()));
+        }
         Err(e) => return Err(EnrollError::Server(format!("device object refused the enrollment: {e}"))),
     }
     ports.put_device(&entry).await.map_err(server)?;
+    if let Some(hw) = hw_dev_id.filter(|h| !h.is_empty() && h.len() <= 256) {
+        supersede(ports, &hw, &device_id, user).await;
+    }
     Ok(doc.to_xml())
+}
+
+/// A new DeviceID on known hardware: the same user's older enrollment of that hardware is
+/// superseded (another user's is left alone, [`lifecycle::supersede`]). Best effort: the
+/// enrollment itself is complete, and a failure here leaves only a stale record behind.
+async fn supersede<P: Ports>(ports: &P, hw: &str, device_id: &str, user: &str) {
+    if let Ok(Some(old)) = ports.hardware(hw).await {
+        if old != device_id {
+            let call = DeviceCall::Supersede { user: Some(user.to_string()), by: device_id.to_string() };
+            let _ = ports.device(&old, call).await;
+        }
+    }
+    let _ = ports.put_hardware(hw, device_id).await;
 }
 
 /// A ROBO renewal: the renewal document, or why not.
@@ -263,9 +326,10 @@ pub async fn renew<P: Ports>(
         Ok(DeviceReply::View(v)) => v.record,
         _ => return Err(EnrollError::NotEligibleToRenew("the device is not enrolled".into())),
     };
-    if record.status != DeviceStatus::Enrolled {
-        return Err(EnrollError::NotEligibleToRenew("the device is no longer enrolled".into()));
-    }
+    // Only the certificate that is current on an enrolled device's record renews: not one it
+    // replaced, not a retired or superseded device's.
+    lifecycle::renewal(&record, &pki::thumbprint(&renewal.signer_cert_der))
+        .map_err(|e| EnrollError::NotEligibleToRenew(e.to_string()))?;
     let issued = sign(
         ports,
         CaCall::Renew {

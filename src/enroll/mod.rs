@@ -33,6 +33,8 @@ pub enum EnrollError {
     Csr(PkiError),
     /// No credential, or one that does not check out.
     Authentication(String),
+    /// The user may not enroll this device (another user's DeviceID).
+    NotAuthorized(String),
     /// The request's context does not describe a device we can enroll.
     InvalidEnrollmentData(String),
     /// Renewal refused: unknown, revoked, expired or retired certificate, or a mismatch.
@@ -52,6 +54,7 @@ impl fmt::Display for EnrollError {
             EnrollError::Wstep(e) => write!(f, "{e}"),
             EnrollError::Csr(e) => write!(f, "certificate request refused: {e}"),
             EnrollError::Authentication(m) => write!(f, "authentication failed: {m}"),
+            EnrollError::NotAuthorized(m) => write!(f, "not authorized: {m}"),
             EnrollError::InvalidEnrollmentData(m) => write!(f, "invalid enrollment data: {m}"),
             EnrollError::NotEligibleToRenew(m) => write!(f, "not eligible to renew: {m}"),
             EnrollError::Server(m) => write!(f, "server error: {m}"),
@@ -73,6 +76,7 @@ impl EnrollError {
             EnrollError::Wstep(_) => FaultCode::MessageFormat,
             EnrollError::Csr(_) => FaultCode::CertificateRequest,
             EnrollError::Authentication(_) => FaultCode::Authentication,
+            EnrollError::NotAuthorized(_) => FaultCode::Authorization,
             EnrollError::InvalidEnrollmentData(_) => FaultCode::InvalidEnrollmentData,
             EnrollError::NotEligibleToRenew(_) => FaultCode::NotEligibleToRenew,
             EnrollError::Server(_) => FaultCode::EnrollmentServer,

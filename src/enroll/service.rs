@@ -32,6 +32,8 @@ pub struct SoapRequest<'a> {
     pub base_url: &'a str,
     /// SHA-1 thumbprint of a TLS client certificate Cloudflare mTLS verified, if any.
     pub client_cert: Option<&'a str>,
+    /// The client's address (`CF-Connecting-IP`), for the password-guessing limits.
+    pub client: Option<&'a str>,
     /// The client generation, decided once by the service the client called (discovery sends
     /// Windows 8.1 to `DeviceEnrollmentWebservice.svc`).
     pub generation: ClientGeneration,
@@ -112,7 +114,7 @@ async fn dispatch<P: Ports>(
             Ok((ns::ACTION_DISCOVER_RESPONSE, Vec::new(), answer.to_element()))
         }
         Some(ns::ACTION_GET_POLICIES) => {
-            flow::authenticate(ports, env.header.credential.as_ref()).await?;
+            flow::authenticate(ports, cfg, req, env.header.credential.as_ref()).await?;
             GetPolicies::parse(&env.body).ok_or(EnrollError::NotAGetPolicies)?;
             let resp = GetPoliciesResponse {
                 common_name: cfg.provider_id.clone(),
@@ -126,7 +128,8 @@ async fn dispatch<P: Ports>(
             let rst = RequestSecurityToken::parse(&env.body)?;
             let doc = match (&rst.request_type, &rst.token) {
                 (RequestType::Issue, TokenRequest::Pkcs10(csr)) => {
-                    let principal = flow::authenticate(ports, env.header.credential.as_ref()).await?;
+                    let principal =
+                        flow::authenticate(ports, cfg, req, env.header.credential.as_ref()).await?;
                     flow::issue(ports, cfg, req, &rst, csr, &principal, entropy).await?
                 }
                 // ROBO renewal authenticates with the current key (the PKCS#7 signature), not a

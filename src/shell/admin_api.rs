@@ -193,8 +193,14 @@ async fn delete_user(ports: &EdgePorts<'_>, email: &str) -> Result<Response> {
     let kv = ports.kv()?;
     match kv.user(email).await {
         Ok(None) => json_error(404, "no such user"),
-        Ok(Some(_)) => match kv.delete_user(email).await {
-            Ok(()) => no_content(),
+        // The user's tokens are revoked first: a user deleted is refused at once, also with a
+        // login token or an enrollment token issued before.
+        Ok(Some(_)) => match ports.tokens(TokenCall::RevokeUser { email: email.to_string() }).await {
+            Ok(Ok(_)) => match kv.delete_user(email).await {
+                Ok(()) => no_content(),
+                Err(e) => server_error(&e),
+            },
+            Ok(Err(e)) => token_error(&e),
             Err(e) => server_error(&e),
         },
         Err(e) => server_error(&e),

@@ -10,12 +10,13 @@
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::rpc;
-use super::storage::{Batch, JsonStorage};
+use super::storage::{store_error, Batch, JsonStorage};
 use crate::calls::StoreError;
 use crate::commands::{CommandRecord, Management};
 use crate::context::Entropy;
 use crate::device::calls::{
-    self, DeviceCall, DeviceEffect, DeviceError, DeviceReply, DeviceStorage, DeviceWrite,
+    self, DeviceCall, DeviceContext, DeviceEffect, DeviceError, DeviceReply, DeviceStorage, DeviceWrite,
+    HistoryLimits,
 };
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
@@ -80,6 +81,11 @@ impl DurableObject for DeviceObject {
         };
         rpc::encode(answer)
     }
+
+    /// The retire grace period ended.
+    async fn alarm(&self) -> Result<Response> {
+        rpc::encode(self.run(DeviceCall::RetireDeadline).await)
+    }
 }
 
 impl DeviceObject {
@@ -88,7 +94,17 @@ impl DeviceObject {
         call: DeviceCall,
     ) -> std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError> {
         let store = Store(JsonStorage(self.state.storage()));
-        let out = calls::handle(&store, call, now_ms(), Csprng.bytes()).await?;
+        let cfg = super::config(&self.env).map_err(|e| StoreError(e.to_string()))?;
+        let ctx = DeviceContext {
+            now_ms: now_ms(),
+            fresh_nonce: Csprng.bytes(),
+            history: HistoryLimits {
+                max_count: cfg.command_history_max as usize,
+                max_age_secs: u64::from(cfg.command_history_days) * 86_400,
+            },
+            retire_grace_secs: cfg.retire_grace_secs.into(),
+        };
+        let out = calls::handle(&store, call, ctx).await?;
         let mut batch = Batch::default();
         for w in &out.writes {
             match w {
@@ -99,9 +115,14 @@ impl DeviceObject {
                 DeviceWrite::Pending(p) => batch.put(PENDING, p)?,
                 DeviceWrite::CommandSeq(s) => batch.put(CMD_SEQ, s)?,
                 DeviceWrite::Command(c) => batch.put(&format!("{CMD}{}", c.id), c)?,
+                DeviceWrite::DeleteCommand(id) => batch.delete(&format!("{CMD}{id}")),
             }
         }
         store.0.commit(batch).await?;
+        if let Some(at) = out.alarm {
+            let offset = at.saturating_sub(ctx.now_ms) as i64;
+            self.state.storage().set_alarm(offset).await.map_err(store_error)?;
+        }
         let ports = EdgePorts::new(&self.env);
         for effect in out.effects {
             match effect {

@@ -14,11 +14,13 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
     let client_cert = super::management_service::verified_client_cert(&req);
     let generation = ClientGeneration::from_service_path(&req.path());
     let base_url = cfg.base_url(&super::origin(&req)?);
+    let client = req.headers().get("CF-Connecting-IP")?.filter(|a| !a.is_empty() && a.len() <= 64);
     let body = read_limited(&mut req, MAX_SOAP_BYTES).await?;
     let request = SoapRequest {
         body: body.as_deref(),
         base_url: &base_url,
         client_cert: client_cert.as_deref(),
+        client: client.as_deref(),
         generation,
         now_ms: now_ms(),
     };

@@ -1,5 +1,6 @@
 //! KV: read-mostly data. Key families and value shapes are documented in `kv-schema/`:
-//! `user:<email>` → [`UserRecord`]; `device:<device_id>` → [`DeviceIndexEntry`].
+//! `user:<email>` → [`UserRecord`]; `device:<device_id>` → [`DeviceIndexEntry`];
+//! `hw:<HWDevID>` → the DeviceID last enrolled on that hardware (a JSON string).
 
 use crate::calls::StoreError;
 use crate::device::DeviceIndexEntry;
@@ -11,6 +12,7 @@ use worker::Env;
 pub const BINDING: &str = "KV";
 pub const USER_PREFIX: &str = "user:";
 pub const DEVICE_PREFIX: &str = "device:";
+pub const HARDWARE_PREFIX: &str = "hw:";
 
 fn kv_error(e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("KV: {e}"))
@@ -72,6 +74,14 @@ impl Kv {
 
     pub async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError> {
         self.put(&format!("{DEVICE_PREFIX}{}", entry.device_id), entry).await
+    }
+
+    pub async fn hardware(&self, hw_dev_id: &str) -> Result<Option<String>, StoreError> {
+        self.get(&format!("{HARDWARE_PREFIX}{hw_dev_id}")).await
+    }
+
+    pub async fn put_hardware(&self, hw_dev_id: &str, device_id: &str) -> Result<(), StoreError> {
+        self.put(&format!("{HARDWARE_PREFIX}{hw_dev_id}"), &device_id).await
     }
 
     pub async fn devices(&self) -> Result<Vec<DeviceIndexEntry>, StoreError> {

@@ -31,7 +31,7 @@ use respond::{fixed, json_error};
 use worker::*;
 
 /// Reads the configuration from the Worker's vars and secrets.
-fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> {
+pub fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> {
     Config::from_lookup(&|name| {
         env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
     })

@@ -65,6 +65,14 @@ impl Directory for EdgePorts<'_> {
     async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError> {
         self.kv()?.put_device(entry).await
     }
+
+    async fn hardware(&self, hw_dev_id: &str) -> Result<Option<String>, StoreError> {
+        self.kv()?.hardware(hw_dev_id).await
+    }
+
+    async fn put_hardware(&self, hw_dev_id: &str, device_id: &str) -> Result<(), StoreError> {
+        self.kv()?.put_hardware(hw_dev_id, device_id).await
+    }
 }
 
 impl Kdf for EdgePorts<'_> {

@@ -55,7 +55,7 @@ pub fn server_error(e: &StoreError) -> Result<Response> {
 pub fn device_error(e: &DeviceError) -> Result<Response> {
     let status = match e {
         DeviceError::NoSuchDevice | DeviceError::NoSuchCommand => 404,
-        DeviceError::NotEnrolled => 409,
+        DeviceError::NotEnrolled | DeviceError::NotYours => 409,
         DeviceError::QueueFull => 429,
         DeviceError::MalformedSyncMl(_) => 400,
     };

@@ -4,13 +4,17 @@
 //!
 //! Storage (JSON text): `hmac_key` (base64 of the 32-byte HMAC-SHA256 key), `used:<jti>`
 //! ([`UsedToken`]), `etok:<id>` ([`EnrollTokenRecord`]), `rl:<key>` ([`Window`], keys
-//! `email:<email>` or `ip:<address>`), `next_sweep` (unix seconds).
+//! `email:<email>` or `ip:<address>`), `next_sweep` (unix seconds), `urev:<email>` (when the
+//! user's tokens were revoked, unix ms), `exp:<at>:u:<jti>` / `exp:<at>:w:<key>` (the expiry
+//! index the sweep reads as one bounded range).
 
 use super::platform::{now_ms, Csprng};
 use super::rpc;
-use super::storage::{Batch, JsonStorage};
+use super::storage::{store_error, Batch, JsonStorage};
 use crate::calls::StoreError;
-use crate::tokens::authority::{self, EnrollTokenRecord, TokenCall, TokenStorage, TokenWrite, UsedToken};
+use crate::tokens::authority::{
+    self, EnrollTokenRecord, Expiring, Expiry, TokenCall, TokenStorage, TokenWrite, UsedToken,
+};
 use crate::tokens::Window;
 use worker::*;
 
@@ -22,6 +26,28 @@ const NEXT_SWEEP: &str = "next_sweep";
 const USED: &str = "used:";
 const ETOK: &str = "etok:";
 const RL: &str = "rl:";
+const UREV: &str = "urev:";
+const EXP: &str = "exp:";
+
+/// `exp:<at, 20 digits>:u:<jti>` or `exp:<at>:w:<key>`: the expiry index.
+fn expiry_key(e: &Expiry) -> String {
+    match &e.target {
+        Expiring::Used(jti) => format!("{EXP}{:020}:u:{jti}", e.at),
+        Expiring::Window(k) => format!("{EXP}{:020}:w:{k}", e.at),
+    }
+}
+
+fn expiry_from_key(key: &str) -> Option<Expiry> {
+    let rest = key.strip_prefix(EXP)?;
+    let (at, rest) = rest.split_once(':')?;
+    let at = at.parse().ok()?;
+    let target = match rest.split_once(':')? {
+        ("u", jti) => Expiring::Used(jti.to_string()),
+        ("w", k) => Expiring::Window(k.to_string()),
+        _ => return None,
+    };
+    Some(Expiry { at, target })
+}
 
 #[durable_object]
 pub struct TokenAuthority {
@@ -49,11 +75,21 @@ impl TokenStorage for Store {
     async fn next_sweep(&self) -> std::result::Result<Option<u64>, StoreError> {
         self.0.get(NEXT_SWEEP).await
     }
-    async fn used_tokens(&self) -> std::result::Result<Vec<(String, UsedToken)>, StoreError> {
-        self.0.list(USED).await
+    async fn user_revoked(&self, email: &str) -> std::result::Result<Option<u64>, StoreError> {
+        self.0.get(&format!("{UREV}{email}")).await
     }
-    async fn windows(&self) -> std::result::Result<Vec<(String, Window)>, StoreError> {
-        self.0.list(RL).await
+    async fn expired(&self, now: u64, limit: usize) -> std::result::Result<Vec<Expiry>, StoreError> {
+        // Keys sort by their zero-padded time: everything due is one bounded range.
+        let end = format!("{EXP}{:020}~", now);
+        let opts = ListOptions::new().start(EXP).end(&end).limit(limit);
+        let map = self.0 .0.list_with_options(opts).await.map_err(store_error)?;
+        let mut out = Vec::new();
+        map.for_each(&mut |_, key| {
+            if let Some(e) = key.as_string().and_then(|k| expiry_from_key(&k)) {
+                out.push(e);
+            }
+        });
+        Ok(out)
     }
 }
 
@@ -89,6 +125,9 @@ impl TokenAuthority {
                 TokenWrite::Window(k, w) => batch.put(&format!("{RL}{k}"), w)?,
                 TokenWrite::DeleteWindow(k) => batch.delete(&format!("{RL}{k}")),
                 TokenWrite::NextSweep(t) => batch.put(NEXT_SWEEP, t)?,
+                TokenWrite::UserRevoked(email, at) => batch.put(&format!("{UREV}{email}"), at)?,
+                TokenWrite::Expiry(e) => batch.put(&expiry_key(e), &e.at)?,
+                TokenWrite::DeleteExpiry(e) => batch.delete(&expiry_key(e)),
             }
         }
         store.0.commit(batch).await?;

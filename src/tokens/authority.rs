@@ -162,6 +162,21 @@ pub enum TokenCall {
     Release {
         keys: Vec<String>,
     },
+    /// Is any key at its failure limit? (A password check at the SOAP endpoints asks first,
+    /// then counts only failures, so that concurrent enrollments of one user are not limited.)
+    CheckLimit {
+        keys: Vec<String>,
+        limit: RateLimit,
+    },
+    /// Count a failed password check against every key.
+    Failed {
+        keys: Vec<String>,
+        limit: RateLimit,
+    },
+    /// The user was deleted: every token issued to them until now is refused from now on.
+    RevokeUser {
+        email: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +199,11 @@ pub enum TokenReply {
     Revoked(EnrollTokenView),
     Admitted,
     Released,
+    /// Counted, or below the limit.
+    Noted,
+    UserRevoked {
+        enrollment_tokens: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,9 +228,29 @@ pub trait TokenStorage {
     async fn enroll_tokens(&self) -> Result<Vec<EnrollTokenRecord>, StoreError>;
     async fn window(&self, key: &str) -> Result<Option<Window>, StoreError>;
     async fn next_sweep(&self) -> Result<Option<u64>, StoreError>;
-    async fn used_tokens(&self) -> Result<Vec<(String, UsedToken)>, StoreError>;
-    async fn windows(&self) -> Result<Vec<(String, Window)>, StoreError>;
+    /// When the user's tokens were revoked (Unix milliseconds), if they were.
+    async fn user_revoked(&self, email: &str) -> Result<Option<u64>, StoreError>;
+    /// Entries of the expiry index due at or before `now` (Unix seconds), oldest first, at
+    /// most `limit`: what the sweep deletes, found without reading anything else.
+    async fn expired(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError>;
 }
+
+/// What an entry of the expiry index points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Expiring {
+    Used(String),
+    Window(String),
+}
+
+/// One entry of the expiry index: `target` may be deleted from `at` (Unix seconds) on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expiry {
+    pub at: u64,
+    pub target: Expiring,
+}
+
+/// Most expiry entries handled by one sweep.
+pub const SWEEP_BATCH: usize = 128;
 
 /// The token authority's writes, committed together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +262,9 @@ pub enum TokenWrite {
     Window(String, Window),
     DeleteWindow(String),
     NextSweep(u64),
+    UserRevoked(String, u64),
+    Expiry(Expiry),
+    DeleteExpiry(Expiry),
 }
 
 type TokenOutcome = Outcome<TokenReply, TokenCallError, TokenWrite>;
@@ -239,7 +282,8 @@ pub async fn handle<S: TokenStorage>(
         TokenCall::IssueLogin { sub, dev, ttl_secs, release } => {
             let key = signing_key(store, entropy, &mut writes).await?;
             let exp = now + ttl_secs.max(1);
-            let claims = Claims { typ: TokenType::Login, sub, exp, jti: hex(&entropy.bytes::<16>()), dev };
+            let jti = hex(&entropy.bytes::<16>());
+            let claims = Claims { typ: TokenType::Login, sub, exp, jti, dev, iat_ms: now_ms };
             release_into(store, &release, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::LoginIssued { token: sign(&key, &claims), exp }, writes))
         }
@@ -252,6 +296,9 @@ pub async fn handle<S: TokenStorage>(
             };
             if email.as_deref().is_some_and(|e| e != claims.sub) {
                 return refuse(TokenError::WrongUser);
+            }
+            if store.user_revoked(&claims.sub).await?.is_some_and(|at| claims.iat_ms <= at) {
+                return refuse(TokenError::Revoked);
             }
             if let (Some(bound), Some(device)) = (&claims.dev, &device_id) {
                 if bound != device {
@@ -267,6 +314,11 @@ pub async fn handle<S: TokenStorage>(
                         let used =
                             UsedToken { device_id, used_at: format_timestamp(now_ms), exp: claims.exp };
                         writes.push(TokenWrite::Used(claims.jti.clone(), used));
+                        let at = claims.exp;
+                        writes.push(TokenWrite::Expiry(Expiry {
+                            at,
+                            target: Expiring::Used(claims.jti.clone()),
+                        }));
                         sweep_into(store, now, &mut writes).await?;
                     }
                 }
@@ -314,6 +366,7 @@ pub async fn handle<S: TokenStorage>(
                 exp: rec.exp,
                 jti: rec.id.clone(),
                 dev: None,
+                iat_ms: now_ms,
             };
             let reply = TokenReply::EnrollTokenCreated { view: rec.view(now), token: sign(&key, &claims) };
             writes.push(TokenWrite::EnrollToken(rec));
@@ -337,7 +390,15 @@ pub async fn handle<S: TokenStorage>(
             for k in &keys {
                 let current = store.window(k).await?;
                 match limit.admit(current, now) {
-                    Some(w) => writes.push(TokenWrite::Window(k.clone(), w)),
+                    Some(w) => {
+                        if w.count == 1 {
+                            writes.push(TokenWrite::Expiry(Expiry {
+                                at: w.reset_at,
+                                target: Expiring::Window(k.clone()),
+                            }));
+                        }
+                        writes.push(TokenWrite::Window(k.clone(), w));
+                    }
                     None => {
                         let retry_after = current.map(|w| w.reset_at.saturating_sub(now)).unwrap_or(0);
                         return Ok(Outcome::refuse(TokenCallError::RateLimited { retry_after }));
@@ -350,6 +411,45 @@ pub async fn handle<S: TokenStorage>(
         TokenCall::Release { keys } => {
             release_into(store, &keys, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Released, writes))
+        }
+        TokenCall::CheckLimit { keys, limit } => {
+            for k in &keys {
+                if let Some(w) =
+                    store.window(k).await?.filter(|w| now < w.reset_at && w.count >= limit.max_failures)
+                {
+                    let retry_after = w.reset_at.saturating_sub(now);
+                    return Ok(Outcome::refuse(TokenCallError::RateLimited { retry_after }));
+                }
+            }
+            Ok(Outcome::reply(TokenReply::Noted, writes))
+        }
+        TokenCall::Failed { keys, limit } => {
+            for k in &keys {
+                let current = store.window(k).await?;
+                // At the limit the window is left as it is (and keeps refusing until it ends).
+                if let Some(w) = limit.admit(current, now) {
+                    if w.count == 1 {
+                        writes.push(TokenWrite::Expiry(Expiry {
+                            at: w.reset_at,
+                            target: Expiring::Window(k.clone()),
+                        }));
+                    }
+                    writes.push(TokenWrite::Window(k.clone(), w));
+                }
+            }
+            sweep_into(store, now, &mut writes).await?;
+            Ok(Outcome::reply(TokenReply::Noted, writes))
+        }
+        TokenCall::RevokeUser { email } => {
+            let mut n = 0;
+            for mut rec in store.enroll_tokens().await?.into_iter().filter(|r| r.email == email && !r.revoked)
+            {
+                rec.revoked = true;
+                writes.push(TokenWrite::EnrollToken(rec));
+                n += 1;
+            }
+            writes.push(TokenWrite::UserRevoked(email, now_ms));
+            Ok(Outcome::reply(TokenReply::UserRevoked { enrollment_tokens: n }, writes))
         }
     }
 }
@@ -387,7 +487,8 @@ async fn release_into<S: TokenStorage>(
 }
 
 /// Once an hour, deletes consumed login tokens past their expiry (they are refused as expired
-/// anyway) and ended failure windows.
+/// anyway) and ended failure windows, found through the expiry index: a bounded range read,
+/// never a scan of every record.
 async fn sweep_into<S: TokenStorage>(
     store: &S,
     now: u64,
@@ -396,15 +497,23 @@ async fn sweep_into<S: TokenStorage>(
     if store.next_sweep().await?.is_some_and(|t| now < t) {
         return Ok(());
     }
-    for (jti, u) in store.used_tokens().await? {
-        if now >= u.exp && !writes.iter().any(|w| matches!(w, TokenWrite::Used(j, _) if *j == jti)) {
-            writes.push(TokenWrite::DeleteUsed(jti));
+    for e in store.expired(now, SWEEP_BATCH).await? {
+        match &e.target {
+            Expiring::Used(jti) => {
+                if !writes.iter().any(|w| matches!(w, TokenWrite::Used(j, _) if j == jti)) {
+                    writes.push(TokenWrite::DeleteUsed(jti.clone()));
+                }
+            }
+            // A window may have been given back and opened again since this entry was written:
+            // delete it only if it has really ended.
+            Expiring::Window(k) => {
+                let rewritten = writes.iter().any(|w| matches!(w, TokenWrite::Window(j, _) if j == k));
+                if !rewritten && store.window(k).await?.is_none_or(|w| now >= w.reset_at) {
+                    writes.push(TokenWrite::DeleteWindow(k.clone()));
+                }
+            }
         }
-    }
-    for (k, w) in store.windows().await? {
-        if now >= w.reset_at && !writes.iter().any(|x| matches!(x, TokenWrite::Window(j, _) if *j == k)) {
-            writes.push(TokenWrite::DeleteWindow(k));
-        }
+        writes.push(TokenWrite::DeleteExpiry(e));
     }
     writes.push(TokenWrite::NextSweep(now + SWEEP_EVERY_SECS));
     Ok(())
@@ -424,6 +533,8 @@ pub mod memory {
         pub etoks: RefCell<BTreeMap<String, EnrollTokenRecord>>,
         pub windows: RefCell<BTreeMap<String, Window>>,
         pub next_sweep: RefCell<Option<u64>>,
+        pub revoked_users: RefCell<BTreeMap<String, u64>>,
+        pub expiry: RefCell<std::collections::BTreeSet<Expiry>>,
     }
 
     impl TokenStorage for MemoryTokens {
@@ -445,11 +556,11 @@ pub mod memory {
         async fn next_sweep(&self) -> Result<Option<u64>, StoreError> {
             Ok(*self.next_sweep.borrow())
         }
-        async fn used_tokens(&self) -> Result<Vec<(String, UsedToken)>, StoreError> {
-            Ok(self.used.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        async fn user_revoked(&self, email: &str) -> Result<Option<u64>, StoreError> {
+            Ok(self.revoked_users.borrow().get(email).copied())
         }
-        async fn windows(&self) -> Result<Vec<(String, Window)>, StoreError> {
-            Ok(self.windows.borrow().iter().map(|(k, v)| (k.clone(), *v)).collect())
+        async fn expired(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError> {
+            Ok(self.expiry.borrow().iter().take_while(|e| e.at <= now).take(limit).cloned().collect())
         }
     }
 
@@ -474,6 +585,15 @@ pub mod memory {
                         self.windows.borrow_mut().remove(&k);
                     }
                     TokenWrite::NextSweep(t) => *self.next_sweep.borrow_mut() = Some(t),
+                    TokenWrite::UserRevoked(e, at) => {
+                        self.revoked_users.borrow_mut().insert(e, at);
+                    }
+                    TokenWrite::Expiry(e) => {
+                        self.expiry.borrow_mut().insert(e);
+                    }
+                    TokenWrite::DeleteExpiry(e) => {
+                        self.expiry.borrow_mut().remove(&e);
+                    }
                 }
             }
         }

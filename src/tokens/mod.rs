@@ -49,6 +49,14 @@ pub struct Claims {
     /// The device the token is bound to, when known when it was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
+    /// When it was issued, Unix milliseconds: tokens issued before their user was deleted are
+    /// refused. Absent (0) in tokens issued before this field existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub iat_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a token is refused. All of them become the MS-WSTEP Authentication fault.
@@ -241,6 +249,7 @@ mod tests {
             exp: NOW + 600,
             jti: "0a1b".into(),
             dev: None,
+            iat_ms: 0,
         }
     }
 

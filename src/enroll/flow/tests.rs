@@ -21,6 +21,8 @@ enum Step {
     Tokens,
     Ca,
     Device,
+    /// Only the device object's Enroll call fails.
+    DeviceEnroll,
     Index,
 }
 
@@ -36,6 +38,9 @@ struct World {
     entropy: RefCell<Counter>,
     /// Certificates the CA signed, base64 DER by thumbprint (the CA keeps only records).
     issued: RefCell<BTreeMap<String, String>>,
+    hardware: RefCell<BTreeMap<String, String>>,
+    /// Seeds the randomness of each enrollment (secrets differ between enrollments).
+    seed: Cell<u64>,
 }
 
 const PASSWORD: &str = "correct horse";
@@ -63,6 +68,8 @@ impl World {
             fail: Cell::new(None),
             entropy: RefCell::new(Counter(1)),
             issued: RefCell::new(BTreeMap::new()),
+            hardware: RefCell::new(BTreeMap::new()),
+            seed: Cell::new(77),
         }
     }
 
@@ -116,6 +123,9 @@ impl Devices for World {
         call: DeviceCall,
     ) -> Result<Result<DeviceReply, DeviceError>, StoreError> {
         self.failing(Step::Device)?;
+        if matches!(call, DeviceCall::Enroll { .. }) {
+            self.failing(Step::DeviceEnroll)?;
+        }
         let mut devices = self.devices.borrow_mut();
         let device = devices.entry(device_id.to_string()).or_default();
         Ok(device.call(call, self.now * 1000))
@@ -130,6 +140,15 @@ impl Directory for World {
     async fn put_device(&self, entry: &DeviceIndexEntry) -> Result<(), StoreError> {
         self.failing(Step::Index)?;
         self.index.borrow_mut().insert(entry.device_id.clone(), entry.clone());
+        Ok(())
+    }
+
+    async fn hardware(&self, hw_dev_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.hardware.borrow().get(hw_dev_id).cloned())
+    }
+
+    async fn put_hardware(&self, hw_dev_id: &str, device_id: &str) -> Result<(), StoreError> {
+        self.hardware.borrow_mut().insert(hw_dev_id.into(), device_id.into());
         Ok(())
     }
 }
@@ -150,7 +169,8 @@ impl Kdf for World {
 
 fn config() -> Config {
     Config::from_lookup(&|name| match name {
-        "AUTH_POLICY" => Some(AuthPolicy::Federated.as_str().into()),
+        "AUTH_POLICY" => Some(AuthPolicy::OnPremise.as_str().into()),
+        "LOGIN_MAX_FAILURES" => Some("3".into()),
         _ => None,
     })
     .unwrap()
@@ -161,6 +181,7 @@ fn request(now_ms: u64) -> SoapRequest<'static> {
         body: None,
         base_url: "https://enterpriseenrollment.contoso.com",
         client_cert: None,
+        client: Some("203.0.113.7"),
         generation: ClientGeneration::Windows10,
         now_ms,
     }
@@ -182,12 +203,18 @@ fn csr(dir: &TempDir, name: &str) -> (String, Vec<u8>) {
 fn enroll(w: &World, principal: &Principal, device_id: &str, csr_der: &[u8]) -> Result<String, EnrollError> {
     let cfg = config();
     let rst = rst(device_id, TokenRequest::Pkcs10(csr_der.to_vec()), RequestType::Issue);
-    let mut entropy = Counter(77);
+    w.seed.set(w.seed.get() + 1_000);
+    let mut entropy = Counter(w.seed.get());
     block_on(issue(w, &cfg, &request(w.now * 1000), &rst, csr_der, principal, &mut entropy))
 }
 
 fn token_principal(token: &str) -> Principal {
     Principal { email: "alice@contoso.com".into(), token: Some(token.into()) }
+}
+
+fn auth(w: &World, cred: Option<&Credential>) -> Result<Principal, EnrollError> {
+    let cfg = config();
+    block_on(authenticate(w, &cfg, &request(w.now * 1000), cred))
 }
 
 #[test]
@@ -244,7 +271,7 @@ fn the_device_write_fails_after_the_certificate_was_issued() {
     let w = World::new();
     let token = w.login_token(None);
     let (_, der) = csr(&dir, "dev");
-    w.fail.set(Some(Step::Device));
+    w.fail.set(Some(Step::DeviceEnroll));
     let r = enroll(&w, &token_principal(&token), "DEV-1", &der);
     assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
     // The certificate exists in the CA's records but no device holds it, and the listing
@@ -279,7 +306,7 @@ fn the_token_authority_down_refuses_with_a_server_fault() {
     let token = w.login_token(None);
     w.fail.set(Some(Step::Tokens));
     let cred = Credential::UserToken(token.into_bytes());
-    let r = block_on(authenticate(&w, Some(&cred)));
+    let r = auth(&w, Some(&cred));
     assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
 }
 
@@ -287,21 +314,21 @@ fn the_token_authority_down_refuses_with_a_server_fault() {
 fn credentials_are_checked_without_telling_which_users_exist() {
     let w = World::new();
     let cred = |u: &str, p: &str| Credential::UsernameToken { username: u.into(), password: p.into() };
-    let ok = block_on(authenticate(&w, Some(&cred(" Alice@Contoso.com ", PASSWORD)))).unwrap();
+    let ok = auth(&w, Some(&cred(" Alice@Contoso.com ", PASSWORD))).unwrap();
     assert_eq!(ok, Principal { email: "alice@contoso.com".into(), token: None });
     for (u, p) in [("alice@contoso.com", "wrong"), ("bob@contoso.com", PASSWORD), ("not an email", PASSWORD)]
     {
         let before = w.kdf_calls.get();
-        let r = block_on(authenticate(&w, Some(&cred(u, p))));
+        let r = auth(&w, Some(&cred(u, p)));
         assert!(matches!(r, Err(EnrollError::Authentication(_))), "{u}");
         assert_eq!(w.kdf_calls.get(), before + 1, "a hash is derived for {u} too");
     }
-    assert!(matches!(block_on(authenticate(&w, None)), Err(EnrollError::Authentication(_))));
+    assert!(matches!(auth(&w, None), Err(EnrollError::Authentication(_))));
     let garbage = Credential::UserToken(vec![0xff, 0xfe]);
-    assert!(matches!(block_on(authenticate(&w, Some(&garbage))), Err(EnrollError::Authentication(_))));
+    assert!(matches!(auth(&w, Some(&garbage)), Err(EnrollError::Authentication(_))));
     // A policy request checks a token without spending it.
     let token = w.login_token(None);
-    let p = block_on(authenticate(&w, Some(&Credential::UserToken(token.clone().into_bytes())))).unwrap();
+    let p = auth(&w, Some(&Credential::UserToken(token.clone().into_bytes()))).unwrap();
     assert_eq!(p.token.as_deref(), Some(token.as_str()));
     assert!(w.tokens.used.borrow().is_empty());
 }
@@ -406,4 +433,151 @@ fn a_retired_device_cannot_renew() {
     let p7 = renewal_pkcs7(&dir, &cert_b64, &key, &new_csr);
     assert!(matches!(renew_with(&w, "DEV-1", &p7, None), Err(EnrollError::NotEligibleToRenew(_))));
     assert_eq!(*w.ca.counter.borrow(), 1, "nothing was signed");
+}
+
+fn bob() -> Principal {
+    Principal { email: "bob@contoso.com".into(), token: None }
+}
+
+fn alice() -> Principal {
+    Principal { email: "alice@contoso.com".into(), token: None }
+}
+
+#[test]
+fn another_user_cannot_take_an_enrolled_device_id() {
+    let dir = TempDir::new("flow-takeover");
+    let w = World::new();
+    let (_, der) = csr(&dir, "dev");
+    enroll(&w, &alice(), "DEV-1", &der).unwrap();
+    let before = w.device("DEV-1").unwrap();
+    let signed = *w.ca.counter.borrow();
+    // Bob, with a token of his own, claims Alice's DeviceID.
+    let bob_token = match w.tokens.call(
+        TokenCall::CreateEnrollToken { email: "bob@contoso.com".into(), expires_in_seconds: 600, uses: 1 },
+        w.now * 1000,
+        &mut Counter(5),
+    ) {
+        Ok(TokenReply::EnrollTokenCreated { token, .. }) => token,
+        other => panic!("{other:?}"),
+    };
+    let (_, der2) = csr(&dir, "attacker");
+    let principal = Principal { email: "bob@contoso.com".into(), token: Some(bob_token) };
+    let r = enroll(&w, &principal, "DEV-1", &der2);
+    assert!(matches!(r, Err(EnrollError::NotAuthorized(_))), "{r:?}");
+    assert_eq!(r.unwrap_err().fault_code(), crate::proto::soap::FaultCode::Authorization);
+    assert_eq!(w.device("DEV-1").unwrap(), before, "nothing about the device changed");
+    assert_eq!(*w.ca.counter.borrow(), signed, "nothing was signed");
+    assert_eq!(w.tokens.etoks.borrow().values().next().unwrap().remaining, 1, "Bob's token is not spent");
+    assert!(matches!(enroll(&w, &bob(), "DEV-1", &der2), Err(EnrollError::NotAuthorized(_))));
+}
+
+#[test]
+fn the_same_user_re_enrolls_with_new_credentials_and_the_old_certificate_revoked() {
+    let dir = TempDir::new("flow-reenroll");
+    let w = World::new();
+    let (key, der) = csr(&dir, "dev");
+    enroll(&w, &alice(), "DEV-1", &der).unwrap();
+    let first = w.device("DEV-1").unwrap().certificate;
+    let first_b64 = w.issued.borrow()[&first.thumbprint].clone();
+    let old_hash = w.devices.borrow()["DEV-1"].credentials.borrow().clone().unwrap().device_hash_b64;
+    w.devices.borrow()["DEV-1"]
+        .call(DeviceCall::QueueCommand { request: crate::commands::CommandRequest::Lock }, 0)
+        .unwrap();
+
+    enroll(&w, &alice(), "DEV-1", &der).unwrap();
+    let second = w.device("DEV-1").unwrap().certificate;
+    assert_ne!(second.serial, first.serial);
+    let creds = w.devices.borrow()["DEV-1"].credentials.borrow().clone().unwrap();
+    assert_ne!(creds.device_hash_b64, old_hash, "the old secret is refused from now on");
+    let effects = w.devices.borrow()["DEV-1"].effects.borrow().clone();
+    assert!(
+        effects.contains(&crate::device::calls::DeviceEffect::Revoke { serials: vec![first.serial.clone()] })
+    );
+    assert_eq!(w.devices.borrow()["DEV-1"].pending.borrow().len(), 1, "a reset PC keeps its queue");
+    // The replaced certificate cannot renew (here the device object's refusal; the CA would
+    // refuse too once the revocation is carried out).
+    let (_, new_csr) = csr(&dir, "new");
+    let p7 = renewal_pkcs7(&dir, &first_b64, &key, &new_csr);
+    let r = renew_with(&w, "DEV-1", &p7, None);
+    assert!(matches!(r, Err(EnrollError::NotEligibleToRenew(_))), "{r:?}");
+}
+
+#[test]
+fn a_retired_device_id_enrolls_again_fresh_for_anyone() {
+    let dir = TempDir::new("flow-fresh");
+    let w = World::new();
+    let (_, der) = csr(&dir, "dev");
+    enroll(&w, &alice(), "DEV-1", &der).unwrap();
+    {
+        let devices = w.devices.borrow();
+        let d = &devices["DEV-1"];
+        d.call(DeviceCall::QueueCommand { request: crate::commands::CommandRequest::Wipe }, 0).unwrap();
+        d.call(DeviceCall::Retire, 0).unwrap();
+        assert_eq!(d.pending.borrow().len(), 1, "only the Unenroll is left");
+    }
+    enroll(&w, &bob(), "DEV-1", &der).unwrap();
+    let rec = w.device("DEV-1").unwrap();
+    assert_eq!((rec.status, rec.user.as_deref()), (DeviceStatus::Enrolled, Some("bob@contoso.com")));
+    let devices = w.devices.borrow();
+    let d = &devices["DEV-1"];
+    assert!(d.pending.borrow().is_empty(), "the new enrollment inherits no queued command");
+    assert!(d.commands.borrow().values().all(|c| c.is_done()));
+    assert!(!d.mgmt.borrow().as_ref().unwrap().retire_requested);
+}
+
+#[test]
+fn a_new_device_id_on_known_hardware_supersedes_only_the_same_users_record() {
+    let dir = TempDir::new("flow-hw");
+    let w = World::new();
+    let (_, der) = csr(&dir, "dev");
+    let rst_hw = |id: &str| {
+        let mut r = rst(id, TokenRequest::Pkcs10(der.clone()), RequestType::Issue);
+        r.context.push(("HWDevID".into(), "HW-42".into()));
+        r
+    };
+    let cfg = config();
+    let go = |p: &Principal, id: &str| {
+        block_on(issue(&w, &cfg, &request(w.now * 1000), &rst_hw(id), &der, p, &mut Counter(9)))
+    };
+    go(&alice(), "OLD").unwrap();
+    go(&bob(), "BOBS").unwrap();
+    assert_eq!(w.device("OLD").unwrap().status, DeviceStatus::Enrolled, "another user leaves it alone");
+    go(&alice(), "NEW").unwrap();
+    // The hardware now points at NEW; OLD was last seen under BOBS, so alice's next one
+    // supersedes nothing of bob's.
+    assert_eq!(w.device("BOBS").unwrap().status, DeviceStatus::Enrolled);
+    go(&alice(), "NEWER").unwrap();
+    assert_eq!(w.device("NEW").unwrap().status, DeviceStatus::Superseded);
+    assert_eq!(w.device("NEWER").unwrap().status, DeviceStatus::Enrolled);
+}
+
+#[test]
+fn passwords_are_refused_under_federated_and_limited_under_on_premise() {
+    let w = World::new();
+    let cred =
+        |p: &str| Credential::UsernameToken { username: "alice@contoso.com".into(), password: p.into() };
+    let federated = Config::from_lookup(&|_| None).unwrap();
+    let r = block_on(authenticate(&w, &federated, &request(w.now * 1000), Some(&cred(PASSWORD))));
+    assert!(matches!(r, Err(EnrollError::Authentication(_))), "only tokens under Federated");
+    // OnPremise, LOGIN_MAX_FAILURES 3: three wrong guesses, then even the right password waits.
+    for _ in 0..3 {
+        assert!(auth(&w, Some(&cred("guess"))).is_err());
+    }
+    let before = w.kdf_calls.get();
+    let r = auth(&w, Some(&cred(PASSWORD)));
+    assert!(matches!(&r, Err(EnrollError::Authentication(m)) if m.contains("too many")), "{r:?}");
+    assert_eq!(w.kdf_calls.get(), before, "no hash is derived while limited");
+    // The window ends.
+    let later = World { now: w.now + 901, ..World::new() };
+    later.tokens.windows.replace(w.tokens.windows.borrow().clone());
+    assert!(auth(&later, Some(&cred(PASSWORD))).is_ok());
+}
+
+#[test]
+fn successes_are_not_counted() {
+    let w = World::new();
+    let cred = Credential::UsernameToken { username: "alice@contoso.com".into(), password: PASSWORD.into() };
+    for _ in 0..10 {
+        assert!(auth(&w, Some(&cred)).is_ok(), "many enrollments of one user are not limited");
+    }
 }

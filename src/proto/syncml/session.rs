@@ -96,9 +96,8 @@ pub struct Session {
     pub device_msg_id: u32,
     /// Last server MsgID sent.
     pub server_msg_id: u32,
+    /// A message of this session authenticated.
     pub authenticated: bool,
-    /// A `Chal` was sent after a failed authentication in this session.
-    pub challenged: bool,
     /// The device's `SyncHdr/Meta/MaxMsgSize`, which holds for the whole session.
     pub max_msg_size: Option<usize>,
     /// Commands sent in this session, in order.
@@ -183,10 +182,10 @@ pub struct AlertItem {
 pub enum Event {
     /// A new session began. `alert` is the session alert (`1201` client-, `1200` server-initiated).
     SessionStarted { session_id: String, device_id: String, alert: Option<String> },
-    /// The device's `Cred` verified; a new nonce was issued (see `new_state.nonce`).
+    /// The message's `Cred` verified; a new nonce was issued (see `new_state.nonce`).
     Authenticated,
-    /// `code` 407 (no `Cred`) or 401 (wrong or stale); `challenged`: a `Chal` with a new nonce
-    /// was sent, otherwise the session was closed.
+    /// `code` 407 (no `Cred`) or 401 (wrong or stale); `challenged`: a `Chal` with the current
+    /// nonce was sent. Nothing else happened.
     AuthFailed { code: u16, challenged: bool },
     /// A `Replace` item from the device (`./DevInfo/DevId`, `Man`, `Mod`, `DmV`, `Lang` …).
     Inventory { uri: String, value: String },
@@ -229,6 +228,9 @@ pub struct Output {
     pub new_state: SessionState,
     /// The reply closes the session.
     pub session_ended: bool,
+    /// The message authenticated and its effects are in `events` and `new_state`; when
+    /// `false`, `new_state` is the state as it was and nothing is to be stored.
+    pub authenticated: bool,
 }
 
 /// Handles one device message. Errors only for bodies that are not a SyncML message (answer them
@@ -236,7 +238,6 @@ pub struct Output {
 pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, SyncMlError> {
     let msg = SyncMl::parse_bytes(input.message)?;
     let device_msg_id: u32 = msg.hdr.msg_id.parse().map_err(|_| SyncMlError::Invalid("SyncHdr/MsgID"))?;
-    let mut nonce = state.nonce.clone();
     let mut events = Vec::new();
 
     let continues = state.session.as_ref().is_some_and(|s| {
@@ -248,33 +249,60 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
     });
     let mut sess = match (&state.session, continues) {
         (Some(s), true) => s.clone(),
-        _ => {
-            events.push(Event::SessionStarted {
-                session_id: msg.hdr.session_id.clone(),
-                device_id: msg.hdr.source.loc_uri.clone(),
-                alert: msg.body.commands.iter().find_map(|c| match c {
-                    Command::Alert(a)
-                        if a.data == ALERT_CLIENT_INITIATED_MGMT || a.data == ALERT_SERVER_INITIATED_MGMT =>
-                    {
-                        Some(a.data.clone())
-                    }
-                    _ => None,
-                }),
-            });
-            Session {
-                session_id: msg.hdr.session_id.clone(),
-                device_msg_id: 0,
-                server_msg_id: 0,
-                authenticated: false,
-                challenged: false,
-                max_msg_size: None,
-                sent: Vec::new(),
-                skipped: Vec::new(),
-                ended: false,
-                last_seen: input.now,
+        _ => Session {
+            session_id: msg.hdr.session_id.clone(),
+            device_msg_id: 0,
+            server_msg_id: 0,
+            authenticated: false,
+            max_msg_size: None,
+            sent: Vec::new(),
+            skipped: Vec::new(),
+            ended: false,
+            last_seen: input.now,
+        },
+    };
+
+    // Authentication of every message (OMA-DM 1.2 Security §5.3; Microsoft's "OMA DM protocol
+    // support": after a SyncHdr 200 "the same credential must be sent within the next
+    // request"; we never answer 212, which would exempt the rest of the session). A message
+    // that does not authenticate changes nothing: the state stays as it was, and the reply
+    // challenges with the current nonce, so the device can answer it.
+    if let Err(code) = check_cred(&msg.hdr, input.auth, &state.nonce) {
+        let mut preview = sess.clone();
+        preview.server_msg_id = preview.server_msg_id.saturating_add(1);
+        let mut reply = Reply::new(&msg, &preview, input.server_url);
+        reply.status(hdr_status(&msg, code, Some(md5_chal(&state.nonce))));
+        // Statuses only: none of its commands is executed, none of its statuses applied.
+        for c in &msg.body.commands {
+            if needs_status(c) {
+                reply.status(reply.status_for(c, STATUS_OK));
             }
         }
-    };
+        events.push(Event::AuthFailed { code, challenged: true });
+        return Ok(Output {
+            reply: reply.build(true),
+            events,
+            new_state: state.clone(),
+            session_ended: false,
+            authenticated: false,
+        });
+    }
+
+    if !continues {
+        events.push(Event::SessionStarted {
+            session_id: msg.hdr.session_id.clone(),
+            device_id: msg.hdr.source.loc_uri.clone(),
+            alert: msg.body.commands.iter().find_map(|c| match c {
+                Command::Alert(a)
+                    if a.data == ALERT_CLIENT_INITIATED_MGMT || a.data == ALERT_SERVER_INITIATED_MGMT =>
+                {
+                    Some(a.data.clone())
+                }
+                _ => None,
+            }),
+        });
+    }
+    sess.authenticated = true;
     sess.device_msg_id = device_msg_id;
     sess.server_msg_id = sess.server_msg_id.saturating_add(1);
     sess.last_seen = input.now;
@@ -283,60 +311,12 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
     {
         sess.max_msg_size = Some(n);
     }
-
+    // A fresh nonce in every reply: the next message authenticates over it, so no message can
+    // be replayed.
+    let nonce = input.fresh_nonce.to_vec();
+    events.push(Event::Authenticated);
     let mut reply = Reply::new(&msg, &sess, input.server_url);
-
-    // Authentication (OMA-DM 1.2 Protocol §9; OMA-DM 1.2 Security §5.3): before anything in the
-    // body is looked at.
-    let mut hdr_chal = None;
-    let hdr_code = if sess.authenticated {
-        CODE_OK
-    } else {
-        match check_cred(&msg.hdr, input.auth, &nonce) {
-            Ok(()) => {
-                sess.authenticated = true;
-                nonce = input.fresh_nonce.to_vec();
-                hdr_chal = Some(md5_chal(&nonce));
-                events.push(Event::Authenticated);
-                CODE_AUTHENTICATION_ACCEPTED
-            }
-            Err(code) => {
-                let challenged = !sess.challenged;
-                if challenged {
-                    sess.challenged = true;
-                    nonce = input.fresh_nonce.to_vec();
-                    hdr_chal = Some(md5_chal(&nonce));
-                }
-                events.push(Event::AuthFailed { code, challenged });
-                code
-            }
-        }
-    };
-    reply.status(Status {
-        msg_ref: msg.hdr.msg_id.clone(),
-        cmd_ref: "0".into(),
-        cmd: "SyncHdr".into(),
-        target_refs: vec![msg.hdr.target.loc_uri.clone()],
-        source_refs: vec![msg.hdr.source.loc_uri.clone()],
-        chal: hdr_chal,
-        data: hdr_code.to_string(),
-        ..Default::default()
-    });
-
-    if !sess.authenticated {
-        // Statuses only (none executed), Final. Without a challenge the session is over.
-        for c in &msg.body.commands {
-            if needs_status(c) {
-                reply.status(reply.status_for(c, STATUS_OK));
-            }
-        }
-        let ended = reply.statuses[0].chal.is_none();
-        if ended {
-            sess.ended = true;
-            events.push(Event::SessionEnded);
-        }
-        return Ok(finish(reply.build(true), events, nonce, sess, ended));
-    }
+    reply.status(hdr_status(&msg, CODE_OK, Some(md5_chal(&nonce))));
 
     // The body, in order.
     let mut aborted = false;
@@ -445,7 +425,27 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
 }
 
 fn finish(reply: String, events: Vec<Event>, nonce: Vec<u8>, sess: Session, ended: bool) -> Output {
-    Output { reply, events, new_state: SessionState { nonce, session: Some(sess) }, session_ended: ended }
+    Output {
+        reply,
+        events,
+        new_state: SessionState { nonce, session: Some(sess) },
+        session_ended: ended,
+        authenticated: true,
+    }
+}
+
+/// The Status for the device's SyncHdr (CmdRef 0), with a challenge when given.
+fn hdr_status(msg: &SyncMl, code: u16, chal: Option<Chal>) -> Status {
+    Status {
+        msg_ref: msg.hdr.msg_id.clone(),
+        cmd_ref: "0".into(),
+        cmd: "SyncHdr".into(),
+        target_refs: vec![msg.hdr.target.loc_uri.clone()],
+        source_refs: vec![msg.hdr.source.loc_uri.clone()],
+        chal,
+        data: code.to_string(),
+        ..Default::default()
+    }
 }
 
 /// `Ok` or the SyncHdr status code: 407 (no `Cred`) or 401.

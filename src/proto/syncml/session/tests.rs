@@ -166,7 +166,7 @@ fn full_session() {
     assert_eq!(
         refs,
         [
-            ("1", "0", "SyncHdr", "212"),
+            ("1", "0", "SyncHdr", "200"),
             ("1", "2", "Alert", "200"),
             ("1", "3", "Alert", "200"),
             ("1", "4", "Replace", "200")
@@ -257,10 +257,11 @@ fn full_session() {
             ..Default::default()
         })
     };
+    // Every message carries its Cred, over the NextNonce of the reply before it.
     let d2 = device_msg(
         "7",
         2,
-        None,
+        Some(md5_cred(&[0xA1; 16])),
         None,
         vec![
             status(1, "1", "0", "SyncHdr", "200"),
@@ -278,11 +279,16 @@ fn full_session() {
     let st = statuses(&s2);
     assert_eq!(st.len(), 1, "no Status for Results");
     assert_eq!((st[0].msg_ref.as_str(), st[0].cmd_ref.as_str(), st[0].data.as_str()), ("2", "0", "200"));
-    assert!(st[0].chal.is_none());
+    let next = st[0].chal.as_ref().and_then(|c| c.meta.next_nonce.clone());
+    assert_eq!(
+        next.as_deref(),
+        Some(digest::encode_nonce(&[0xA2; 16]).as_str()),
+        "a new nonce in every reply"
+    );
     let cmds = non_status(&s2);
     assert_eq!(cmds.len(), 1, "q1 and q2 are not sent twice");
     assert_eq!((cmds[0].name(), cmds[0].cmd_id()), ("Exec", "2"));
-    assert_eq!(out.new_state.nonce, [0xA1; 16], "no new nonce within the session");
+    assert_eq!(out.new_state.nonce, [0xA2; 16]);
     assert!(out.events.contains(&Event::CommandStatus {
         id: Some("q1".into()),
         msg_ref: "1".into(),
@@ -320,7 +326,7 @@ fn full_session() {
     let d3 = device_msg(
         "7",
         3,
-        None,
+        Some(md5_cred(&[0xA2; 16])),
         None,
         vec![status(1, "2", "0", "SyncHdr", "200"), status(2, "2", "2", "Exec", "200")],
         true,
@@ -340,9 +346,9 @@ fn full_session() {
     let state = out.new_state;
 
     // Session 8 authenticates with the nonce issued in session 7.
-    let d = device_msg("8", 1, Some(md5_cred(&[0xA1; 16])), None, package1(), true);
+    let d = device_msg("8", 1, Some(md5_cred(&[0xA3; 16])), None, package1(), true);
     let out = run(&state, &d, &[], 0xB1, 5000);
-    assert_eq!(statuses(&parse_reply(&out))[0].data, "212");
+    assert_eq!(statuses(&parse_reply(&out))[0].data, "200");
     assert!(out.session_ended, "nothing queued: statuses only");
 }
 
@@ -384,7 +390,7 @@ fn max_msg_size_splits_the_queue() {
         for (n, c) in non_status(&reply).into_iter().enumerate() {
             acks.push(status(n as u32 + 2, &reply.hdr.msg_id, c.cmd_id(), c.name(), "200"));
         }
-        msg = device_msg("A3F", msg_id, None, None, acks, true);
+        msg = device_msg("A3F", msg_id, Some(md5_cred(&[msg_id as u8; 16])), None, acks, true);
         assert!(msg_id < 500, "runaway session");
     }
     let expected: Vec<String> = queue.iter().map(|q| q.id.clone()).collect();
@@ -394,7 +400,7 @@ fn max_msg_size_splits_the_queue() {
 }
 
 #[test]
-fn wrong_digest_gets_401_and_a_fresh_challenge() {
+fn wrong_digest_gets_401_a_challenge_with_the_current_nonce_and_changes_nothing() {
     let state = SessionState::new(PROVISIONED.to_vec());
     let queue = [get("q1", "./DevDetail/SwV")];
     let d1 = device_msg("1", 1, Some(md5_cred(b"some-other-nonce")), None, package1(), true);
@@ -404,26 +410,30 @@ fn wrong_digest_gets_401_and_a_fresh_challenge() {
     assert_eq!(st[0].data, "401");
     assert_eq!(
         st[0].chal.as_ref().unwrap().meta.next_nonce.as_deref(),
-        Some(digest::encode_nonce(&[0xC1; 16]).as_str())
+        Some(digest::encode_nonce(PROVISIONED).as_str()),
+        "the challenge carries the nonce the device must use, unchanged"
     );
     assert_eq!(st.len(), 4, "a Status for every device command");
     assert!(non_status(&s1).is_empty(), "no commands");
     assert!(s1.body.is_final);
-    assert_eq!(out.new_state.nonce, [0xC1; 16]);
+    assert_eq!(out.new_state, state, "nothing changes");
+    assert!(!out.authenticated);
     assert!(out.events.contains(&Event::AuthFailed { code: 401, challenged: true }));
     assert!(!out.events.iter().any(|e| matches!(
         e,
-        Event::Inventory { .. } | Event::GenericAlert { .. } | Event::CommandSent { .. }
+        Event::Inventory { .. }
+            | Event::GenericAlert { .. }
+            | Event::CommandSent { .. }
+            | Event::SessionStarted { .. }
     )));
-    assert!(!out.session_ended);
 
-    // The device repeats package 1 as MsgID 2 with a digest over the new nonce.
+    // The device repeats package 1 as MsgID 2 with a digest over that nonce.
     let mut cmds = vec![status(1, "1", "0", "SyncHdr", "401")];
     cmds.extend(package1());
-    let d2 = device_msg("1", 2, Some(md5_cred(&[0xC1; 16])), None, cmds, true);
+    let d2 = device_msg("1", 2, Some(md5_cred(PROVISIONED)), None, cmds, true);
     let out = run(&out.new_state, &d2, &queue, 0xC2, 11);
     let s2 = parse_reply(&out);
-    assert_eq!(statuses(&s2)[0].data, "212");
+    assert_eq!(statuses(&s2)[0].data, "200");
     assert_eq!(statuses(&s2)[0].msg_ref, "2");
     assert_eq!(non_status(&s2).len(), 1);
     assert_eq!(out.new_state.nonce, [0xC2; 16]);
@@ -450,21 +460,56 @@ fn missing_cred_gets_407() {
 }
 
 #[test]
-fn second_failure_in_a_session_closes_it_without_a_challenge() {
+fn every_message_of_a_session_must_carry_its_cred() {
     let state = SessionState::new(PROVISIONED.to_vec());
-    let out = run(&state, &device_msg("5", 1, None, None, package1(), true), &[], 0xE1, 10);
-    let out = run(
-        &out.new_state,
-        &device_msg("5", 2, Some(md5_cred(b"wrong")), None, package1(), true),
-        &[],
-        0xE2,
-        11,
-    );
+    let queue = [get("q1", "./DevDetail/SwV"), get("q2", "./DevDetail/FwV")];
+    let d1 = device_msg("5", 1, Some(md5_cred(PROVISIONED)), None, package1(), true);
+    let out1 = run(&state, &d1, &queue[..1], 0xE1, 10);
+    assert_eq!(statuses(&parse_reply(&out1))[0].data, "200");
+    let reply1 = parse_reply(&out1);
+    let sent = non_status(&reply1).first().map(|c| c.cmd_id().to_string()).expect("q1 is sent");
+    let acks = vec![status(1, "1", "0", "SyncHdr", "200"), status(2, "1", &sent, "Get", "200")];
+
+    // Mid-session, no Cred (or a stale one): a challenge with the current nonce, no commands,
+    // none of its statuses applied, and the session and nonce exactly as they were.
+    for cred in [None, Some(md5_cred(PROVISIONED)), Some(md5_cred(b"wrong"))] {
+        let code = if cred.is_none() { "407" } else { "401" };
+        let m = device_msg("5", 2, cred, None, acks.clone(), true);
+        let out = run(&out1.new_state, &m, &queue, 0xE2, 11);
+        let s = parse_reply(&out);
+        assert_eq!(statuses(&s)[0].data, code);
+        let nonce = statuses(&s)[0].chal.as_ref().unwrap().meta.next_nonce.clone();
+        assert_eq!(nonce.as_deref(), Some(digest::encode_nonce(&[0xE1; 16]).as_str()));
+        assert!(non_status(&s).is_empty());
+        assert!(!out.events.iter().any(|e| matches!(e, Event::CommandStatus { .. })), "statuses not applied");
+        assert_eq!(out.new_state, out1.new_state);
+    }
+
+    // With the Cred over the NextNonce it was given: 200, statuses applied, the next command.
+    let m = device_msg("5", 2, Some(md5_cred(&[0xE1; 16])), None, acks, true);
+    let out = run(&out1.new_state, &m, &queue[1..], 0xE3, 12);
     let s = parse_reply(&out);
-    assert_eq!(statuses(&s)[0].data, "401");
-    assert!(statuses(&s)[0].chal.is_none());
-    assert!(out.session_ended);
-    assert_eq!(out.new_state.nonce, [0xE1; 16], "the challenged nonce stays valid");
+    assert_eq!(statuses(&s)[0].data, "200");
+    assert!(out.events.iter().any(|e| matches!(e, Event::CommandStatus { id: Some(id), .. } if id == "q1")));
+    assert_eq!(non_status(&s).len(), 1);
+    assert_eq!(out.new_state.nonce, [0xE3; 16]);
+}
+
+#[test]
+fn a_new_session_without_cred_does_not_disturb_the_one_in_progress() {
+    let state = SessionState::new(PROVISIONED.to_vec());
+    let d1 = device_msg("5", 1, Some(md5_cred(PROVISIONED)), None, package1(), false);
+    let out1 = run(&state, &d1, &[], 0x71, 10);
+    // Anyone who knows the DeviceID opens "session 6" without a Cred, or with a bad one.
+    for cred in [None, Some(md5_cred(b"guess"))] {
+        let attack = device_msg("6", 1, cred, None, package1(), true);
+        let out = run(&out1.new_state, &attack, &[], 0x72, 11);
+        assert_ne!(statuses(&parse_reply(&out))[0].data, "200");
+        assert_eq!(out.new_state, out1.new_state, "the session and its nonce are untouched");
+    }
+    // The device's own next message still works.
+    let d2 = device_msg("5", 2, Some(md5_cred(&[0x71; 16])), None, package1(), true);
+    assert_eq!(statuses(&parse_reply(&run(&out1.new_state, &d2, &[], 0x73, 12)))[0].data, "200");
 }
 
 #[test]
@@ -472,7 +517,7 @@ fn a_used_nonce_cannot_be_replayed() {
     let state = SessionState::new(PROVISIONED.to_vec());
     let d1 = device_msg("9", 1, Some(md5_cred(PROVISIONED)), None, package1(), true);
     let out = run(&state, &d1, &[], 0xF1, 10);
-    assert_eq!(statuses(&parse_reply(&out))[0].data, "212");
+    assert_eq!(statuses(&parse_reply(&out))[0].data, "200");
     // The captured message replayed later (or within the session) fails.
     for now in [12, 100_000] {
         let replay = run(&out.new_state, &d1, &[get("q", "./x")], 0xF2, now);
@@ -599,7 +644,7 @@ fn atomic_children_are_numbered_and_matched() {
     let d2 = device_msg(
         "3",
         2,
-        None,
+        Some(md5_cred(&[0x11; 16])),
         None,
         vec![
             status(1, "1", "0", "SyncHdr", "200"),
@@ -730,6 +775,6 @@ fn a_verified_client_certificate_stands_in_for_the_digest() {
         )
         .unwrap()
     };
-    assert_eq!(statuses(&parse_reply(&input(&with_cert)))[0].data, "212");
+    assert_eq!(statuses(&parse_reply(&input(&with_cert)))[0].data, "200");
     assert_eq!(statuses(&parse_reply(&input(&auth())))[0].data, "407");
 }
