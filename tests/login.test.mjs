@@ -160,7 +160,9 @@ describe('sign-in page', { timeout: 120_000 }, () => {
     const token = entry.body.wresult;
     assert.match(token, /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
 
-    // The end page ran its auto-post script under a nonce'd CSP, with no violation.
+    // The end page ran its auto-post script under a nonce'd CSP, with no violation. (Its
+    // response event can reach us after the post it made, so wait for it.)
+    for (let i = 0; i < 100 && endPages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(endPages.length, 1);
     const csp = endPages[0].headers()['content-security-policy'];
     assert.match(csp, /script-src 'nonce-[A-Za-z0-9_-]{16,}'/);

@@ -102,7 +102,7 @@ function strangerDevice() {
 // ---- transport and the first session --------------------------------------------------------
 
 describe('management endpoint', () => {
-  test('first session: 212 with a fresh NextNonce, 200 for the alerts and the DevInfo Replace; inventory and last_checkin recorded', async () => {
+  test('first session: 200 with a fresh NextNonce, 200 for the alerts and the DevInfo Replace; inventory and last_checkin recorded', async () => {
     const { enr, id, dev } = await newDevice({ devInfo: { Man: 'Contoso Hardware', Mod: 'Model 7 <rev B>', Lang: 'de-DE' } });
     assert.equal(dev.addr, mgmtUrl(), 'ADDR in the provisioning document');
     assert.equal(dev.name, enr.deviceId, 'AAUTHNAME is the DeviceID');
@@ -125,13 +125,13 @@ describe('management endpoint', () => {
     assert.equal(r.msg.hdr.source, mgmtUrl());
     // Package 1 was: Alert 1201 (CmdID 1), Alert 1224 LoginStatus (2), Replace DevInfo (3).
     assert.deepEqual(r.statuses.map((x) => [x.msgRef, x.cmdRef, x.cmd, x.data]), [
-      ['1', '0', 'SyncHdr', '212'],
+      ['1', '0', 'SyncHdr', '200'],
       ['1', '1', 'Alert', '200'],
       ['1', '2', 'Alert', '200'],
       ['1', '3', 'Replace', '200'],
     ]);
     const chal = r.hdrStatus.chal;
-    assert.ok(chal, 'the 212 carries a Chal');
+    assert.ok(chal, 'the 200 carries a Chal');
     assert.equal(chal.type, 'syncml:auth-md5');
     assert.equal(chal.format, 'b64');
     assert.ok(Buffer.from(chal.nextNonce, 'base64').length >= 16, chal.nextNonce);
@@ -150,7 +150,7 @@ describe('management endpoint', () => {
     // The next session authenticates with that NextNonce at once and gets another one.
     const s2 = await dev.runSession();
     assert.equal(s2.replies.length, 1);
-    assert.equal(s2.replies[0].hdrCode, '212');
+    assert.equal(s2.replies[0].hdrCode, '200');
     assert.notEqual(s2.replies[0].hdrStatus.chal?.nextNonce, chal.nextNonce);
   });
 
@@ -159,7 +159,7 @@ describe('management endpoint', () => {
     const q = await queue(id, { type: 'get', uri: './DevDetail/SwV' });
     const s = await dev.runSession();
     assert.equal(s.sessionId, '1A');
-    assert.equal(s.replies[0].hdrCode, '212');
+    assert.equal(s.replies[0].hdrCode, '200');
     assert.equal(s.replies[0].msg.hdr.sessionId, '1A');
     assert.deepEqual(s.commands.map((c) => [c.name, target(c)]), [['Get', './DevDetail/SwV']]);
     assert.ok(s.ended);
@@ -167,7 +167,7 @@ describe('management endpoint', () => {
 
     const s2 = await dev.runSession({ query: '?mode=Machine&Platform=WoA' });
     assert.equal(s2.sessionId, '1B');
-    assert.equal(s2.replies[0].hdrCode, '212');
+    assert.equal(s2.replies[0].hdrCode, '200');
     assert.ok(s2.ended);
   });
 
@@ -191,7 +191,7 @@ describe('management endpoint', () => {
     }
     // The device was not disturbed: its real package 1 still authenticates.
     const s = await dev.runSession();
-    assert.equal(s.replies[0].hdrCode, '212');
+    assert.equal(s.replies[0].hdrCode, '200');
   });
 
   test('an unknown (never enrolled) device gets SyncHdr 401 and no commands, and no record', async () => {
@@ -211,7 +211,7 @@ describe('management endpoint', () => {
 // ---- authentication -------------------------------------------------------------------------
 
 describe('authentication', () => {
-  test('no Cred: 407 with a Chal and no commands; package 1 again with a digest over that nonce: 212 and the queue', async () => {
+  test('no Cred: 407 with a Chal and no commands; package 1 again with a digest over that nonce: 200 and the queue', async () => {
     const { id, dev } = await newDevice();
     const q = await queue(id, { type: 'get', uri: './DevDetail/SwV' });
     const s = await dev.runSession({ cred: 'none' });
@@ -223,7 +223,7 @@ describe('authentication', () => {
     assert.equal(r1.commands.length, 0, 'no commands before authentication');
     assert.equal(r1.statuses.length, 4, 'a Status for the SyncHdr and each of our three commands');
     assert.equal(r1.final, true);
-    assert.equal(r2.hdrCode, '212');
+    assert.equal(r2.hdrCode, '200');
     assert.equal(r2.hdrStatus.msgRef, '2', 'the retry is MsgID 2 of the same session');
     assert.equal(r2.msg.hdr.sessionId, s.sessionId);
     assert.deepEqual(s.commands.map(target), ['./DevDetail/SwV']);
@@ -233,45 +233,43 @@ describe('authentication', () => {
     assert.equal(rec.attempts, 1);
   });
 
-  test('a wrong digest: 401 with a Chal and statuses only; the right one over the new nonce: 212 and the queue', async () => {
+  test('a wrong digest: 401 with a Chal of the current nonce and statuses only; the right one: 200 and the queue', async () => {
     const { id, dev } = await newDevice();
     const provisioned = dev.nonce;
     const q = await queue(id, { type: 'reboot' });
     const s = await dev.runSession({ cred: 'wrong' });
     const [r1, r2] = s.replies;
     assert.equal(r1.hdrCode, '401');
-    assert.ok(r1.hdrStatus.chal?.nextNonce, 'a Chal with a new nonce');
-    assert.notEqual(r1.hdrStatus.chal.nextNonce, provisioned);
+    // A failed message changes nothing: the challenge names the nonce that is still valid.
+    assert.equal(r1.hdrStatus.chal?.nextNonce, provisioned, 'a Chal with the current nonce');
     assert.equal(r1.commands.length, 0);
     assert.ok(r1.statuses.length >= 1 && r1.msg.commands.every((c) => c.name === 'Status'));
-    assert.equal(r2.hdrCode, '212');
+    assert.equal(r2.hdrCode, '200');
     assert.deepEqual(s.commands.map(target), ['./Device/Vendor/MSFT/Reboot/RebootNow']);
     assert.equal((await getCommand(id, q.id)).status, 'acknowledged');
   });
 
-  test('one challenge per session: a second failure gets 401 without a Chal; the last NextNonce still works next session', async () => {
+  test('every failure is challenged with the current nonce and changes nothing; the device then gets in', async () => {
     const { id, dev } = await newDevice();
+    const provisioned = dev.nonce;
     const q = await queue(id, { type: 'get', uri: './DevDetail/OEM' });
     const s = await dev.runSession({ cred: 'wrong', retryCred: 'wrong' });
     assert.equal(s.replies.length, 2);
-    const [r1, r2] = s.replies;
-    assert.equal(r1.hdrCode, '401');
-    const nonce = r1.hdrStatus.chal?.nextNonce;
-    assert.ok(nonce);
-    assert.equal(r2.hdrCode, '401');
-    assert.ok(!r2.hdrStatus.chal, 'no second challenge in the session');
-    assert.equal(r2.commands.length, 0);
+    for (const r of s.replies) {
+      assert.equal(r.hdrCode, '401');
+      assert.equal(r.hdrStatus.chal?.nextNonce, provisioned, 'the nonce did not move');
+      assert.equal(r.commands.length, 0);
+    }
     assert.equal((await getCommand(id, q.id)).status, 'queued', 'nothing was sent');
-    assert.equal(dev.nonce, nonce);
     const s2 = await dev.runSession();
-    assert.equal(s2.replies[0].hdrCode, '212', 'the last NextNonce received is the valid one');
+    assert.equal(s2.replies[0].hdrCode, '200', 'the nonce it was challenged with is the valid one');
     assert.deepEqual(s2.commands.map(target), ['./DevDetail/OEM']);
   });
 
   test('a captured message replayed later fails: 401 and no commands', async () => {
     const { id, dev } = await newDevice();
     const s1 = await dev.runSession();
-    assert.equal(s1.replies[0].hdrCode, '212');
+    assert.equal(s1.replies[0].hdrCode, '200');
     const captured = s1.requests[0];
     assert.match(captured, /<Cred>/);
     const q = await queue(id, { type: 'get', uri: './DevDetail/SwV' });
@@ -289,7 +287,7 @@ describe('authentication', () => {
 
     // The device itself still gets in (challenged if the replay moved the nonce) and gets the command.
     const s2 = await dev.runSession();
-    const ok = s2.replies.findIndex((x) => x.hdrCode === '212');
+    const ok = s2.replies.findIndex((x) => x.hdrCode === '200');
     assert.ok(ok >= 0, 'the device authenticates');
     assert.deepEqual(s2.commands.map(target), ['./DevDetail/SwV']);
     rec = await getCommand(id, q.id);
@@ -593,17 +591,18 @@ describe('delivery', () => {
     assert.equal(s.commands.length, 200, 'every command exactly once');
     assert.deepEqual(s.commands.map(target), uris, 'in queue order');
     assert.deepEqual(s.commands.map((c) => c.items[0].data), uris.map((_, i) => String(i)));
-    // One session: same SessionID, rising server MsgIDs, no Cred after the 212, SyncHdr 200.
+    // One session: same SessionID, rising server MsgIDs, a Cred in every message (over the
+    // NextNonce of the reply before it), SyncHdr 200 for each.
     assert.ok(s.replies.every((r) => r.msg.hdr.sessionId === s.sessionId));
     const msgIds = s.replies.map((r) => Number(r.msg.hdr.msgId));
     for (let i = 1; i < msgIds.length; i += 1) assert.ok(msgIds[i] > msgIds[i - 1], `server MsgIDs ${msgIds}`);
-    assert.equal(s.replies[0].hdrCode, '212');
+    const nonces = new Set();
     for (const [i, req] of s.requests.entries()) {
-      if (i > 0) {
-        assert.doesNotMatch(req, /<Cred>/);
-        assert.equal(s.replies[i].hdrCode, '200', `message ${i + 1}`);
-      }
+      assert.match(req, /<Cred>/);
+      assert.equal(s.replies[i].hdrCode, '200', `message ${i + 1}`);
+      nonces.add(s.replies[i].hdrStatus.chal?.nextNonce);
     }
+    assert.equal(nonces.size, s.replies.length, 'a fresh nonce in every reply');
     const list = await listCommands(id);
     assert.deepEqual(list.map((c) => c.id), ids);
     for (const rec of list) {
@@ -688,7 +687,7 @@ describe('unenrollment', () => {
     const s = await dev.runSession({ alerts: [unenrollAlert()] });
     assert.equal(s.replies.length, 1);
     const r = s.replies[0];
-    assert.equal(r.hdrCode, '212');
+    assert.equal(r.hdrCode, '200');
     // Package 1: 1201 (1), LoginStatus (2), the 1226 (3), Replace (4).
     assert.deepEqual(r.statuses.slice(1).map((x) => [x.cmdRef, x.cmd, x.data]), [['1', 'Alert', '200'], ['2', 'Alert', '200'], ['3', 'Alert', '200'], ['4', 'Replace', '200']]);
     assert.equal(r.commands.length, 0, 'nothing is sent to a device that unenrolls');
@@ -710,12 +709,12 @@ describe('unenrollment', () => {
     ];
     const s = await dev.runSession({ alerts });
     const r = s.replies[0];
-    assert.equal(r.hdrCode, '212');
+    assert.equal(r.hdrCode, '200');
     assert.deepEqual(r.statuses.filter((x) => x.cmd === 'Alert').map((x) => x.data), ['200', '200', '200', '200', '200']);
     assert.deepEqual(s.commands.map(target), ['./DevDetail/SwV'], 'the queue is served as usual');
     await assertDeviceStatus(id, 'enrolled');
     const s2 = await dev.runSession();
-    assert.equal(s2.replies[0].hdrCode, '212');
+    assert.equal(s2.replies[0].hdrCode, '200');
   });
 });
 
@@ -761,7 +760,7 @@ describe('retire', () => {
     assert.notEqual((await deviceRecord(id)).status, 'retired');
 
     const s2 = await dev.runSession({ alerts: [unenrollAlert()] });
-    assert.equal(s2.replies[0].hdrCode, '212');
+    assert.equal(s2.replies[0].hdrCode, '200');
     assert.equal(s2.commands.length, 0);
     await assertDeviceStatus(id, 'retired');
     await assertForbidden(dev);

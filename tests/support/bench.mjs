@@ -81,13 +81,14 @@ async function checkIn(c) {
   let text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, 1, true)}<SyncBody>` +
     `<Alert><CmdID>1</CmdID><Data>1201</Data></Alert>` +
     `<Replace><CmdID>2</CmdID><Item><Source><LocURI>./DevInfo/Man</LocURI></Source><Data>Contoso</Data></Item></Replace><Final/></SyncBody></SyncML>`);
-  if (!text.includes('<Data>212</Data>')) throw new Error(`not authenticated: ${text}`);
+  if (text.match(/<Cmd>SyncHdr<\/Cmd>[\s\S]*?<Data>(\d+)<\/Data>/)?.[1] !== '200') throw new Error(`not authenticated: ${text}`);
   for (let msgId = 2; ; msgId++) {
     const cmds = [...text.matchAll(/<(Get|Exec|Replace|Add|Delete)><CmdID>(\d+)<\/CmdID>/g)];
     if (cmds.length === 0) return;
     const statuses = cmds.map(([, cmd, id], i) =>
       `<Status><CmdID>${i + 2}</CmdID><MsgRef>${msgId - 1}</MsgRef><CmdRef>${id}</CmdRef><Cmd>${cmd}</Cmd><Data>200</Data></Status>`).join('');
-    text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, msgId, false)}<SyncBody>` +
+    // Every message carries its Cred, over the NextNonce of the reply before it.
+    text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, msgId, true)}<SyncBody>` +
       `<Status><CmdID>1</CmdID><MsgRef>${msgId - 1}</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>${statuses}<Final/></SyncBody></SyncML>`);
   }
 }

@@ -4,12 +4,13 @@
 //   const enr = await enrollDevice(w, { email, password });
 //   const dev = SyncMLDevice.fromEnrollment(enr, { maxMsgSize: 4096 });
 //   const s = await dev.runSession();            // package 1 … until the server closes
-//   s.replies[0].hdrCode                         // '212'
+//   s.replies[0].hdrCode                         // '200'
 //   s.commands                                   // every server command received, in order
 //
 // The device keeps what a real one keeps between messages and sessions: the SessionID, its
 // MsgID counter, whether the session is authenticated, and the nonce (AAUTHDATA, then the LAST
-// NextNonce of any Chal it received). Every server reply is checked against the protocol rules
+// NextNonce of any Chal it received). As Windows does, it sends its Cred again in the next
+// message after a SyncHdr 200, and stops only after a 212 ("OMA DM protocol support"). Every server reply is checked against the protocol rules
 // that hold for every message (HTTP 200, content type and length, SyncHdr echo, SyncHdr Status
 // first and MsgRef'd to our message, Statuses before commands, unique CmdIDs, Statuses that refer
 // to commands we sent, none for our Status/Results); a violation throws, with the exchange.
@@ -335,6 +336,7 @@ export class SyncMLDevice {
     this.sessionId = sessionId ?? (this.hexSessionIds ? this.sessionCounter.toString(16).toUpperCase() : String(this.sessionCounter));
     this.msgId = 0;
     this.authenticated = false;
+    this.exempt = false;
     this.lastServerMsgId = 0;
     return this.sessionId;
   }
@@ -352,14 +354,14 @@ export class SyncMLDevice {
 
   /**
    * One device message as text (MsgID incremented).
-   * cred: 'auto' (md5 unless authenticated in this session), 'md5', 'none', 'wrong' (a wrong
-   * secret), or { data, type, format } verbatim.
+   * cred: 'auto' (md5, unless the server answered 212 earlier in this session), 'md5', 'none',
+   * 'wrong' (a wrong secret), or { data, type, format } verbatim.
    */
   message(commands, { cred = 'auto', final = true, locName = this.name, maxMsgSize = this.maxMsgSize } = {}) {
     if (this.sessionId === null) this.startSession();
     this.msgId += 1;
     let credXml = '';
-    const mode = cred === 'auto' ? (this.authenticated ? 'none' : 'md5') : cred;
+    const mode = cred === 'auto' ? (this.exempt ? 'none' : 'md5') : cred;
     if (mode === 'md5' || mode === 'wrong') {
       const data = md5Credential(this.name, mode === 'wrong' ? `${this.secret}-wrong` : this.secret, this.nonce);
       credXml = `<Cred><Meta>${metinf('Format', 'b64')}${metinf('Type', 'syncml:auth-md5')}</Meta>${leaf('Data', data)}</Cred>`;
@@ -376,7 +378,8 @@ export class SyncMLDevice {
 
   /**
    * POSTs a message to ADDR (+query). Unless `absorb` is false, the device learns from the reply:
-   * the Chal's NextNonce replaces its nonce; 212/200 authenticates the session, 401/407 does not.
+   * the Chal's NextNonce replaces its nonce; 212/200 authenticates the session, 401/407 does not;
+   * only 212 exempts the rest of the session from sending a Cred.
    * Returns the reply: { status, headers, text, msg, hdrStatus, hdrCode, statuses, commands, final, request }.
    */
   async send(text, { query = this.query, headers = {}, absorb = true, strict = this.strict } = {}) {
@@ -412,8 +415,10 @@ export class SyncMLDevice {
       if (nn) this.nonce = nn;
       if (['200', '212'].includes(reply.hdrCode)) this.authenticated = true;
       if (['401', '407', '403'].includes(reply.hdrCode)) this.authenticated = false;
+      this.exempt = reply.hdrCode === '212' || (this.exempt && reply.hdrCode === '200');
+      // A refused message does not advance the server's side of the session.
       const sid = Number(reply.msg.hdr.msgId);
-      if (Number.isFinite(sid)) this.lastServerMsgId = sid;
+      if (Number.isFinite(sid) && ['200', '212'].includes(reply.hdrCode)) this.lastServerMsgId = sid;
       this.exchanges.push({ request: text, reply });
     }
     return reply;
