@@ -59,7 +59,8 @@ pub struct Config {
 
 /// Whether management messages must carry the device's CMS signature ([MS-MDM] §2.2.1.1,
 /// the DMClient `RequireMessageSigning` node).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MessageSigning {
     Off,
     /// Verify a signature where a message carries one; accept unsigned messages.

@@ -7,9 +7,11 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import {
-  faultType, getPoliciesRequest, newDeviceId, newKey, post, renewalPkcs7, rstRequest, usernameToken,
-  userTokenSecurity, win10Context, windowsCsr,
+  characteristic, derToPem, faultType, getPoliciesRequest, newDeviceId, newKey, openssl, parm, post, renewalPkcs7,
+  rstRequest, tempDir, usernameToken, userTokenSecurity, win10Context, windowsCsr,
 } from './support/device.mjs';
 import { admin, createUser, enrollDevice } from './support/enroll.mjs';
 import { startWorker } from './support/worker.mjs';
@@ -310,5 +312,57 @@ describe('bounded storage', () => {
     const s = await dev.runSession();
     assert.equal(s.commands.length, 3);
     void cmd;
+  });
+});
+
+// ---- message signing ---------------------------------------------------------------------------
+
+/** A detached CMS signature (base64 DER) of `text` with this certificate and key. */
+async function sign(text, certDer, key) {
+  const dir = await tempDir('edgemdm-sign-');
+  try {
+    await fs.writeFile(path.join(dir, 'cert.pem'), derToPem(certDer));
+    await fs.writeFile(path.join(dir, 'key.pem'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await fs.writeFile(path.join(dir, 'msg.xml'), text);
+    await openssl(['cms', '-sign', '-binary', '-outform', 'DER', '-md', 'sha256', '-in', path.join(dir, 'msg.xml'),
+      '-signer', path.join(dir, 'cert.pem'), '-inkey', path.join(dir, 'key.pem'), '-out', path.join(dir, 'sig.der')]);
+    return (await fs.readFile(path.join(dir, 'sig.der'))).toString('base64');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('message signing (MESSAGE_SIGNING=require)', () => {
+  test('the device is told to sign; only messages signed with its current certificate get in', async () => {
+    const sw = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', MESSAGE_SIGNING: 'require' } });
+    try {
+      await createUser(sw, ALICE, PASSWORD);
+      const enr = await enrollDevice(sw, { email: ALICE, password: PASSWORD });
+      const provider = characteristic(characteristic(characteristic(enr.doc, 'DMClient'), 'Provider'), 'edgemdm');
+      assert.equal(parm(provider, 'RequireMessageSigning'), 'true');
+      const dev = SyncMLDevice.fromEnrollment(enr);
+
+      // Unsigned, and signed by someone else's certificate (the attacker's own enrollment).
+      const other = await enrollDevice(sw, { email: ALICE, password: PASSWORD });
+      const text = dev.message(dev.package1());
+      for (const headers of [{}, { 'MDM-Signature': await sign(text, other.certDer, other.key) }]) {
+        const r = await dev.send(text, { headers, absorb: false });
+        assert.equal(r.hdrCode, '401', r.text);
+        assert.equal(r.commands.length, 0);
+      }
+      // A signature over another message does not carry over either.
+      const forged = await dev.send(text, { headers: { 'MDM-Signature': await sign(`${text} `, enr.certDer, enr.key) }, absorb: false });
+      assert.equal(forged.hdrCode, '401');
+
+      // The device's own signature, in either header name.
+      for (const name of ['MDM-Signature', 'MS-Signature']) {
+        dev.startSession();
+        const own = dev.message(dev.package1());
+        const r = await dev.send(own, { headers: { [name]: await sign(own, enr.certDer, enr.key) } });
+        assert.equal(r.hdrCode, '200', `${name}: ${r.text}`);
+      }
+    } finally {
+      await sw.stop();
+    }
   });
 });

@@ -239,6 +239,7 @@ fn win10_doc(store: CertStore, upn: Option<&str>) -> ProvisioningDoc {
             ent_dmid: "DEV1".into(),
             ent_device_name: Some("Administrator_Windows".into()),
             upn: upn.map(str::to_string),
+            require_message_signing: false,
         }),
     }
 }

@@ -8,7 +8,7 @@ use super::lifecycle::{self, EnrollKind};
 use super::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
 use crate::calls::StoreError;
 use crate::commands::{self, CommandRecord, CommandRequest, Management, MAX_PENDING};
-use crate::config::PROVIDER_ID;
+use crate::config::{MessageSigning, PROVIDER_ID};
 use crate::proto::syncml::session::SessionState;
 use crate::time::format_timestamp;
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,11 @@ pub enum DeviceCall {
         server_url: String,
         client_cert: Option<String>,
         max_attempts: u32,
+        /// The base64 CMS signature header, if the message came with one.
+        #[serde(default)]
+        signature: Option<String>,
+        #[serde(default = "signing_off")]
+        signing: MessageSigning,
     },
     QueueCommand {
         request: CommandRequest,
@@ -53,6 +58,10 @@ pub enum DeviceCall {
     },
     /// The retire grace period ended (the object's alarm).
     RetireDeadline,
+}
+
+fn signing_off() -> MessageSigning {
+    MessageSigning::Off
 }
 
 /// What `Record` shows: the record and the management state.
@@ -235,7 +244,7 @@ pub async fn handle<S: DeviceStorage>(
                 vec![DeviceWrite::Record(record)],
             ))
         }
-        DeviceCall::SyncMl { message, server_url, client_cert, max_attempts } => {
+        DeviceCall::SyncMl { message, server_url, client_cert, max_attempts, signature, signing } => {
             // Parse first: a body that is not SyncML changes nothing and reads nothing more.
             if let Err(e) = crate::proto::syncml::message::SyncMl::parse_bytes(message.as_bytes()) {
                 return Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string())));
@@ -246,6 +255,8 @@ pub async fn handle<S: DeviceStorage>(
                 server_url: &server_url,
                 client_cert: client_cert.as_deref(),
                 max_attempts,
+                signature: signature.as_deref(),
+                signing,
                 now_ms: ctx.now_ms,
                 fresh_nonce: ctx.fresh_nonce,
             };
@@ -655,6 +666,8 @@ mod tests {
             server_url: SERVER.into(),
             client_cert: None,
             max_attempts: 3,
+            signature: None,
+            signing: MessageSigning::Off,
         };
         match d.call(call, NOW) {
             Ok(DeviceReply::SyncMl(doc)) => crate::proto::syncml::message::SyncMl::parse(&doc).unwrap(),
@@ -699,6 +712,8 @@ mod tests {
                 server_url: SERVER.into(),
                 client_cert: None,
                 max_attempts: 3,
+                signature: None,
+                signing: MessageSigning::Off,
             };
             assert!(matches!(d.call(call, NOW), Err(DeviceError::MalformedSyncMl(_))), "{bad}");
         }

@@ -9,6 +9,7 @@ use super::lifecycle::{self, SessionAccess};
 use super::{DeviceRecord, DeviceStatus, DmCredentials};
 use crate::codec::decode_base64;
 use crate::commands::{self, CommandRecord, CommandRequest, Management};
+use crate::config::MessageSigning;
 use crate::proto::syncml::codes::{CODE_FORBIDDEN, CODE_INVALID_CREDENTIALS};
 use crate::proto::syncml::message::SyncMl;
 use crate::proto::syncml::session::{self, DeviceAuth, Input, SessionState};
@@ -38,6 +39,9 @@ pub struct CheckinInput<'a> {
     /// SHA-1 thumbprint of a TLS client certificate Cloudflare mTLS verified, if any.
     pub client_cert: Option<&'a str>,
     pub max_attempts: u32,
+    /// The base64 CMS signature the message came with (`MDM-Signature` / `MS-Signature`).
+    pub signature: Option<&'a str>,
+    pub signing: MessageSigning,
     pub now_ms: u64,
     pub fresh_nonce: [u8; 16],
 }
@@ -71,6 +75,20 @@ pub struct Handled {
     pub status_changed: bool,
 }
 
+/// Message signing ([MS-MDM] §2.2.1.1): a signature, where one comes (or where one is
+/// required), must verify over the message and come from the device's current certificate.
+fn signature_accepted(record: &DeviceRecord, input: &CheckinInput<'_>) -> bool {
+    match (input.signing, input.signature) {
+        (MessageSigning::Off, _) | (MessageSigning::Verify, None) => true,
+        (MessageSigning::Require, None) => false,
+        (_, Some(b64)) => decode_base64(b64)
+            .and_then(|cms| crate::pki::verify_detached(&cms, input.message).ok())
+            .is_some_and(|signer| {
+                crate::pki::thumbprint(&signer).eq_ignore_ascii_case(&record.certificate.thumbprint)
+            }),
+    }
+}
+
 /// Runs one device message against the device's state.
 pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, SyncMlError> {
     let msg = SyncMl::parse_bytes(input.message)?;
@@ -81,6 +99,11 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
     let access = lifecycle::session_access(record.status);
     if access == SessionAccess::Refused {
         return Ok(Checkin::Refused { reply: commands::refusal(&msg, CODE_FORBIDDEN, input.server_url) });
+    }
+    if !signature_accepted(&record, &input) {
+        return Ok(Checkin::Refused {
+            reply: commands::refusal(&msg, CODE_INVALID_CREDENTIALS, input.server_url),
+        });
     }
     let session_state = state
         .session

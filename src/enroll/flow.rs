@@ -239,6 +239,7 @@ pub async fn issue<P: Ports>(
         poll: cfg.poll,
         ssp_hyperlink: cfg.ssp_hyperlink.as_deref(),
         server_root_cert_hash: cfg.server_root_cert_hash.as_deref(),
+        require_message_signing: cfg.message_signing == crate::config::MessageSigning::Require,
     };
     let (doc, credentials) = provisioning_doc(
         req.generation,

@@ -31,6 +31,8 @@ pub struct DocSettings<'a> {
     pub ssp_hyperlink: Option<&'a str>,
     /// `SERVER_ROOT_CERT_HASH`: the 8.1 `SslServerRootCertHash`.
     pub server_root_cert_hash: Option<&'a str>,
+    /// `MESSAGE_SIGNING=require`: Windows 10/11 devices are told to sign every message.
+    pub require_message_signing: bool,
 }
 
 /// Builds the provisioning document of a first enrollment, in the shape of the client's
@@ -89,6 +91,7 @@ pub fn provisioning_doc(
                 ent_dmid: identity.device_id.clone(),
                 ent_device_name: identity.device_name.clone(),
                 upn: user.map(str::to_string),
+                require_message_signing: s.require_message_signing,
             }),
             ClientGeneration::Windows81 => DocShape::Windows81(Win81Settings {
                 ssp_hyperlink: s.ssp_hyperlink.map(str::to_string),
@@ -136,6 +139,7 @@ mod tests {
             poll: Poll::default(),
             ssp_hyperlink: Some("https://e/app"),
             server_root_cert_hash: None,
+            require_message_signing: false,
         };
         let cert = |t: &str| StoredCert { thumbprint: t.into(), der: vec![0] };
         let (user, root, client) = (Some("u@e.x"), cert("R"), cert("C"));

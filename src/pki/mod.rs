@@ -11,6 +11,7 @@
 mod cert;
 mod csr;
 mod renewal;
+mod signature;
 mod tlv;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ pub use cert::{
 };
 pub use csr::{parse_csr, Csr};
 pub use renewal::{parse_renewal, Renewal};
+pub use signature::verify_detached;
 
 use sha1::{Digest as _, Sha1};
 

@@ -17,7 +17,7 @@ pub struct Renewal {
     pub csr: Csr,
 }
 
-const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+pub(super) const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 
@@ -131,7 +131,10 @@ fn octet_string_contents(input: &[u8]) -> Result<&[u8], PkiError> {
     }
 }
 
-fn find_signer<'a>(sid: &Tlv<'_>, certs: &[Tlv<'a>]) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
+pub(super) fn find_signer<'a>(
+    sid: &Tlv<'_>,
+    certs: &[Tlv<'a>],
+) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
     for c in certs {
         let Ok(parts) = CertParts::parse(c.raw) else {
             continue;
@@ -155,7 +158,7 @@ fn find_signer<'a>(sid: &Tlv<'_>, certs: &[Tlv<'a>]) -> Result<(&'a [u8], CertPa
     Err(PkiError::Malformed("signer certificate not found in SignedData".into()))
 }
 
-fn check_signed_attrs(
+pub(super) fn check_signed_attrs(
     attrs: &Tlv<'_>,
     hash: Hash,
     content: &[u8],

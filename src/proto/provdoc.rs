@@ -278,6 +278,9 @@ pub struct DmClient {
     pub ent_dmid: String,
     pub ent_device_name: Option<String>,
     pub upn: Option<String>,
+    /// `RequireMessageSigning` (DMClient CSP): the device signs every management message
+    /// with its enrollment certificate ([MS-MDM] §2.2.1.1). Sent only when set.
+    pub require_message_signing: bool,
 }
 
 /// The 8.1 `PrivateKeyContainer` of the client certificate ([MS-MDE] §3.6).
@@ -479,6 +482,9 @@ impl ProvisioningDoc {
         if let Some(u) = &d.upn {
             provider.push(string_parm("UPN", u));
         }
+        if d.require_message_signing {
+            provider.push(typed_parm("RequireMessageSigning", "true", "boolean"));
+        }
         provider.push(self.poll.dmclient_poll());
         let dmclient = characteristic("DMClient").child(characteristic("Provider").child(provider));
         vec![cert_store, application, dmclient]
@@ -606,6 +612,7 @@ mod tests {
                 ent_dmid: "DEV1".into(),
                 ent_device_name: Some("PC-1".into()),
                 upn: Some("a@b.c".into()),
+                require_message_signing: false,
             }),
         }
     }

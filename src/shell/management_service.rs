@@ -56,6 +56,12 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
         server_url,
         client_cert: verified_client_cert(&req),
         max_attempts: cfg.max_command_attempts,
+        // Microsoft's pages name the header both ways; either is read.
+        signature: ["MDM-Signature", "MS-Signature"]
+            .iter()
+            .find_map(|h| req.headers().get(h).ok().flatten())
+            .filter(|v| !v.is_empty() && v.len() <= 64 * 1024),
+        signing: cfg.message_signing,
     };
     match EdgePorts::new(env).device(device_id, call).await {
         Ok(Ok(DeviceReply::SyncMl(doc))) => fixed(200, CONTENT_TYPE, doc),
