@@ -532,7 +532,6 @@ pub fn refusal(message: &SyncMl, code: u16, server_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{CertRef, DeviceIdentity, EnrollmentType};
 
     fn req(json: &str) -> Result<CommandRequest, String> {
         CommandRequest::from_json(json.as_bytes())
@@ -595,30 +594,7 @@ mod tests {
     }
 
     fn record() -> DeviceRecord {
-        DeviceRecord {
-            identity: DeviceIdentity {
-                device_id: "D".into(),
-                hw_dev_id: None,
-                device_name: None,
-                device_type: None,
-                os_version: None,
-                os_edition: None,
-                application_version: None,
-                enrollment_type: EnrollmentType::Full,
-                context: vec![],
-            },
-            user: None,
-            certificate: CertRef {
-                serial: "1".into(),
-                thumbprint: "T".into(),
-                not_before: "".into(),
-                not_after: "".into(),
-            },
-            status: DeviceStatus::Enrolled,
-            enrolled_at: "".into(),
-            renewed_at: None,
-            retired_at: None,
-        }
+        crate::device::test_record("D", DeviceStatus::Enrolled, None)
     }
 
     fn commands(reqs: &[CommandRequest]) -> BTreeMap<String, CommandRecord> {

@@ -324,39 +324,37 @@ pub async fn handle<S: DeviceStorage>(
             let Some(status) = lifecycle::supersede(&record, user.as_deref()) else {
                 return Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record)), vec![]));
             };
-            record.status = status;
             record.retired_at = Some(ctx.now_iso());
-            let mut writes = cancel_pending(store, &format!("cancelled: superseded by {by}"), ctx).await?;
-            writes.push(DeviceWrite::Record(record.clone()));
-            let effects = status_effects(&record);
-            Ok(DeviceOutcome {
-                reply: Ok(DeviceReply::Record(Box::new(record))),
-                writes,
-                effects,
-                alarm: None,
-            })
+            end_enrollment(store, record, status, &format!("cancelled: superseded by {by}"), ctx).await
         }
         DeviceCall::RetireDeadline => {
-            let Some(mut record) = store.record().await? else {
+            let Some(record) = store.record().await? else {
                 return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
             };
             if record.status != DeviceStatus::Retiring {
                 return Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record)), vec![]));
             }
-            record.status = lifecycle::unenroll_ended(record.status);
-            let mut writes =
-                cancel_pending(store, "the device did not answer its Unenroll within the grace period", ctx)
-                    .await?;
-            writes.push(DeviceWrite::Record(record.clone()));
-            let effects = status_effects(&record);
-            Ok(DeviceOutcome {
-                reply: Ok(DeviceReply::Record(Box::new(record))),
-                writes,
-                effects,
-                alarm: None,
-            })
+            let status = lifecycle::unenroll_ended(record.status);
+            let why = "the device did not answer its Unenroll within the grace period";
+            end_enrollment(store, record, status, why, ctx).await
         }
     }
+}
+
+/// Moves a record to a status that ends its enrollment: what is queued is cancelled with
+/// `reason`, the listing follows and the certificate is revoked.
+async fn end_enrollment<S: DeviceStorage>(
+    store: &S,
+    mut record: DeviceRecord,
+    status: DeviceStatus,
+    reason: &str,
+    ctx: DeviceContext,
+) -> Result<DeviceOutcome, StoreError> {
+    record.status = status;
+    let mut writes = cancel_pending(store, reason, ctx).await?;
+    writes.push(DeviceWrite::Record(record.clone()));
+    let effects = status_effects(&record);
+    Ok(DeviceOutcome { reply: Ok(DeviceReply::Record(Box::new(record))), writes, effects, alarm: None })
 }
 
 /// A new enrollment of this DeviceID: refused when another user holds it; the same user's
@@ -594,37 +592,13 @@ mod tests {
     use super::memory::MemoryDevice;
     use super::*;
     use crate::commands::CommandState;
-    use crate::device::{DeviceIdentity, EnrollmentType};
     use crate::proto::syncml::digest;
 
     const NOW: u64 = 1_800_000_000_000;
     const SERVER: &str = "https://mdm.example/ManagementServer/MDM.svc";
 
     fn record(id: &str) -> DeviceRecord {
-        DeviceRecord {
-            identity: DeviceIdentity {
-                device_id: id.into(),
-                hw_dev_id: None,
-                device_name: Some("PC-1".into()),
-                device_type: None,
-                os_version: None,
-                os_edition: None,
-                application_version: None,
-                enrollment_type: EnrollmentType::Full,
-                context: vec![],
-            },
-            user: Some("a@x.io".into()),
-            certificate: CertRef {
-                serial: "0A".into(),
-                thumbprint: "T1".into(),
-                not_before: "".into(),
-                not_after: "".into(),
-            },
-            status: DeviceStatus::Enrolled,
-            enrolled_at: "t0".into(),
-            renewed_at: None,
-            retired_at: None,
-        }
+        crate::device::test_record(id, DeviceStatus::Enrolled, Some("a@x.io"))
     }
 
     fn credentials(id: &str) -> DmCredentials {

@@ -158,33 +158,9 @@ pub fn supersede(rec: &DeviceRecord, by_user: Option<&str>) -> Option<DeviceStat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{CertRef, DeviceIdentity, EnrollmentType};
 
     fn rec(status: DeviceStatus, user: &str) -> DeviceRecord {
-        DeviceRecord {
-            identity: DeviceIdentity {
-                device_id: "D".into(),
-                hw_dev_id: Some("HW".into()),
-                device_name: None,
-                device_type: None,
-                os_version: None,
-                os_edition: None,
-                application_version: None,
-                enrollment_type: EnrollmentType::Full,
-                context: vec![],
-            },
-            user: Some(user.into()),
-            certificate: CertRef {
-                serial: "0A".into(),
-                thumbprint: "AB12".into(),
-                not_before: "".into(),
-                not_after: "".into(),
-            },
-            status,
-            enrolled_at: "".into(),
-            renewed_at: None,
-            retired_at: None,
-        }
+        crate::device::test_record("D", status, Some(user))
     }
 
     const ALL: [DeviceStatus; 5] = [
@@ -232,7 +208,7 @@ mod tests {
         }
         assert_eq!(session_access(DeviceStatus::Retiring), SessionAccess::UnenrollOnly);
         assert_eq!(accepts_commands(DeviceStatus::Retiring), Err(LifecycleError::NotEnrolled));
-        assert!(renewal(&rec(DeviceStatus::Retiring, "a@x"), "AB12").is_err());
+        assert!(renewal(&rec(DeviceStatus::Retiring, "a@x"), "T1").is_err());
     }
 
     #[test]
@@ -259,7 +235,7 @@ mod tests {
             assert_eq!(accepts_commands(s).is_ok(), s == DeviceStatus::Enrolled);
         }
         let a = rec(DeviceStatus::Enrolled, "a@x");
-        assert_eq!(renewal(&a, "ab12"), Ok(()));
+        assert_eq!(renewal(&a, "t1"), Ok(()));
         assert_eq!(renewal(&a, "FFFF"), Err(LifecycleError::NotCurrentCertificate));
     }
 

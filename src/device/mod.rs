@@ -129,3 +129,32 @@ pub struct DmCredentials {
     pub server_secret: String,
     pub server_nonce_b64: String,
 }
+
+/// A record for native tests: enrolled, certificate serial `0A`, thumbprint `T1`.
+#[cfg(test)]
+pub fn test_record(id: &str, status: DeviceStatus, user: Option<&str>) -> DeviceRecord {
+    DeviceRecord {
+        identity: DeviceIdentity {
+            device_id: id.into(),
+            hw_dev_id: Some("HW".into()),
+            device_name: Some("PC-1".into()),
+            device_type: None,
+            os_version: None,
+            os_edition: None,
+            application_version: None,
+            enrollment_type: EnrollmentType::Full,
+            context: vec![],
+        },
+        user: user.map(Into::into),
+        certificate: CertRef {
+            serial: "0A".into(),
+            thumbprint: "T1".into(),
+            not_before: "".into(),
+            not_after: "".into(),
+        },
+        status,
+        enrolled_at: "t0".into(),
+        renewed_at: None,
+        retired_at: None,
+    }
+}

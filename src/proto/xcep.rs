@@ -40,6 +40,17 @@ const OIDS: [Oid; 2] = [
     Oid { value: "1.2.840.113549.1.1.1", group: 3, reference: 1, default_name: "szOID_RSA_RSA" },
 ];
 
+/// `policySchema` ([MS-XCEP], the `Attributes` complex type): version 3 templates.
+pub const POLICY_SCHEMA: &str = "3";
+/// `revision/majorRevision` and `minorRevision` of our one template ([MS-XCEP], the `Revision`
+/// complex type).
+pub const TEMPLATE_MAJOR_REVISION: &str = "101";
+pub const TEMPLATE_MINOR_REVISION: &str = "0";
+/// `oIDReferenceID`s into [`OIDS`]: the policy's own OID, the hash and the key algorithm.
+pub const POLICY_OID_REFERENCE: &str = "0";
+pub const HASH_ALGORITHM_OID_REFERENCE: &str = "0";
+pub const KEY_ALGORITHM_OID_REFERENCE: &str = "1";
+
 impl GetPoliciesResponse {
     /// The body element, in the sequence order XCEP requires.
     pub fn to_element(&self) -> El {
@@ -48,7 +59,7 @@ impl GetPoliciesResponse {
             .child(El::nil("keySpec"))
             .child(El::nil("keyUsageProperty"))
             .child(El::nil("permissions"))
-            .child(El::leaf("algorithmOIDReference", "1"))
+            .child(El::leaf("algorithmOIDReference", KEY_ALGORITHM_OID_REFERENCE))
             .child(
                 El::new("cryptoProviders")
                     .child(El::leaf("provider", "Microsoft Platform Crypto Provider"))
@@ -56,7 +67,7 @@ impl GetPoliciesResponse {
             );
         let attributes = El::new("attributes")
             .child(El::leaf("commonName", &self.common_name))
-            .child(El::leaf("policySchema", "3"))
+            .child(El::leaf("policySchema", POLICY_SCHEMA))
             .child(
                 El::new("certificateValidity")
                     .child(El::leaf("validityPeriodSeconds", self.validity_period_seconds.to_string()))
@@ -70,8 +81,8 @@ impl GetPoliciesResponse {
             .child(private_key_attributes)
             .child(
                 El::new("revision")
-                    .child(El::leaf("majorRevision", "101"))
-                    .child(El::leaf("minorRevision", "0")),
+                    .child(El::leaf("majorRevision", TEMPLATE_MAJOR_REVISION))
+                    .child(El::leaf("minorRevision", TEMPLATE_MINOR_REVISION)),
             )
             .children(
                 [
@@ -83,10 +94,10 @@ impl GetPoliciesResponse {
                 ]
                 .map(El::nil),
             )
-            .child(El::leaf("hashAlgorithmOIDReference", "0"))
+            .child(El::leaf("hashAlgorithmOIDReference", HASH_ALGORITHM_OID_REFERENCE))
             .children(["rARequirements", "keyArchivalAttributes", "extensions"].map(El::nil));
         let policy = El::new("policy")
-            .child(El::leaf("policyOIDReference", "0"))
+            .child(El::leaf("policyOIDReference", POLICY_OID_REFERENCE))
             .child(El::nil("cAs"))
             .child(attributes);
         let response = El::new("response")
