@@ -506,6 +506,49 @@ async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<Devic
     Ok(DeviceOutcome { reply: Ok(reply), writes, effects, alarm })
 }
 
+/// How the device object stores its state: everything that changes together in one row (the
+/// record, credentials, management state, session, queue and sequence), each command in a row
+/// of its own. An idle check-in then writes one row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRow {
+    pub record: Option<DeviceRecord>,
+    pub credentials: Option<DmCredentials>,
+    pub mgmt: Option<Management>,
+    pub session: Option<SessionState>,
+    #[serde(default)]
+    pub pending: Vec<String>,
+    #[serde(default)]
+    pub cmd_seq: u64,
+}
+
+/// A command row to write or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandRow {
+    Put(CommandRecord),
+    Delete(String),
+}
+
+impl DeviceRow {
+    /// Applies a call's writes: whether the row changed, and the command rows to write.
+    pub fn apply(&mut self, writes: Vec<DeviceWrite>) -> (bool, Vec<CommandRow>) {
+        let before = self.clone();
+        let mut commands = Vec::new();
+        for w in writes {
+            match w {
+                DeviceWrite::Record(r) => self.record = Some(r),
+                DeviceWrite::Credentials(c) => self.credentials = Some(c),
+                DeviceWrite::Mgmt(m) => self.mgmt = Some(m),
+                DeviceWrite::Session(s) => self.session = Some(s),
+                DeviceWrite::Pending(p) => self.pending = p,
+                DeviceWrite::CommandSeq(n) => self.cmd_seq = n,
+                DeviceWrite::Command(c) => commands.push(CommandRow::Put(c)),
+                DeviceWrite::DeleteCommand(id) => commands.push(CommandRow::Delete(id)),
+            }
+        }
+        (*self != before, commands)
+    }
+}
+
 /// An in-memory device object for native tests: the rules above over plain fields.
 #[cfg(test)]
 pub mod memory {
@@ -815,6 +858,39 @@ mod tests {
         d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Retired;
         assert_eq!(d.call(call(), NOW), Err(DeviceError::NotEnrolled));
         assert_eq!(MemoryDevice::default().call(call(), NOW), Err(DeviceError::NoSuchDevice));
+    }
+
+    #[test]
+    fn an_idle_check_in_writes_one_row() {
+        let d = enrolled("DEV");
+        let mut row = DeviceRow {
+            record: d.record.borrow().clone(),
+            credentials: d.credentials.borrow().clone(),
+            mgmt: d.mgmt.borrow().clone(),
+            session: d.session.borrow().clone(),
+            pending: vec![],
+            cmd_seq: 0,
+        };
+        let ctx = DeviceContext {
+            now_ms: NOW,
+            fresh_nonce: [9; 16],
+            history: HistoryLimits::default(),
+            retire_grace_secs: 60,
+        };
+        let call = DeviceCall::SyncMl {
+            message: message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201),
+            server_url: SERVER.into(),
+            client_cert: None,
+            max_attempts: 3,
+            signature: None,
+            signing: MessageSigning::Off,
+        };
+        let out = crate::calls::block_on(handle(&d, call, ctx)).unwrap();
+        let (changed, commands) = row.apply(out.writes);
+        assert!(changed && commands.is_empty(), "one row: the state; no command rows");
+        assert_eq!(row.session.as_ref().unwrap().nonce, vec![9; 16]);
+        let back: DeviceRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert_eq!(back, row);
     }
 
     #[test]

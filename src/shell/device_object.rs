@@ -4,8 +4,9 @@
 //! together, so a crash between messages loses nothing; the listing and revocation follow
 //! after the commit.
 //!
-//! Storage keys (JSON text): `record`, `credentials`, `mgmt`, `session`, `pending` (queued
-//! command ids in order), `cmd_seq`, `cmd:<id>`.
+//! Storage keys (JSON text): `state` (a [`DeviceRow`]: the record, credentials, management
+//! state, session, the queue of command ids in order and the command sequence — what changes
+//! together, so an idle check-in writes one row) and `cmd:<id>` (a [`CommandRecord`]).
 
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
@@ -15,24 +16,23 @@ use crate::calls::StoreError;
 use crate::commands::{CommandRecord, Management};
 use crate::context::Entropy;
 use crate::device::calls::{
-    self, DeviceCall, DeviceContext, DeviceEffect, DeviceError, DeviceReply, DeviceStorage, DeviceWrite,
-    HistoryLimits,
+    self, CommandRow, DeviceCall, DeviceContext, DeviceEffect, DeviceError, DeviceReply, DeviceRow,
+    DeviceStorage, HistoryLimits,
 };
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
 use crate::issuer::CaCall;
 use crate::proto::syncml::session::SessionState;
+use std::cell::{Cell, RefCell};
 use worker::*;
 
 pub const BINDING: &str = "DEVICES";
 
-const RECORD: &str = "record";
-const CREDENTIALS: &str = "credentials";
-const MGMT: &str = "mgmt";
-const SESSION: &str = "session";
-const PENDING: &str = "pending";
-const CMD_SEQ: &str = "cmd_seq";
+/// The device's state, one row ([`DeviceRow`]).
+const STATE: &str = "state";
 const CMD: &str = "cmd:";
+/// The keys the state lived under before it was one row; read once, deleted at the next write.
+const LEGACY: [&str; 6] = ["record", "credentials", "mgmt", "session", "pending", "cmd_seq"];
 
 #[durable_object]
 pub struct DeviceObject {
@@ -40,32 +40,71 @@ pub struct DeviceObject {
     env: Env,
 }
 
-struct Store(JsonStorage);
+/// The object's storage for one call: the state row read once, commands by key.
+struct Store {
+    storage: JsonStorage,
+    row: RefCell<Option<DeviceRow>>,
+    legacy: Cell<bool>,
+}
+
+impl Store {
+    /// One field of the row, read from storage on first use.
+    async fn field<T>(&self, f: impl FnOnce(&DeviceRow) -> T) -> std::result::Result<T, StoreError> {
+        if self.row.borrow().is_none() {
+            self.row().await?;
+        }
+        Ok(f(self.row.borrow().as_ref().expect("loaded above")))
+    }
+
+    async fn row(&self) -> std::result::Result<DeviceRow, StoreError> {
+        if let Some(r) = self.row.borrow().as_ref() {
+            return Ok(r.clone());
+        }
+        let row = match self.storage.get::<DeviceRow>(STATE).await? {
+            Some(r) => r,
+            None => {
+                let s = &self.storage;
+                let row = DeviceRow {
+                    record: s.get(LEGACY[0]).await?,
+                    credentials: s.get(LEGACY[1]).await?,
+                    mgmt: s.get(LEGACY[2]).await?,
+                    session: s.get(LEGACY[3]).await?,
+                    pending: s.get(LEGACY[4]).await?.unwrap_or_default(),
+                    cmd_seq: s.get(LEGACY[5]).await?.unwrap_or(0),
+                };
+                self.legacy.set(row.record.is_some());
+                row
+            }
+        };
+        *self.row.borrow_mut() = Some(row.clone());
+        Ok(row)
+    }
+}
 
 impl DeviceStorage for Store {
     async fn record(&self) -> std::result::Result<Option<DeviceRecord>, StoreError> {
-        self.0.get(RECORD).await
+        self.field(|r| r.record.clone()).await
     }
     async fn credentials(&self) -> std::result::Result<Option<DmCredentials>, StoreError> {
-        self.0.get(CREDENTIALS).await
+        self.field(|r| r.credentials.clone()).await
     }
     async fn mgmt(&self) -> std::result::Result<Option<Management>, StoreError> {
-        self.0.get(MGMT).await
+        self.field(|r| r.mgmt.clone()).await
     }
     async fn session(&self) -> std::result::Result<Option<SessionState>, StoreError> {
-        self.0.get(SESSION).await
+        self.field(|r| r.session.clone()).await
     }
     async fn pending(&self) -> std::result::Result<Vec<String>, StoreError> {
-        Ok(self.0.get(PENDING).await?.unwrap_or_default())
+        self.field(|r| r.pending.clone()).await
     }
     async fn command_seq(&self) -> std::result::Result<u64, StoreError> {
-        Ok(self.0.get(CMD_SEQ).await?.unwrap_or(0))
+        self.field(|r| r.cmd_seq).await
     }
     async fn command(&self, id: &str) -> std::result::Result<Option<CommandRecord>, StoreError> {
-        self.0.get(&format!("{CMD}{id}")).await
+        self.storage.get(&format!("{CMD}{id}")).await
     }
     async fn commands(&self) -> std::result::Result<Vec<CommandRecord>, StoreError> {
-        Ok(self.0.list(CMD).await?.into_iter().map(|(_, c)| c).collect())
+        Ok(self.storage.list(CMD).await?.into_iter().map(|(_, c)| c).collect())
     }
 }
 
@@ -93,7 +132,11 @@ impl DeviceObject {
         &self,
         call: DeviceCall,
     ) -> std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError> {
-        let store = Store(JsonStorage(self.state.storage()));
+        let store = Store {
+            storage: JsonStorage(self.state.storage()),
+            row: RefCell::new(None),
+            legacy: Cell::new(false),
+        };
         let cfg = super::config(&self.env).map_err(|e| StoreError(e.to_string()))?;
         let ctx = DeviceContext {
             now_ms: now_ms(),
@@ -105,20 +148,24 @@ impl DeviceObject {
             retire_grace_secs: cfg.retire_grace_secs.into(),
         };
         let out = calls::handle(&store, call, ctx).await?;
+        let mut row = store.row().await?;
+        let (changed, commands) = row.apply(out.writes);
         let mut batch = Batch::default();
-        for w in &out.writes {
-            match w {
-                DeviceWrite::Record(r) => batch.put(RECORD, r)?,
-                DeviceWrite::Credentials(c) => batch.put(CREDENTIALS, c)?,
-                DeviceWrite::Mgmt(m) => batch.put(MGMT, m)?,
-                DeviceWrite::Session(s) => batch.put(SESSION, s)?,
-                DeviceWrite::Pending(p) => batch.put(PENDING, p)?,
-                DeviceWrite::CommandSeq(s) => batch.put(CMD_SEQ, s)?,
-                DeviceWrite::Command(c) => batch.put(&format!("{CMD}{}", c.id), c)?,
-                DeviceWrite::DeleteCommand(id) => batch.delete(&format!("{CMD}{id}")),
+        if changed || store.legacy.get() {
+            batch.put(STATE, &row)?;
+        }
+        if store.legacy.get() {
+            for k in LEGACY {
+                batch.delete(k);
             }
         }
-        store.0.commit(batch).await?;
+        for c in commands {
+            match c {
+                CommandRow::Put(c) => batch.put(&format!("{CMD}{}", c.id), &c)?,
+                CommandRow::Delete(id) => batch.delete(&format!("{CMD}{id}")),
+            }
+        }
+        store.storage.commit(batch).await?;
         if let Some(at) = out.alarm {
             let offset = at.saturating_sub(ctx.now_ms) as i64;
             self.state.storage().set_alarm(offset).await.map_err(store_error)?;
