@@ -150,12 +150,13 @@ impl DeviceIdentity {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::proto::provdoc::CertStore;
     use crate::proto::wstep::{RequestType, TokenRequest};
 
-    fn rst(items: &[(&str, &str)]) -> RequestSecurityToken {
+    /// An Issue RST with these context items (shared with the provisioning tests).
+    pub(crate) fn rst(items: &[(&str, &str)]) -> RequestSecurityToken {
         RequestSecurityToken {
             request_type: RequestType::Issue,
             token: TokenRequest::Pkcs10(vec![]),

@@ -108,16 +108,8 @@ pub fn provisioning_doc(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enroll::tests::rst;
     use crate::proto::provdoc::CertStore;
-    use crate::proto::wstep::{RequestSecurityToken, RequestType, TokenRequest};
-
-    fn rst(items: &[(&str, &str)]) -> RequestSecurityToken {
-        RequestSecurityToken {
-            request_type: RequestType::Issue,
-            token: TokenRequest::Pkcs10(vec![]),
-            context: items.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-        }
-    }
 
     #[test]
     fn document_and_credentials_agree() {
