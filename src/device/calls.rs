@@ -524,7 +524,7 @@ pub struct DeviceRow {
 /// A command row to write or delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandRow {
-    Put(CommandRecord),
+    Put(Box<CommandRecord>),
     Delete(String),
 }
 
@@ -541,7 +541,7 @@ impl DeviceRow {
                 DeviceWrite::Session(s) => self.session = Some(s),
                 DeviceWrite::Pending(p) => self.pending = p,
                 DeviceWrite::CommandSeq(n) => self.cmd_seq = n,
-                DeviceWrite::Command(c) => commands.push(CommandRow::Put(c)),
+                DeviceWrite::Command(c) => commands.push(CommandRow::Put(Box::new(c))),
                 DeviceWrite::DeleteCommand(id) => commands.push(CommandRow::Delete(id)),
             }
         }
