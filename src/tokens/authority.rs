@@ -810,6 +810,59 @@ mod tests {
     }
 
     #[test]
+    fn ended_windows_are_found_through_the_expiry_index_only() {
+        let t = MemoryTokens::default();
+        let e = &mut Counter(0);
+        let limit = RateLimit { max_failures: 5, window_secs: 60 };
+        t.call(TokenCall::Failed { keys: vec!["ip:a".into()], limit }, NOW, e).unwrap();
+        t.call(TokenCall::Attempt { keys: vec!["ip:b".into()], limit }, NOW, e).unwrap();
+        assert_eq!(t.expiry.borrow().len(), 2);
+        // b is given back and opened again later: its old index entry must not delete the new one.
+        t.call(TokenCall::Release { keys: vec!["ip:b".into()] }, NOW, e).unwrap();
+        let later = NOW + 3_600_000;
+        t.call(TokenCall::Attempt { keys: vec!["ip:b".into()], limit }, later - 10_000, e).unwrap();
+        t.call(TokenCall::Failed { keys: vec!["email:x".into()], limit }, later, e).unwrap();
+        assert!(t.windows.borrow().get("ip:a").is_none(), "ended windows are deleted");
+        assert!(t.windows.borrow().get("ip:b").is_some(), "a window opened again is kept");
+        assert!(t.expiry.borrow().iter().all(|x| x.at > NOW / 1000 + 60), "used index entries are deleted");
+    }
+
+    #[test]
+    fn a_deleted_users_tokens_are_refused() {
+        let t = MemoryTokens::default();
+        let e = &mut Counter(0);
+        let login = issue_login(&t, None, e);
+        let (_, enroll) = create(&t, 3, e);
+        match t.call(TokenCall::RevokeUser { email: "k@x.io".into() }, NOW + 1, e) {
+            Ok(TokenReply::UserRevoked { enrollment_tokens: 1 }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            refused(t.call(use_token(&enroll, Stage::Check, None, None), NOW + 2, e)),
+            TokenError::Revoked
+        );
+        assert!(
+            t.call(use_token(&login, Stage::Check, None, None), NOW + 2, e).is_ok(),
+            "another user's token"
+        );
+        t.call(TokenCall::RevokeUser { email: "a@x.io".into() }, NOW + 3, e).unwrap();
+        assert_eq!(
+            refused(t.call(use_token(&login, Stage::Check, None, None), NOW + 4, e)),
+            TokenError::Revoked
+        );
+        // Tokens issued after the revocation work (the user was created again).
+        let fresh = issue_login(&t, None, e);
+        assert_eq!(
+            refused(t.call(use_token(&fresh, Stage::Check, None, None), NOW + 4, e)),
+            TokenError::Revoked,
+            "issued before the revocation"
+        );
+        let later = TokenCall::IssueLogin { sub: "a@x.io".into(), dev: None, ttl_secs: 600, release: vec![] };
+        let Ok(TokenReply::LoginIssued { token, .. }) = t.call(later, NOW + 10, e) else { panic!() };
+        assert!(t.call(use_token(&token, Stage::Check, None, None), NOW + 11, e).is_ok());
+    }
+
+    #[test]
     fn new_token_requests_validate() {
         let req = |json: &str| serde_json::from_str::<NewEnrollTokenRequest>(json).unwrap().validate();
         assert_eq!(req(r#"{"email":" K@X.io "}"#), Ok(("k@x.io".into(), 86_400, 1)));
