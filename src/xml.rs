@@ -8,6 +8,11 @@
 //! Limits, so that hostile input gets a typed error and never a deep stack or a panic:
 //! * nesting deeper than [`MAX_DEPTH`] elements is [`XmlError::TooDeep`] (the parser keeps its
 //!   own stack, and everything that walks a parsed tree recursively is bounded by this);
+//! * more than [`MAX_ATTRIBUTES`] attributes on one element, or more than
+//!   [`MAX_NAMESPACES_IN_SCOPE`] namespace declarations in scope at once, is
+//!   [`XmlError::TooManyAttributes`] / [`XmlError::TooManyNamespaces`]: checking attribute names
+//!   for duplicates and resolving prefixes cost time that grows with the square of these, and a
+//!   megabyte of attributes would otherwise spend seconds of CPU;
 //! * a character outside XML 1.0's `Char` production ([`is_xml_char`], XML 1.0 §2.2), raw or
 //!   written as a character reference (§4.1, "Well-formedness constraint: Legal Character"),
 //!   is [`XmlError::InvalidChar`].
@@ -22,6 +27,14 @@ use std::fmt;
 /// Deepest element nesting accepted; real messages stay under 15 (a SyncML `Data` holding
 /// inline XML under `Atomic`/`Sequence` stays under 30). Deeper input is [`XmlError::TooDeep`].
 pub const MAX_DEPTH: usize = 64;
+
+/// Most attributes on one element, namespace declarations included; real messages carry under
+/// 10 (a SOAP `Envelope` declares up to 8 namespaces).
+pub const MAX_ATTRIBUTES: usize = 64;
+
+/// Most namespace declarations in scope at once (on an element and its ancestors); real
+/// messages declare under 12.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 64;
 
 /// XML 1.0 §2.2 `Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
 /// [#x10000-#x10FFFF]`. (A Rust `char` is never a surrogate, so `[#x20-#xD7FF]` and
@@ -65,6 +78,10 @@ pub enum XmlError {
     UndeclaredEntity(String),
     /// Nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// More than [`MAX_ATTRIBUTES`] attributes on one element.
+    TooManyAttributes,
+    /// More than [`MAX_NAMESPACES_IN_SCOPE`] namespace declarations in scope.
+    TooManyNamespaces,
     /// A character outside XML 1.0's `Char`, raw or as a character reference.
     InvalidChar(NotXmlChar),
     Empty,
@@ -78,6 +95,10 @@ impl fmt::Display for XmlError {
             XmlError::UndeclaredEntity(e) => write!(f, "undeclared entity &{e};"),
             XmlError::TooDeep => write!(f, "XML nested deeper than {MAX_DEPTH} elements"),
             XmlError::InvalidChar(c) => write!(f, "{c}"),
+            XmlError::TooManyAttributes => write!(f, "more than {MAX_ATTRIBUTES} attributes on an element"),
+            XmlError::TooManyNamespaces => {
+                write!(f, "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope")
+            }
             XmlError::Empty => f.write_str("no root element"),
         }
     }
@@ -204,6 +225,9 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
         cfg.expand_empty_elements = true;
     }
     let mut stack: Vec<Element> = Vec::new();
+    // Namespace declarations of each open element, and their sum.
+    let mut declared: Vec<usize> = Vec::new();
+    let mut in_scope = 0usize;
     let mut root: Option<Element> = None;
     loop {
         let (res, ev) = reader.read_resolved_event().map_err(malformed)?;
@@ -215,6 +239,22 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
+                // Counted without the duplicate checks, which are quadratic: linear in the tag.
+                let (mut count, mut decls) = (0usize, 0usize);
+                for a in start.attributes().with_checks(false) {
+                    count += 1;
+                    if a.is_ok_and(|a| a.key.as_namespace_binding().is_some()) {
+                        decls += 1;
+                    }
+                }
+                if count > MAX_ATTRIBUTES {
+                    return Err(XmlError::TooManyAttributes);
+                }
+                in_scope += decls;
+                if in_scope > MAX_NAMESPACES_IN_SCOPE {
+                    return Err(XmlError::TooManyNamespaces);
+                }
+                declared.push(decls);
                 let ns = ns_of(res)?;
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
                 let mut attrs = Vec::new();
@@ -239,6 +279,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
             }
             Event::End(_) => {
                 let done = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                in_scope -= declared.pop().unwrap_or(0);
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(done)),
                     None => root = Some(done),
@@ -486,6 +527,27 @@ mod tests {
         // Exactly at the limit is fine.
         let ok = "<a>".repeat(MAX_DEPTH) + &"</a>".repeat(MAX_DEPTH);
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn attributes_and_namespaces_are_bounded() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=\"\"")).collect::<String>();
+        let decls = |from: usize, n: usize| {
+            (from..from + n).map(|i| format!(" xmlns:p{i}=\"urn:{i}\"")).collect::<String>()
+        };
+        assert!(parse(&format!("<a{}/>", attrs(MAX_ATTRIBUTES))).is_ok());
+        assert_eq!(parse(&format!("<a{}/>", attrs(MAX_ATTRIBUTES + 1))), Err(XmlError::TooManyAttributes));
+        // 80,000 attributes (what a megabyte holds) fail at once instead of costing seconds.
+        let t = std::time::Instant::now();
+        assert_eq!(parse(&format!("<a{}/>", attrs(80_000))), Err(XmlError::TooManyAttributes));
+        assert_eq!(parse(&format!("<a{}/>", decls(0, 80_000))), Err(XmlError::TooManyAttributes));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+        // Declarations add up over the ancestors, and end with their element.
+        let nested = format!("<a{}><b{}/></a>", decls(0, 40), decls(40, 40));
+        assert_eq!(parse(&nested), Err(XmlError::TooManyNamespaces));
+        let siblings = format!("<a{}><b{}/><c{}/></a>", decls(0, 32), decls(32, 32), decls(64, 32));
+        assert!(parse(&siblings).is_ok());
+        assert!(XmlError::TooManyNamespaces.to_string().contains("64"));
     }
 
     #[test]
