@@ -260,6 +260,50 @@ describe('bounded bodies', () => {
     }
     await deviceStillChecksIn('after the 64 MiB uploads');
   });
+
+  test('a body declared one byte over the limit gets the whole refusal, unread', async () => {
+    // With a Content-Length the refusal is decided before reading, and (the length being known)
+    // the dev proxy relays it: here the worker's answer can be checked in full.
+    const cases = [
+      ['/EnrollmentServer/Discovery.svc', 'application/soap+xml', LIMITS.soap, 200],
+      ['/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc', 'application/soap+xml', LIMITS.soap, 200],
+      ['/ManagementServer/MDM.svc', SYNCML_CONTENT_TYPE, LIMITS.syncml, 413],
+      ['/windows-web-agent', 'application/x-www-form-urlencoded', LIMITS.form, 400],
+      ['/api/v1/users', 'application/json', LIMITS.json, 413],
+      [commandsUrl(), 'application/json', LIMITS.command, 413],
+    ];
+    for (const [route, contentType, limit, status] of cases) {
+      const res = await request(`${w.url}${route}`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, authorization: `Bearer ${w.adminToken}` },
+        body: Buffer.alloc(limit + 1, 0x41),
+      });
+      const text = await res.text();
+      assert.equal(res.status, status, `${route}: ${text.slice(0, 300)}`);
+      if (status === 200) {
+        const env = assertSoapEnvelope(res, text, route);
+        assert.equal(env.Body.Fault?.Detail?.DeviceEnrollmentServiceError?.ErrorType, 'MessageFormat', text);
+        assert.match(env.Body.Fault.Reason.Text['#text'], new RegExp(`larger than ${limit} bytes`), text);
+      } else if (route.startsWith('/api/')) {
+        assert.equal(JSON.parse(text).error, 'body too large');
+      } else if (route === '/ManagementServer/MDM.svc') {
+        assert.equal(text, 'SyncML message too large\n');
+      }
+      // And exactly at the limit it is read (and then refused for what it is, not its size).
+      const atLimit = await request(`${w.url}${route}`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, authorization: `Bearer ${w.adminToken}` },
+        body: Buffer.alloc(limit, 0x41),
+      });
+      const atText = await atLimit.text();
+      assert.ok(atLimit.status !== 413 && atLimit.status < 500, `${route} at the limit: ${atLimit.status} ${atText.slice(0, 200)}`);
+      if (status === 200) {
+        const env = assertSoapEnvelope(atLimit, atText, route);
+        assert.doesNotMatch(env.Body.Fault?.Reason?.Text?.['#text'] ?? '', /larger than/, atText);
+      }
+    }
+    await serverAnswers();
+  });
 });
 
 // ---- 3. the mutation run ---------------------------------------------------------------------

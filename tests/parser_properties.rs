@@ -390,6 +390,21 @@ proptest! {
     }
 
     #[test]
+    fn the_writer_always_writes_well_formed_xml(text in any::<String>(), value in any::<String>()) {
+        // Whatever reaches the writer (a device's echoed LocURI, an admin's data), the document
+        // is XML 1.0: characters outside `Char` are replaced, the rest escaped.
+        let doc = xml::El::new("r").attr("v", value.clone()).child(xml::El::leaf("t", text.clone())).to_document();
+        prop_assert!(xml::check_chars(&doc).is_ok());
+        let back = xml::parse(&doc);
+        prop_assert!(back.is_ok(), "{:?}: {}", back, doc);
+        let back = back.unwrap();
+        let clean = |s: &str| s.chars().map(|c| if xml::is_xml_char(c) { c } else { '\u{FFFD}' }).collect::<String>();
+        prop_assert_eq!(back.attr("v").unwrap(), clean(&value));
+        let expected = clean(&text);
+        prop_assert_eq!(back.elements().next().unwrap().text(), expected.trim());
+    }
+
+    #[test]
     fn config_survives_arbitrary_settings(values in prop::collection::vec(
         prop::option::of(prop_oneof![any::<String>(), "[0-9x, ]{0,12}", Just("OnPremise".to_string())]),
         17,
