@@ -78,6 +78,10 @@ fn check_uri(uri: &str) -> Result<(), String> {
     if !uri.starts_with("./") || uri.len() < 3 || uri.len() > 1024 {
         return Err(format!("uri must start with ./ and be 3 to 1024 characters: {uri:?}"));
     }
+    // The URI goes into a SyncML document as `LocURI` text: XML 1.0 §2.2 `Char` only.
+    if let Err(e) = crate::xml::check_chars(uri) {
+        return Err(format!("uri cannot be sent in XML: {e}"));
+    }
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("uri must not contain spaces or control characters: {uri:?}"));
     }
@@ -93,6 +97,11 @@ fn check_data(format: &str, data: &str) -> Result<(), String> {
     }
     if data.len() > 64 * 1024 {
         return Err("data is over 64 KiB".into());
+    }
+    // The data goes into a SyncML document as `Data` text: XML 1.0 §2.2 `Char` only, whatever
+    // the format (escaping cannot help: even `&#1;` is not well-formed, XML 1.0 §4.1).
+    if let Err(e) = crate::xml::check_chars(data) {
+        return Err(format!("data cannot be sent in XML: {e}"));
     }
     let ok = match format {
         "int" => data.trim().parse::<i64>().is_ok(),
@@ -173,7 +182,11 @@ impl CommandRequest {
                 check_uri(uri)?;
                 match data {
                     Some(d) if d.len() > 64 * 1024 => Err("data is over 64 KiB".into()),
-                    _ => Ok(()),
+                    // Exec data is `Data` text in the SyncML document, like Replace data.
+                    Some(d) => {
+                        crate::xml::check_chars(d).map_err(|e| format!("data cannot be sent in XML: {e}"))
+                    }
+                    None => Ok(()),
                 }
             }
             CommandRequest::Lock
@@ -559,6 +572,29 @@ mod tests {
         ] {
             assert!(req(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_are_refused() {
+        // JSON escapes for U+0001, U+FFFE and U+001B: valid JSON strings, not XML 1.0 `Char`.
+        for bad in [
+            r#"{"type":"get","uri":"./DevDetail/\u0001"}"#,
+            r#"{"type":"delete","uri":"./Vendor/\uFFFE"}"#,
+            r#"{"type":"replace","uri":"./a","format":"chr","data":"x\u0001y"}"#,
+            r#"{"type":"replace","uri":"./a","format":"chr","data":"\uFFFF"}"#,
+            r#"{"type":"add","uri":"./a","format":"b64","data":"\u001b"}"#,
+            r#"{"type":"add","uri":"./a","format":"chr","data":"\u0000"}"#,
+        ] {
+            let e = req(bad).unwrap_err();
+            assert!(e.contains("cannot be sent in XML") && e.contains("U+"), "{bad}: {e}");
+        }
+        // Tabs, newlines and anything from U+0020 up are fine in data.
+        assert!(req(
+            r#"{"type":"replace","uri":"./a","format":"chr","data":"a\tb\r\nc \u00e9 \ud83d\ude00"}"#
+        )
+        .is_ok());
+        assert!(check_uri("./a/\u{10000}").is_ok());
+        assert!(check_data("chr", "\u{FFFD}").is_ok());
     }
 
     #[test]

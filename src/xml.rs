@@ -4,14 +4,69 @@
 //! never by prefix, because devices and Microsoft's samples disagree on prefixes. Documents are
 //! small (a few KB), so a tree is simpler and safer than streaming. `DOCTYPE` and entity
 //! declarations are refused outright: nothing legitimate in these protocols uses them.
+//!
+//! Limits, so that hostile input gets a typed error and never a deep stack or a panic:
+//! * nesting deeper than [`MAX_DEPTH`] elements is [`XmlError::TooDeep`] (the parser keeps its
+//!   own stack, and everything that walks a parsed tree recursively is bounded by this);
+//! * more than [`MAX_ATTRIBUTES`] attributes on one element, or more than
+//!   [`MAX_NAMESPACES_IN_SCOPE`] namespace declarations in scope at once, is
+//!   [`XmlError::TooManyAttributes`] / [`XmlError::TooManyNamespaces`]: checking attribute names
+//!   for duplicates and resolving prefixes cost time that grows with the square of these, and a
+//!   megabyte of attributes would otherwise spend seconds of CPU;
+//! * a character outside XML 1.0's `Char` production ([`is_xml_char`], XML 1.0 §2.2), raw or
+//!   written as a character reference (§4.1, "Well-formedness constraint: Legal Character"),
+//!   is [`XmlError::InvalidChar`].
+//!
+//! The writer ([`El`]) never emits a character outside `Char`: see [`El::write_to`].
 
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use std::fmt;
 
-/// Deepest element nesting accepted; real messages stay under 15.
-const MAX_DEPTH: usize = 64;
+/// Deepest element nesting accepted; real messages stay under 15 (a SyncML `Data` holding
+/// inline XML under `Atomic`/`Sequence` stays under 30). Deeper input is [`XmlError::TooDeep`].
+pub const MAX_DEPTH: usize = 64;
+
+/// Most attributes on one element, namespace declarations included; real messages carry under
+/// 10 (a SOAP `Envelope` declares up to 8 namespaces).
+pub const MAX_ATTRIBUTES: usize = 64;
+
+/// Most namespace declarations in scope at once (on an element and its ancestors); real
+/// messages declare under 12.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 64;
+
+/// XML 1.0 §2.2 `Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+/// [#x10000-#x10FFFF]`. (A Rust `char` is never a surrogate, so `[#x20-#xD7FF]` and
+/// `[#xE000-#xFFFD]` join into one range test with the surrogates excluded by the type.)
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// A character XML 1.0 cannot carry, and where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotXmlChar {
+    /// Byte offset in the string checked.
+    pub at: usize,
+    pub ch: char,
+}
+
+impl fmt::Display for NotXmlChar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "U+{:04X} at byte {} is not a character XML 1.0 can carry", self.ch as u32, self.at)
+    }
+}
+
+impl std::error::Error for NotXmlChar {}
+
+/// Whether every character of `s` can be carried in an XML 1.0 document (as text or an
+/// attribute value, escaped as usual); the first one that cannot otherwise.
+pub fn check_chars(s: &str) -> Result<(), NotXmlChar> {
+    match s.char_indices().find(|(_, c)| !is_xml_char(*c)) {
+        None => Ok(()),
+        Some((at, ch)) => Err(NotXmlChar { at, ch }),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum XmlError {
@@ -21,7 +76,14 @@ pub enum XmlError {
     Doctype,
     /// A reference to an entity other than the five predefined ones.
     UndeclaredEntity(String),
+    /// Nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// More than [`MAX_ATTRIBUTES`] attributes on one element.
+    TooManyAttributes,
+    /// More than [`MAX_NAMESPACES_IN_SCOPE`] namespace declarations in scope.
+    TooManyNamespaces,
+    /// A character outside XML 1.0's `Char`, raw or as a character reference.
+    InvalidChar(NotXmlChar),
     Empty,
 }
 
@@ -31,7 +93,12 @@ impl fmt::Display for XmlError {
             XmlError::Malformed(m) => write!(f, "malformed XML: {m}"),
             XmlError::Doctype => f.write_str("DOCTYPE and entity declarations are not accepted"),
             XmlError::UndeclaredEntity(e) => write!(f, "undeclared entity &{e};"),
-            XmlError::TooDeep => f.write_str("XML nested too deeply"),
+            XmlError::TooDeep => write!(f, "XML nested deeper than {MAX_DEPTH} elements"),
+            XmlError::InvalidChar(c) => write!(f, "{c}"),
+            XmlError::TooManyAttributes => write!(f, "more than {MAX_ATTRIBUTES} attributes on an element"),
+            XmlError::TooManyNamespaces => {
+                write!(f, "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope")
+            }
             XmlError::Empty => f.write_str("no root element"),
         }
     }
@@ -148,6 +215,9 @@ fn malformed(e: impl fmt::Display) -> XmlError {
 
 /// Parses a document into its root element.
 pub fn parse(input: &str) -> Result<Element, XmlError> {
+    // Raw characters first (names, text, attribute values, comments alike); what character
+    // references resolve to is checked where they are resolved.
+    check_chars(input).map_err(XmlError::InvalidChar)?;
     let mut reader = NsReader::from_str(input);
     {
         let cfg = reader.config_mut();
@@ -155,6 +225,9 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
         cfg.expand_empty_elements = true;
     }
     let mut stack: Vec<Element> = Vec::new();
+    // Namespace declarations of each open element, and their sum.
+    let mut declared: Vec<usize> = Vec::new();
+    let mut in_scope = 0usize;
     let mut root: Option<Element> = None;
     loop {
         let (res, ev) = reader.read_resolved_event().map_err(malformed)?;
@@ -166,6 +239,22 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
+                // Counted without the duplicate checks, which are quadratic: linear in the tag.
+                let (mut count, mut decls) = (0usize, 0usize);
+                for a in start.attributes().with_checks(false) {
+                    count += 1;
+                    if a.is_ok_and(|a| a.key.as_namespace_binding().is_some()) {
+                        decls += 1;
+                    }
+                }
+                if count > MAX_ATTRIBUTES {
+                    return Err(XmlError::TooManyAttributes);
+                }
+                in_scope += decls;
+                if in_scope > MAX_NAMESPACES_IN_SCOPE {
+                    return Err(XmlError::TooManyNamespaces);
+                }
+                declared.push(decls);
                 let ns = ns_of(res)?;
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
                 let mut attrs = Vec::new();
@@ -178,6 +267,8 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                     let (ares, local) = reader.resolve_attribute(key);
                     let ans = ns_of(ares)?;
                     let value = a.unescape_value().map_err(malformed)?.into_owned();
+                    // `&#1;` in an attribute value resolves here.
+                    check_chars(&value).map_err(XmlError::InvalidChar)?;
                     attrs.push(Attr {
                         ns: ans,
                         name: String::from_utf8_lossy(local.as_ref()).into_owned(),
@@ -188,6 +279,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
             }
             Event::End(_) => {
                 let done = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                in_scope -= declared.pop().unwrap_or(0);
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(done)),
                     None => root = Some(done),
@@ -203,6 +295,12 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
             }
             Event::GeneralRef(r) => {
                 let s = if let Some(ch) = r.resolve_char_ref().map_err(malformed)? {
+                    if !is_xml_char(ch) {
+                        return Err(XmlError::InvalidChar(NotXmlChar {
+                            at: reader.buffer_position() as usize,
+                            ch,
+                        }));
+                    }
                     ch.to_string()
                 } else {
                     let name = r.decode().map_err(malformed)?;
@@ -300,14 +398,21 @@ impl El {
         self.kids.push(Kid::El(c));
     }
 
+    /// Writes the element. Text and attribute values are escaped, and a character XML 1.0
+    /// cannot carry (outside `Char`, XML 1.0 §2.2 — not even as a character reference, §4.1) is
+    /// written as U+FFFD REPLACEMENT CHARACTER. Replacing rather than refusing keeps every
+    /// answer well-formed and this function infallible: what the server writes comes from
+    /// parsed input (which [`parse`] already refuses with such characters), the admin API
+    /// (which refuses them with 400), or the server itself, so a replacement here means a
+    /// check was missed upstream, and a readable document is the better failure.
     pub fn write_to(&self, out: &mut String) {
         out.push('<');
-        out.push_str(&self.name);
+        push_clean(out, &self.name);
         for (k, v) in &self.attrs {
             out.push(' ');
-            out.push_str(k);
+            push_clean(out, k);
             out.push_str("=\"");
-            out.push_str(&quick_xml::escape::escape(v.as_str()));
+            push_escaped(out, v);
             out.push('"');
         }
         if self.kids.is_empty() {
@@ -318,11 +423,11 @@ impl El {
         for k in &self.kids {
             match k {
                 Kid::El(e) => e.write_to(out),
-                Kid::Text(t) => out.push_str(&quick_xml::escape::escape(t.as_str())),
+                Kid::Text(t) => push_escaped(out, t),
             }
         }
         out.push_str("</");
-        out.push_str(&self.name);
+        push_clean(out, &self.name);
         out.push('>');
     }
 
@@ -339,6 +444,23 @@ impl El {
         self.write_to(&mut s);
         s
     }
+}
+
+/// `s` with every character outside XML 1.0's `Char` replaced by U+FFFD.
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if check_chars(s).is_ok() {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(s.chars().map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' }).collect())
+    }
+}
+
+fn push_clean(out: &mut String, s: &str) {
+    out.push_str(&clean(s));
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    out.push_str(&quick_xml::escape::escape(clean(s).as_ref()));
 }
 
 #[cfg(test)]
@@ -393,6 +515,88 @@ mod tests {
     fn refuses_deep_nesting() {
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         assert_eq!(parse(&deep), Err(XmlError::TooDeep));
+    }
+
+    #[test]
+    fn ten_thousand_deep_is_too_deep_not_a_stack_overflow() {
+        let deep = "<a>".repeat(10_000) + &"</a>".repeat(10_000);
+        assert_eq!(parse(&deep), Err(XmlError::TooDeep));
+        // Unclosed, and with attributes and namespaces on the way down.
+        let deep = r#"<p:a xmlns:p="urn:p" x="1">"#.repeat(10_000);
+        assert_eq!(parse(&deep), Err(XmlError::TooDeep));
+        // Exactly at the limit is fine.
+        let ok = "<a>".repeat(MAX_DEPTH) + &"</a>".repeat(MAX_DEPTH);
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn attributes_and_namespaces_are_bounded() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=\"\"")).collect::<String>();
+        let decls = |from: usize, n: usize| {
+            (from..from + n).map(|i| format!(" xmlns:p{i}=\"urn:{i}\"")).collect::<String>()
+        };
+        assert!(parse(&format!("<a{}/>", attrs(MAX_ATTRIBUTES))).is_ok());
+        assert_eq!(parse(&format!("<a{}/>", attrs(MAX_ATTRIBUTES + 1))), Err(XmlError::TooManyAttributes));
+        // 80,000 attributes (what a megabyte holds) fail at once instead of costing seconds.
+        let t = std::time::Instant::now();
+        assert_eq!(parse(&format!("<a{}/>", attrs(80_000))), Err(XmlError::TooManyAttributes));
+        assert_eq!(parse(&format!("<a{}/>", decls(0, 80_000))), Err(XmlError::TooManyAttributes));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+        // Declarations add up over the ancestors, and end with their element.
+        let nested = format!("<a{}><b{}/></a>", decls(0, 40), decls(40, 40));
+        assert_eq!(parse(&nested), Err(XmlError::TooManyNamespaces));
+        let siblings = format!("<a{}><b{}/><c{}/></a>", decls(0, 32), decls(32, 32), decls(64, 32));
+        assert!(parse(&siblings).is_ok());
+        assert!(XmlError::TooManyNamespaces.to_string().contains("64"));
+    }
+
+    #[test]
+    fn xml_chars_are_xml_1_0_char() {
+        for c in ['\t', '\n', '\r', ' ', 'a', '\u{D7FF}', '\u{E000}', '\u{FFFD}', '\u{10000}', '\u{10FFFF}'] {
+            assert!(is_xml_char(c), "{c:?}");
+        }
+        for c in ['\0', '\u{1}', '\u{8}', '\u{B}', '\u{C}', '\u{1F}', '\u{FFFE}', '\u{FFFF}'] {
+            assert!(!is_xml_char(c), "{c:?}");
+        }
+        assert_eq!(check_chars("ok\tline\r\n"), Ok(()));
+        assert_eq!(check_chars("ab\u{1}c"), Err(NotXmlChar { at: 2, ch: '\u{1}' }));
+        assert_eq!(check_chars("é\u{FFFF}"), Err(NotXmlChar { at: 2, ch: '\u{FFFF}' }));
+        assert!(check_chars("\u{1}").unwrap_err().to_string().contains("U+0001"));
+    }
+
+    #[test]
+    fn refuses_characters_outside_char_raw_or_referenced() {
+        for bad in [
+            "<a>\u{1}</a>",
+            "<a x=\"\u{1}\"/>",
+            "<a\u{1}/>",
+            "<a><!-- \u{FFFE} --></a>",
+            "<a>&#1;</a>",
+            "<a>&#x1F;</a>",
+            "<a>&#xFFFF;</a>",
+            "<a x=\"&#x1;\"/>",
+            "<a><![CDATA[\u{8}]]></a>",
+        ] {
+            assert!(matches!(parse(bad), Err(XmlError::InvalidChar(_))), "{bad:?}: {:?}", parse(bad));
+        }
+        // Tab, newline, carriage return and everything from U+0020 up are fine, as references too.
+        let e = parse("<a x=\"&#9;\">&#xA;&#xD;\t\u{10FFFF}&#x10000;</a>").unwrap();
+        assert_eq!(e.attr("x"), Some("\t"));
+    }
+
+    #[test]
+    fn writer_never_emits_what_xml_cannot_carry() {
+        let doc = El::new("r")
+            .attr("v", "a\u{1}b")
+            .child(El::leaf("t", "x\u{0}y\u{FFFE}z\u{1B}"))
+            .child(El::new("n\u{2}"));
+        let s = doc.to_document();
+        assert!(check_chars(&s).is_ok(), "{s:?}");
+        let back = parse(&s).unwrap();
+        assert_eq!(back.attr("v"), Some("a\u{FFFD}b"));
+        assert_eq!(back.elements().next().unwrap().text(), "x\u{FFFD}y\u{FFFD}z\u{FFFD}");
+        // Clean text is written as it is.
+        assert_eq!(El::leaf("t", "é\t<").to_xml(), "<t>é\t&lt;</t>");
     }
 
     #[test]

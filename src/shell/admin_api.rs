@@ -1,6 +1,6 @@
 //! The admin JSON API (`Authorization: Bearer <ADMIN_TOKEN>`) and the public CA download.
 
-use super::body::read_limited;
+use super::body::{read_limited, Body};
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::respond::{device_error, fixed, json, json_error, no_content, server_error, token_error};
@@ -43,30 +43,34 @@ fn authorized(req: &Request, cfg: &Config) -> Result<bool> {
     Ok(token.trim().as_bytes().ct_eq(expected.as_bytes()).into())
 }
 
+/// The body, or the error response: 413 over `limit`, 400 when it cannot be read.
+async fn read_body(req: &Request, limit: usize) -> std::result::Result<Vec<u8>, Result<Response>> {
+    match read_limited(req, limit).await {
+        Body::Read(bytes) => Ok(bytes),
+        Body::TooLarge => Err(json_error(413, "body too large")),
+        Body::Unreadable => Err(json_error(400, "unreadable body")),
+    }
+}
+
 /// The body as JSON, or the error response: 413 over `limit`, 400 when it is not `T`.
 async fn read_json<T: DeserializeOwned>(
-    req: &mut Request,
+    req: &Request,
     limit: usize,
 ) -> std::result::Result<T, Result<Response>> {
-    match read_limited(req, limit).await {
-        Err(_) => Err(json_error(400, "unreadable body")),
-        Ok(None) => Err(json_error(413, "body too large")),
-        Ok(Some(bytes)) => {
-            serde_json::from_slice(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}")))
-        }
-    }
+    let bytes = read_body(req, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}")))
 }
 
 macro_rules! body {
     ($req:expr, $limit:expr) => {
-        match read_json(&mut $req, $limit).await {
+        match read_json(&$req, $limit).await {
             Ok(v) => v,
             Err(resp) => return resp,
         }
     };
 }
 
-pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     if !authorized(&req, cfg)? {
         return json_error(401, "missing or wrong admin token");
     }
@@ -97,8 +101,9 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
         },
         (Method::Get, ["devices", id]) if valid_device_id(id) => device(&ports, id, DeviceCall::Record).await,
         (Method::Post, ["devices", id, "commands"]) if valid_device_id(id) => {
-            let Some(bytes) = read_limited(&mut req, MAX_COMMAND_JSON_BYTES).await? else {
-                return json_error(413, "body too large");
+            let bytes = match read_body(&req, MAX_COMMAND_JSON_BYTES).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
             };
             match CommandRequest::from_json(&bytes) {
                 Ok(request) => device(&ports, id, DeviceCall::QueueCommand { request }).await,

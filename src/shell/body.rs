@@ -1,14 +1,67 @@
 //! Request bodies read with a size limit: the one place a body is read at the edge.
+//!
+//! The body is read from its `ReadableStream` one chunk at a time into a
+//! [`BoundedBody`](crate::http::BoundedBody), which is asked for room before each chunk is
+//! copied out of JavaScript: a body over the limit — declared by `Content-Length`, or a chunked
+//! one (no length, RFC 9112 §7.1) that simply goes on — is refused as soon as that is known,
+//! the stream is cancelled, and no more than the limit is ever copied into wasm memory (which
+//! never shrinks).
 
+use crate::http::BoundedBody;
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::ReadableStreamDefaultReader;
 use worker::Request;
 
-/// The body when it is at most `limit` bytes; `None` when it is larger (by its declared
-/// `Content-Length`, without reading it, or once read).
-pub async fn read_limited(req: &mut Request, limit: usize) -> worker::Result<Option<Vec<u8>>> {
-    let declared = req.headers().get("Content-Length")?.and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|l| l > limit) {
-        return Ok(None);
+/// What reading a body gave.
+pub enum Body {
+    /// The whole body, at most the limit (empty when the request has none).
+    Read(Vec<u8>),
+    /// Over the limit: refused by its `Content-Length` without reading, or once the bytes read
+    /// passed it.
+    TooLarge,
+    /// The stream failed (the client went away mid-body, say).
+    Unreadable,
+}
+
+/// Reads the body of `req`, at most `limit` bytes.
+pub async fn read_limited(req: &Request, limit: usize) -> Body {
+    let declared = req.headers().get("Content-Length").ok().flatten();
+    let Ok(mut body) = BoundedBody::new(limit, declared.as_deref()) else {
+        return Body::TooLarge;
+    };
+    let Some(stream) = req.inner().body() else {
+        return Body::Read(Vec::new());
+    };
+    let Ok(reader) = stream.get_reader().dyn_into::<ReadableStreamDefaultReader>() else {
+        return Body::Unreadable;
+    };
+    loop {
+        let Ok(result) = JsFuture::from(reader.read()).await else {
+            return Body::Unreadable;
+        };
+        let field =
+            |name: &str| Reflect::get(&result, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+        if field("done").as_bool().unwrap_or(true) {
+            return Body::Read(body.into_bytes());
+        }
+        let Ok(chunk) = field("value").dyn_into::<Uint8Array>() else {
+            return Body::Unreadable;
+        };
+        match body.chunk(chunk.length() as usize) {
+            Ok(room) => chunk.copy_to(room),
+            Err(_) => {
+                // Stop the upload at the limit: the runtime need not take in the rest, and the
+                // answer does not wait for the cancellation to settle.
+                let _ = reader.cancel();
+                worker::console_warn!(
+                    "request body refused: over {limit} bytes ({} read, next chunk {} bytes)",
+                    body.len(),
+                    chunk.length()
+                );
+                return Body::TooLarge;
+            }
+        }
     }
-    let bytes = req.bytes().await?;
-    Ok((bytes.len() <= limit).then_some(bytes))
 }

@@ -1,7 +1,7 @@
 //! Discovery, XCEP and WSTEP over HTTP: reads the body (bounded), hands it to
 //! [`crate::enroll::service`] and sends its answer.
 
-use super::body::read_limited;
+use super::body::{read_limited, Body};
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::respond::fixed;
@@ -10,12 +10,18 @@ use crate::enroll::service::{self, SoapRequest, MAX_SOAP_BYTES, SOAP_CONTENT_TYP
 use crate::proto::provdoc::ClientGeneration;
 use worker::*;
 
-pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let client_cert = super::management_service::verified_client_cert(&req);
     let generation = ClientGeneration::from_service_path(&req.path());
     let base_url = cfg.base_url(&super::origin(&req)?);
     let client = req.headers().get("CF-Connecting-IP")?.filter(|a| !a.is_empty() && a.len() <= 64);
-    let body = read_limited(&mut req, MAX_SOAP_BYTES).await?;
+    // Too large: the MessageFormat fault of `EnrollError::TooLarge`. Unreadable (the client
+    // went away mid-body): answered as the empty body it amounts to, a MessageFormat fault too.
+    let body = match read_limited(&req, MAX_SOAP_BYTES).await {
+        Body::Read(b) => Some(b),
+        Body::TooLarge => None,
+        Body::Unreadable => Some(Vec::new()),
+    };
     let request = SoapRequest {
         body: body.as_deref(),
         base_url: &base_url,

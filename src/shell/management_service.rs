@@ -1,7 +1,7 @@
 //! `/ManagementServer/MDM.svc`: OMA-DM SyncML from enrolled devices, handed to the device's
 //! Durable Object, which runs the session.
 
-use super::body::read_limited;
+use super::body::{read_limited, Body};
 use super::ports::EdgePorts;
 use super::respond::{fixed, server_error};
 use crate::commands::refusal;
@@ -36,9 +36,11 @@ pub fn verified_client_cert(req: &Request) -> Option<String> {
     get(&auth, "certFingerprintSHA1")?.as_string().filter(|f| !f.is_empty())
 }
 
-pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
-    let Some(body) = read_limited(&mut req, MAX_SYNCML_BYTES).await? else {
-        return fixed(413, TEXT, "SyncML message too large\n");
+pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+    let body = match read_limited(&req, MAX_SYNCML_BYTES).await {
+        Body::Read(b) => b,
+        Body::TooLarge => return fixed(413, TEXT, "SyncML message too large\n"),
+        Body::Unreadable => return fixed(400, TEXT, "unreadable body\n"),
     };
     let server_url = cfg.management_url(&super::origin(&req)?);
     let msg = match SyncMl::parse_bytes(&body) {

@@ -1,7 +1,7 @@
 //! `/windows-web-agent`: the Federated sign-in page the Windows enrollment web view opens. The
 //! flow and the pages are [`crate::signin`]; this reads the request and sends the page.
 
-use super::body::read_limited;
+use super::body::{read_limited, Body};
 use super::platform::Csprng;
 use super::ports::EdgePorts;
 use super::respond::{page, server_error};
@@ -40,11 +40,14 @@ pub async fn show(req: Request, cfg: &Config) -> Result<Response> {
 }
 
 /// `POST /windows-web-agent`
-pub async fn submit(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
-    let fields = read_limited(&mut req, MAX_FORM_BYTES)
-        .await?
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|text| crate::http::form_decode(&text));
+pub async fn submit(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+    // Too large or unreadable: no fields, which the flow answers as a bad request.
+    let bytes = match read_limited(&req, MAX_FORM_BYTES).await {
+        Body::Read(b) => Some(b),
+        Body::TooLarge | Body::Unreadable => None,
+    };
+    let fields =
+        bytes.and_then(|b| String::from_utf8(b).ok()).and_then(|text| crate::http::form_decode(&text));
     let client = req.headers().get("CF-Connecting-IP")?;
     let ports = EdgePorts::new(env);
     match signin::submit(&ports, &settings(cfg), fields.as_deref(), client.as_deref(), &nonce()).await {
