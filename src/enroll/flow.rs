@@ -20,7 +20,7 @@ use crate::context::Entropy;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::{valid_device_id, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus};
 use crate::issuer::{CaCall, CaError, CaReply, Issued};
-use crate::pki::{self, PkiError};
+use crate::pki::{self, PkiError, Verifier};
 use crate::proto::discovery::ENROLLMENT_PATH_WIN10;
 use crate::proto::provdoc::{RenewalDoc, StoredCert};
 use crate::proto::soap::Credential;
@@ -55,9 +55,10 @@ pub trait Devices {
     ) -> Result<Result<DeviceReply, DeviceError>, StoreError>;
 }
 
-/// Everything the enrollment services reach.
-pub trait Ports: Authority + Issuer + Devices + Directory + Kdf {}
-impl<T: Authority + Issuer + Devices + Directory + Kdf> Ports for T {}
+/// Everything the enrollment services reach; [`Verifier`] checks the signatures of CSRs and
+/// renewal requests.
+pub trait Ports: Authority + Issuer + Devices + Directory + Kdf + Verifier {}
+impl<T: Authority + Issuer + Devices + Directory + Kdf + Verifier> Ports for T {}
 
 fn server(e: StoreError) -> EnrollError {
     EnrollError::Server(e.to_string())
@@ -165,7 +166,7 @@ pub async fn issue<P: Ports>(
 ) -> Result<String, EnrollError> {
     let (base_url, now_ms) = (req.base_url, req.now_ms);
     let identity = DeviceIdentity::from_request(rst, hex(&entropy.bytes::<16>()).to_uppercase())?;
-    let csr = pki::parse_csr(csr_der, MIN_RSA_BITS).map_err(EnrollError::Csr)?;
+    let csr = pki::verify_csr(ports, csr_der, MIN_RSA_BITS).await.map_err(EnrollError::Csr)?;
     // A token is spent (login token: marked used; admin token: one use less) once the request
     // is known to be well-formed, atomically in the token authority, before anything is issued;
     // the enrolling DeviceID is recorded with it and checked against the token's binding.
@@ -238,7 +239,7 @@ pub async fn renew<P: Ports>(
     pkcs7: &[u8],
 ) -> Result<String, EnrollError> {
     let (client_cert, now_ms) = (req.client_cert, req.now_ms);
-    let renewal = pki::parse_renewal(pkcs7, MIN_RSA_BITS).map_err(|e| match e {
+    let renewal = pki::verify_renewal(ports, pkcs7, MIN_RSA_BITS).await.map_err(|e| match e {
         PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
         other => EnrollError::NotEligibleToRenew(format!("renewal request refused: {other}")),
     })?;
