@@ -2,13 +2,14 @@
 //! who may renew, and the operations of the CA Durable Object as one typed call each
 //! ([`CaCall`] → [`CaReply`] or [`CaError`]). The key is generated inside the CA object on its
 //! first call and never leaves it; the object only loads it, calls [`handle`] and commits the
-//! returned writes.
+//! returned writes. Signing and verifying go through the object's [`Signer`] (WebCrypto in
+//! the Worker, the key a non-extractable `CryptoKey`).
 
 use crate::calls::{Outcome, StoreError};
 use crate::codec::{decode_base64, encode_base64, hex_upper};
 use crate::context::Entropy;
 use crate::device::valid_device_id;
-use crate::pki::{self, CaKey, DeviceCertRequest};
+use crate::pki::{self, DeviceCertRequest, Signer};
 use serde::{Deserialize, Serialize};
 
 /// Subject CN of the CA certificate.
@@ -76,10 +77,11 @@ pub struct CaCertificate {
     pub thumbprint: String,
 }
 
-/// The CA as its object holds it in memory: the key and the certificate (DER).
+/// The CA as its object holds it in memory: the key (a provider's handle) and the
+/// certificate (DER).
 #[derive(Debug, Clone)]
-pub struct Ca {
-    pub key: CaKey,
+pub struct Ca<K> {
+    pub key: K,
     pub cert_der: Vec<u8>,
     pub certificate: CaCertificate,
 }
@@ -91,14 +93,17 @@ pub struct StoredCa {
     pub cert_b64: String,
 }
 
-impl Ca {
-    /// Reads the stored key and certificate.
-    pub fn load(stored: &StoredCa) -> Result<Ca, StoreError> {
-        let key = decode_base64(&stored.key_pkcs8_b64)
-            .and_then(|d| CaKey::from_pkcs8_der(&d).ok())
-            .ok_or_else(|| StoreError("stored CA key unreadable".into()))?;
-        let cert_der = decode_base64(&stored.cert_b64)
-            .ok_or_else(|| StoreError("stored CA certificate unreadable".into()))?;
+impl<K> Ca<K> {
+    /// Reads the stored key and certificate: the key is imported once (the object keeps the
+    /// `Ca` for its lifetime) and must be the certificate's key.
+    pub async fn load<S: Signer<Key = K>>(signer: &S, stored: &StoredCa) -> Result<Ca<K>, StoreError> {
+        let unreadable = |what: &str| StoreError(format!("stored CA {what} unreadable"));
+        let pkcs8 = decode_base64(&stored.key_pkcs8_b64).ok_or_else(|| unreadable("key"))?;
+        let key = signer.import_p256_pkcs8(&pkcs8).await.map_err(|_| unreadable("key"))?;
+        let cert_der = decode_base64(&stored.cert_b64).ok_or_else(|| unreadable("certificate"))?;
+        pki::check_key_matches(signer, &key, &cert_der)
+            .await
+            .map_err(|e| StoreError(format!("stored CA key and certificate: {e}")))?;
         let certificate =
             CaCertificate { cert_b64: stored.cert_b64.clone(), thumbprint: pki::thumbprint(&cert_der) };
         Ok(Ca { key, cert_der, certificate })
@@ -106,18 +111,31 @@ impl Ca {
 
     /// A new CA: a fresh P-256 key and its self-signed certificate, valid from `now`. The
     /// caller stores the returned [`StoredCa`] before anything is signed with it.
-    pub fn create(now: u64, entropy: &mut impl Entropy) -> Result<(Ca, StoredCa), StoreError> {
-        let key = CaKey::generate_with(entropy);
+    pub async fn create<S: Signer<Key = K>>(
+        signer: &S,
+        now: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<(Ca<K>, StoredCa), StoreError> {
+        let failed = |e: pki::PkiError| StoreError(format!("creating the CA: {e}"));
+        let new = signer.generate_p256(entropy).await.map_err(failed)?;
         let serial = serial_number(0, entropy.bytes());
-        let cert_der = pki::build_ca_certificate(&key, CA_COMMON_NAME, &serial, now, now + CA_VALIDITY_SECS)
-            .map_err(|e| StoreError(e.to_string()))?;
-        let stored = StoredCa {
-            key_pkcs8_b64: encode_base64(&key.to_pkcs8_der()),
-            cert_b64: encode_base64(&cert_der),
-        };
+        let not_after = now + CA_VALIDITY_SECS;
+        let cert_der = pki::sign_ca_certificate(
+            signer,
+            &new.key,
+            &new.spki_der,
+            CA_COMMON_NAME,
+            &serial,
+            now,
+            not_after,
+        )
+        .await
+        .map_err(failed)?;
+        let stored =
+            StoredCa { key_pkcs8_b64: encode_base64(&new.pkcs8_der), cert_b64: encode_base64(&cert_der) };
         let certificate =
             CaCertificate { cert_b64: stored.cert_b64.clone(), thumbprint: pki::thumbprint(&cert_der) };
-        Ok((Ca { key, cert_der, certificate }, stored))
+        Ok((Ca { key: new.key, cert_der, certificate }, stored))
     }
 }
 
@@ -134,6 +152,13 @@ pub enum CaCall {
     Renew { signer_cert_b64: String, spki_der_b64: String, validity_days: u32 },
     /// Revoke the certificates of a retired device.
     Revoke { serials: Vec<String> },
+}
+
+impl CaCall {
+    /// Whether the call may take the next serial counter value ([`CaContext::counter`] + 1).
+    pub fn allocates_serial(&self) -> bool {
+        matches!(self, CaCall::Issue { .. } | CaCall::Renew { .. })
+    }
 }
 
 /// A certificate the CA just signed.
@@ -189,8 +214,9 @@ pub enum CaWrite {
 }
 
 /// Everything a call needs besides storage.
-pub struct CaContext<'a, E: Entropy> {
-    pub ca: &'a Ca,
+pub struct CaContext<'a, S: Signer, E: Entropy> {
+    pub signer: &'a S,
+    pub ca: &'a Ca<S::Key>,
     /// The last serial counter value allocated.
     pub counter: u64,
     /// Unix seconds.
@@ -201,9 +227,9 @@ pub struct CaContext<'a, E: Entropy> {
 type CaOutcome = Outcome<CaReply, CaError, CaWrite>;
 
 /// Runs one CA call.
-pub async fn handle<S: CaStorage, E: Entropy>(
-    store: &S,
-    ctx: CaContext<'_, E>,
+pub async fn handle<T: CaStorage, S: Signer, E: Entropy>(
+    store: &T,
+    ctx: CaContext<'_, S, E>,
     call: CaCall,
 ) -> Result<CaOutcome, StoreError> {
     match call {
@@ -219,7 +245,7 @@ pub async fn handle<S: CaStorage, E: Entropy>(
             else {
                 return Ok(Outcome::refuse(CaError::BadRequest("certificate or key is not base64".into())));
             };
-            if pki::verify_issued_by(&signer, &ctx.ca.cert_der).is_err() {
+            if pki::check_issued_by(ctx.signer, &signer, &ctx.ca.cert_der).await.is_err() {
                 return Ok(Outcome::refuse(CaError::NotEligible(
                     "the signing certificate was not issued by this server".into(),
                 )));
@@ -250,9 +276,9 @@ pub async fn handle<S: CaStorage, E: Entropy>(
     }
 }
 
-async fn issue<S: CaStorage, E: Entropy>(
-    store: &S,
-    ctx: CaContext<'_, E>,
+async fn issue<T: CaStorage, S: Signer, E: Entropy>(
+    store: &T,
+    ctx: CaContext<'_, S, E>,
     device_id: &str,
     spki: &[u8],
     validity_days: u32,
@@ -268,7 +294,7 @@ async fn issue<S: CaStorage, E: Entropy>(
     let not_after = not_before + u64::from(validity_days) * 86_400;
     let request =
         DeviceCertRequest { serial: &serial, subject_cn: device_id, spki_der: spki, not_before, not_after };
-    let cert = match pki::issue_device_certificate(&ctx.ca.key, &ctx.ca.cert_der, &request) {
+    let cert = match pki::sign_device_certificate(ctx.signer, &ctx.ca.key, &ctx.ca.cert_der, &request).await {
         Ok(c) => c,
         Err(e) => return Ok(Outcome::refuse(CaError::BadRequest(e.to_string()))),
     };
@@ -306,11 +332,12 @@ async fn issue<S: CaStorage, E: Entropy>(
 pub mod memory {
     use super::*;
     use crate::context::Counter;
+    use crate::pki::{CaKey, RustCrypto};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
     pub struct MemoryCa {
-        pub ca: Ca,
+        pub ca: Ca<CaKey>,
         pub counter: RefCell<u64>,
         pub records: RefCell<BTreeMap<String, IssuanceRecord>>,
         entropy: RefCell<Counter>,
@@ -325,7 +352,7 @@ pub mod memory {
     impl MemoryCa {
         pub fn new(now: u64) -> MemoryCa {
             let mut entropy = Counter(1000);
-            let (ca, _) = Ca::create(now, &mut entropy).expect("CA");
+            let (ca, _) = crate::calls::block_on(Ca::create(&RustCrypto, now, &mut entropy)).expect("CA");
             MemoryCa {
                 ca,
                 counter: RefCell::new(0),
@@ -337,8 +364,13 @@ pub mod memory {
         /// One call as the object runs it: decide, then commit.
         pub fn call(&self, call: CaCall, now: u64) -> Result<CaReply, CaError> {
             let mut entropy = self.entropy.borrow_mut();
-            let ctx =
-                CaContext { ca: &self.ca, counter: *self.counter.borrow(), now, entropy: &mut *entropy };
+            let ctx = CaContext {
+                signer: &RustCrypto,
+                ca: &self.ca,
+                counter: *self.counter.borrow(),
+                now,
+                entropy: &mut *entropy,
+            };
             let out = crate::calls::block_on(handle(self, ctx, call)).expect("memory store");
             for w in out.writes {
                 match w {
@@ -389,6 +421,7 @@ mod tests {
 
     use super::memory::MemoryCa;
     use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
+    use crate::pki::RustCrypto;
 
     fn issue(ca: &MemoryCa, device_id: &str, spki: &[u8], t: u64) -> Result<Issued, CaError> {
         let call = CaCall::Issue {
@@ -424,10 +457,18 @@ mod tests {
             key_pkcs8_b64: encode_base64(&ca.ca.key.to_pkcs8_der()),
             cert_b64: ca.ca.certificate.cert_b64.clone(),
         };
-        let again = Ca::load(&stored).unwrap();
+        let load = |s: &StoredCa| crate::calls::block_on(Ca::load(&RustCrypto, s));
+        let again = load(&stored).unwrap();
         assert_eq!(again.certificate, ca.ca.certificate);
         assert_eq!(again.key.public_key_der(), ca.ca.key.public_key_der());
-        assert!(Ca::load(&StoredCa { key_pkcs8_b64: "AAAA".into(), cert_b64: stored.cert_b64 }).is_err());
+        assert!(load(&StoredCa { key_pkcs8_b64: "AAAA".into(), cert_b64: stored.cert_b64.clone() }).is_err());
+        // A key that is not the certificate's is refused.
+        let other = crate::pki::CaKey::generate().unwrap();
+        let mismatched = StoredCa {
+            key_pkcs8_b64: encode_base64(&other.to_pkcs8_der()),
+            cert_b64: stored.cert_b64.clone(),
+        };
+        assert!(load(&mismatched).unwrap_err().0.contains("does not match"));
     }
 
     #[test]

@@ -324,6 +324,29 @@ describe('bad input gets the fault, writes nothing', () => {
     await expectFault(rstRequest(enrollUrl(), security(), { token: csr.toString('base64'), context: goodContext(id) }), 'CertificateRequest');
   });
 
+  test('CSR signatures under each accepted algorithm: verified, the certificate chains to the CA, a tampered one is refused', async () => {
+    // sha1WithRSA under its PKCS#1 OID and the legacy OIW OID Windows 10 uses, sha256WithRSA
+    // (RFC 8017 §A.2.4): the Worker checks them with WebCrypto and signs with its P-256 key.
+    const pem = await (await fetch(`${w.url}/api/v1/ca`)).text();
+    const caDer = Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+    const key = newKey();
+    for (const [hash, sigOid] of [['sha1', '1.2.840.113549.1.1.5'], ['sha1', '1.3.14.3.2.29'], ['sha256', '1.2.840.113549.1.1.11']]) {
+      const id = newDeviceId();
+      const csr = windowsCsr(id, key, { hash, sigOid });
+      const bad = Buffer.from(csr);
+      bad[bad.length - 7] ^= 0x10;
+      await expectFault(rstRequest(enrollUrl(), security(), { token: bad.toString('base64'), context: goodContext(id) }), 'CertificateRequest');
+      const { xml, text } = await post(enrollUrl(), rstRequest(enrollUrl(), security(), { token: csr.toString('base64'), context: goodContext(id) }));
+      assert.equal(faultType(xml), null, `${sigOid}: ${text}`);
+      const doc = parseXml(provisioningDoc(xml))['wap-provisioningdoc'];
+      const my = characteristic(characteristic(characteristic(doc, 'CertificateStore'), 'My'), 'User');
+      const client = (Array.isArray(my.characteristic) ? my.characteristic : [my.characteristic]).find((c) => c['@type'] !== 'PrivateKeyContainer');
+      const { stdout, text: certText } = await verifyWithOpenssl(caDer, Buffer.from(parm(client, 'EncodedCertificate'), 'base64'));
+      assert.match(stdout, /: OK/, sigOid);
+      assert.match(certText, /ecdsa-with-SHA256/);
+    }
+  });
+
   test('an RSA key under 2048 bits', async () => {
     const id = newDeviceId();
     const csr = windowsCsr(id, newKey(1024));

@@ -3,7 +3,7 @@
 //! retire rules. The object reads through [`DeviceStorage`], commits the returned writes in
 //! one batch, then carries out the returned [`DeviceEffect`]s (the listing, revocation).
 
-use super::checkin::{checkin, Checkin, CheckinInput, CheckinState};
+use super::checkin::{checkin, Checkin, CheckinInput, CheckinState, MessageSignature};
 use super::lifecycle::{self, EnrollKind};
 use super::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
 use crate::calls::StoreError;
@@ -36,9 +36,9 @@ pub enum DeviceCall {
         server_url: String,
         client_cert: Option<String>,
         max_attempts: u32,
-        /// The base64 CMS signature header, if the message came with one.
+        /// What the edge found of the message's signature.
         #[serde(default)]
-        signature: Option<String>,
+        signature: MessageSignature,
         #[serde(default = "signing_off")]
         signing: MessageSigning,
     },
@@ -255,7 +255,7 @@ pub async fn handle<S: DeviceStorage>(
                 server_url: &server_url,
                 client_cert: client_cert.as_deref(),
                 max_attempts,
-                signature: signature.as_deref(),
+                signature: &signature,
                 signing,
                 now_ms: ctx.now_ms,
                 fresh_nonce: ctx.fresh_nonce,
@@ -683,7 +683,7 @@ mod tests {
             server_url: SERVER.into(),
             client_cert: None,
             max_attempts: 3,
-            signature: None,
+            signature: MessageSignature::Absent,
             signing: MessageSigning::Off,
         };
         match d.call(call, NOW) {
@@ -729,7 +729,7 @@ mod tests {
                 server_url: SERVER.into(),
                 client_cert: None,
                 max_attempts: 3,
-                signature: None,
+                signature: MessageSignature::Absent,
                 signing: MessageSigning::Off,
             };
             assert!(matches!(d.call(call, NOW), Err(DeviceError::MalformedSyncMl(_))), "{bad}");
@@ -882,7 +882,7 @@ mod tests {
             server_url: SERVER.into(),
             client_cert: None,
             max_attempts: 3,
-            signature: None,
+            signature: MessageSignature::Absent,
             signing: MessageSigning::Off,
         };
         let out = crate::calls::block_on(handle(&d, call, ctx)).unwrap();

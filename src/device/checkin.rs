@@ -15,6 +15,7 @@ use crate::proto::syncml::message::SyncMl;
 use crate::proto::syncml::session::{self, DeviceAuth, Input, SessionState};
 use crate::proto::syncml::SyncMlError;
 use crate::time::format_timestamp;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What a check-in reads from the device object.
@@ -39,8 +40,8 @@ pub struct CheckinInput<'a> {
     /// SHA-1 thumbprint of a TLS client certificate Cloudflare mTLS verified, if any.
     pub client_cert: Option<&'a str>,
     pub max_attempts: u32,
-    /// The base64 CMS signature the message came with (`MDM-Signature` / `MS-Signature`).
-    pub signature: Option<&'a str>,
+    /// What the edge found of the message's signature (`MDM-Signature` / `MS-Signature`).
+    pub signature: &'a MessageSignature,
     pub signing: MessageSigning,
     pub now_ms: u64,
     pub fresh_nonce: [u8; 16],
@@ -75,17 +76,29 @@ pub struct Handled {
     pub status_changed: bool,
 }
 
+/// A message's signature as the edge found it: the CMS signature is checked there (with the
+/// platform's crypto, [`crate::pki::verify_detached`]); whose it must be is decided here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageSignature {
+    /// The message came without one.
+    #[default]
+    Absent,
+    /// One came and does not verify over the message.
+    Invalid,
+    /// It verifies; made with the certificate of this SHA-1 thumbprint.
+    Signer { thumbprint: String },
+}
+
 /// Message signing ([MS-MDM] §2.2.1.1): a signature, where one comes (or where one is
 /// required), must verify over the message and come from the device's current certificate.
 fn signature_accepted(record: &DeviceRecord, input: &CheckinInput<'_>) -> bool {
     match (input.signing, input.signature) {
-        (MessageSigning::Off, _) | (MessageSigning::Verify, None) => true,
-        (MessageSigning::Require, None) => false,
-        (_, Some(b64)) => decode_base64(b64)
-            .and_then(|cms| crate::pki::verify_detached(&cms, input.message).ok())
-            .is_some_and(|signer| {
-                crate::pki::thumbprint(&signer).eq_ignore_ascii_case(&record.certificate.thumbprint)
-            }),
+        (MessageSigning::Off, _) | (MessageSigning::Verify, MessageSignature::Absent) => true,
+        (_, MessageSignature::Absent | MessageSignature::Invalid) => false,
+        (_, MessageSignature::Signer { thumbprint }) => {
+            thumbprint.eq_ignore_ascii_case(&record.certificate.thumbprint)
+        }
     }
 }
 

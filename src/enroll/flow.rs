@@ -22,7 +22,7 @@ use crate::device::{
     lifecycle, valid_device_id, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus,
 };
 use crate::issuer::{CaCall, CaError, CaReply, Issued};
-use crate::pki::{self, PkiError};
+use crate::pki::{self, PkiError, Verifier};
 use crate::proto::discovery::AuthPolicy;
 use crate::proto::discovery::ENROLLMENT_PATH_WIN10;
 use crate::proto::provdoc::{RenewalDoc, StoredCert};
@@ -60,9 +60,10 @@ pub trait Devices {
     ) -> Result<Result<DeviceReply, DeviceError>, StoreError>;
 }
 
-/// Everything the enrollment services reach.
-pub trait Ports: Authority + Issuer + Devices + Directory + Kdf {}
-impl<T: Authority + Issuer + Devices + Directory + Kdf> Ports for T {}
+/// Everything the enrollment services reach; [`Verifier`] checks the signatures of CSRs and
+/// renewal requests.
+pub trait Ports: Authority + Issuer + Devices + Directory + Kdf + Verifier {}
+impl<T: Authority + Issuer + Devices + Directory + Kdf + Verifier> Ports for T {}
 
 fn server(e: StoreError) -> EnrollError {
     EnrollError::Server(e.to_string())
@@ -195,7 +196,7 @@ pub async fn issue<P: Ports>(
 ) -> Result<String, EnrollError> {
     let (base_url, now_ms) = (req.base_url, req.now_ms);
     let identity = DeviceIdentity::from_request(rst, hex(&entropy.bytes::<16>()).to_uppercase())?;
-    let csr = pki::parse_csr(csr_der, MIN_RSA_BITS).map_err(EnrollError::Csr)?;
+    let csr = pki::verify_csr(ports, csr_der, MIN_RSA_BITS).await.map_err(EnrollError::Csr)?;
     // DeviceIDs are identifiers, not secrets: an enrolled one belongs to its user. Checked
     // before anything is spent or signed (and again, atomically, by the device object).
     let user = principal.email.as_str();
@@ -302,7 +303,7 @@ pub async fn renew<P: Ports>(
     pkcs7: &[u8],
 ) -> Result<String, EnrollError> {
     let (client_cert, now_ms) = (req.client_cert, req.now_ms);
-    let renewal = pki::parse_renewal(pkcs7, MIN_RSA_BITS).map_err(|e| match e {
+    let renewal = pki::verify_renewal(ports, pkcs7, MIN_RSA_BITS).await.map_err(|e| match e {
         PkiError::KeyTooSmall(_) | PkiError::UnsupportedAlgorithm(_) => EnrollError::Csr(e),
         other => EnrollError::NotEligibleToRenew(format!("renewal request refused: {other}")),
     })?;

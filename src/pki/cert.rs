@@ -1,6 +1,9 @@
-//! The ECDSA P-256 CA: key, self-signed CA certificate, device certificates, inspection
-//! and verification.
+//! The ECDSA P-256 CA's certificates (RFC 5280): the self-signed CA certificate, device
+//! certificates, inspection and verification. What is signed (the TBSCertificate, RFC 5280
+//! §4.1.1) and the assembled certificate are built here, purely; the signature itself comes
+//! from a [`Signer`] and is checked by a [`Verifier`].
 
+use super::provider::{Signer, Verifier};
 use super::tlv::{self, Tlv, BIT_STRING, INTEGER, OCTET_STRING, OID, SEQUENCE};
 use super::PkiError;
 use crate::codec::hex_upper;
@@ -9,9 +12,6 @@ use const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{Any, BitString, GeneralizedTime, OctetString, SetOfVec, UtcTime};
 use der::{Decode, Encode, Tag};
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use sha1::{Digest, Sha1};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::time::Duration;
@@ -24,69 +24,6 @@ use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
-
-/// The CA key: ECDSA P-256. Serialized only so the Durable Object that owns it can store
-/// it in its own storage.
-#[derive(Clone)]
-pub struct CaKey(SigningKey);
-
-impl std::fmt::Debug for CaKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CaKey(<secret>)")
-    }
-}
-
-impl CaKey {
-    /// A fresh key from `getrandom` (the "js" backend on wasm32).
-    pub fn generate() -> Result<CaKey, PkiError> {
-        loop {
-            let mut bytes = [0u8; 32];
-            getrandom::getrandom(&mut bytes).map_err(|e| PkiError::Build(format!("getrandom: {e}")))?;
-            // Rejection sampling: zero or >= the group order is refused by from_slice.
-            let key = SigningKey::from_slice(&bytes);
-            bytes.fill(0);
-            if let Ok(key) = key {
-                return Ok(CaKey(key));
-            }
-        }
-    }
-
-    /// A fresh key from the caller's entropy (the Worker passes the platform's CSPRNG).
-    pub fn generate_with(entropy: &mut impl crate::context::Entropy) -> CaKey {
-        loop {
-            let mut bytes: [u8; 32] = entropy.bytes();
-            // Rejection sampling: zero or >= the group order is refused by from_slice.
-            let key = SigningKey::from_slice(&bytes);
-            bytes.fill(0);
-            if let Ok(key) = key {
-                return CaKey(key);
-            }
-        }
-    }
-
-    pub fn from_pkcs8_der(der: &[u8]) -> Result<CaKey, PkiError> {
-        SigningKey::from_pkcs8_der(der)
-            .map(CaKey)
-            .map_err(|e| PkiError::Malformed(format!("CA key PKCS#8: {e}")))
-    }
-
-    pub fn to_pkcs8_der(&self) -> Vec<u8> {
-        // ecdsa 0.16 gates its own PKCS#8 encoder behind "pem"; elliptic-curve's does not.
-        p256::SecretKey::from(&self.0)
-            .to_pkcs8_der()
-            .expect("PKCS#8 encoding of a valid P-256 key cannot fail")
-            .as_bytes()
-            .to_vec()
-    }
-
-    /// The CA's SubjectPublicKeyInfo, DER.
-    pub fn public_key_der(&self) -> Vec<u8> {
-        p256::PublicKey::from(self.0.verifying_key())
-            .to_public_key_der()
-            .expect("SPKI encoding of a P-256 key cannot fail")
-            .into_vec()
-    }
-}
 
 fn build_err(e: impl std::fmt::Display) -> PkiError {
     PkiError::Build(e.to_string())
@@ -149,13 +86,20 @@ fn ski_extension(spki_raw: &[u8]) -> Result<Extension, PkiError> {
     extension(&SubjectKeyIdentifier(id), false)
 }
 
-fn sign_certificate(key: &CaKey, tbs: TbsCertificate) -> Result<Vec<u8>, PkiError> {
+/// The certificate (RFC 5280 §4.1): the TBSCertificate's DER signed by the provider, then
+/// assembled with the signature algorithm (ecdsa-with-SHA256, RFC 5758 §3.2) and the DER
+/// `ECDSA-Sig-Value` as the signatureValue BIT STRING (RFC 5480 §2.2).
+async fn sign_certificate<S: Signer>(
+    signer: &S,
+    key: &S::Key,
+    tbs: TbsCertificate,
+) -> Result<Vec<u8>, PkiError> {
     let tbs_der = tbs.to_der().map_err(build_err)?;
-    let sig: DerSignature = key.0.try_sign(&tbs_der).map_err(build_err)?;
+    let sig = signer.sign_p256_sha256(key, &tbs_der).await?;
     let cert = Certificate {
         tbs_certificate: tbs,
         signature_algorithm: ecdsa_sha256(),
-        signature: BitString::from_bytes(sig.as_bytes()).map_err(build_err)?,
+        signature: BitString::from_bytes(&sig).map_err(build_err)?,
     };
     cert.to_der().map_err(build_err)
 }
@@ -165,20 +109,22 @@ fn ecdsa_sha256() -> AlgorithmIdentifierOwned {
 }
 
 /// Self-signed CA certificate: CA:true (critical), keyCertSign+cRLSign (critical), SKI,
-/// subject CN given, serial given, validity given (unix seconds).
-pub fn build_ca_certificate(
-    key: &CaKey,
+/// subject CN given, serial given, validity given (unix seconds). `spki_der` is the public key
+/// of `key`.
+pub async fn sign_ca_certificate<S: Signer>(
+    signer: &S,
+    key: &S::Key,
+    spki_der: &[u8],
     common_name: &str,
     serial: &[u8],
     not_before: u64,
     not_after: u64,
 ) -> Result<Vec<u8>, PkiError> {
-    let spki_der = key.public_key_der();
     let name = cn_name(common_name)?;
     let extensions = vec![
         extension(&BasicConstraints { ca: true, path_len_constraint: None }, true)?,
         extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?,
-        ski_extension(&spki_der)?,
+        ski_extension(spki_der)?,
     ];
     let tbs = TbsCertificate {
         version: Version::V3,
@@ -187,12 +133,12 @@ pub fn build_ca_certificate(
         issuer: name.clone(),
         validity: validity(not_before, not_after)?,
         subject: name,
-        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&spki_der).map_err(build_err)?,
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(build_err)?,
         issuer_unique_id: None,
         subject_unique_id: None,
         extensions: Some(extensions),
     };
-    sign_certificate(key, tbs)
+    sign_certificate(signer, key, tbs).await
 }
 
 /// What the CA needs to issue one device certificate.
@@ -212,16 +158,14 @@ pub struct DeviceCertRequest<'a> {
 /// Device client certificate signed ECDSA P-256/SHA-256 by the CA: issuer = CA subject,
 /// keyUsage digitalSignature+keyEncipherment (critical), EKU clientAuth, basicConstraints
 /// CA:false (critical), authority key identifier (= CA SKI), subject key identifier.
-/// Fails with `Build` if `ca_cert_der` does not carry `key`'s public key.
-pub fn issue_device_certificate(
-    key: &CaKey,
+/// `key` must be the key of `ca_cert_der` ([`check_key_matches`]).
+pub async fn sign_device_certificate<S: Signer>(
+    signer: &S,
+    key: &S::Key,
     ca_cert_der: &[u8],
-    req: &DeviceCertRequest,
+    req: &DeviceCertRequest<'_>,
 ) -> Result<Vec<u8>, PkiError> {
     let ca = CertParts::parse(ca_cert_der)?;
-    if ca.spki.raw != key.public_key_der().as_slice() {
-        return Err(PkiError::Build("CA certificate does not match the CA key".into()));
-    }
     let ca_ski = match ca.extension(&SubjectKeyIdentifier::OID) {
         Some(ext) => tlv::single(ext.value, OCTET_STRING, "CA subjectKeyIdentifier")?.value.to_vec(),
         None => key_identifier(ca.spki.raw)?,
@@ -255,7 +199,20 @@ pub fn issue_device_certificate(
         subject_unique_id: None,
         extensions: Some(extensions),
     };
-    sign_certificate(key, tbs)
+    sign_certificate(signer, key, tbs).await
+}
+
+/// Checks that `key` is the private key of the certificate's public key: it signs a probe that
+/// the certificate's key must verify. A CA whose stored key and certificate disagree would
+/// issue certificates no one can verify.
+pub async fn check_key_matches<S: Signer>(signer: &S, key: &S::Key, cert_der: &[u8]) -> Result<(), PkiError> {
+    let cert = CertParts::parse(cert_der)?;
+    const PROBE: &[u8] = b"edgemdm: does this key belong to this certificate?";
+    let sig = signer.sign_p256_sha256(key, PROBE).await?;
+    match signer.verify_p256_sha256(cert.spki.raw, PROBE, &sig).await? {
+        true => Ok(()),
+        false => Err(PkiError::Build("the certificate does not match the key".into())),
+    }
 }
 
 /// What a caller usually needs from a certificate.
@@ -290,7 +247,11 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertInfo, PkiError> {
 /// certificate is `ca_cert_der`, and that its issuer equals the CA subject (byte for
 /// byte). A mismatching issuer is reported as `BadSignature`. Validity dates are NOT
 /// checked here (callers pass their own clock).
-pub fn verify_issued_by(cert_der: &[u8], ca_cert_der: &[u8]) -> Result<(), PkiError> {
+pub async fn check_issued_by<V: Verifier>(
+    verifier: &V,
+    cert_der: &[u8],
+    ca_cert_der: &[u8],
+) -> Result<(), PkiError> {
     let cert = CertParts::parse(cert_der)?;
     let ca = CertParts::parse(ca_cert_der)?;
     if cert.issuer.raw != ca.subject.raw {
@@ -302,10 +263,10 @@ pub fn verify_issued_by(cert_der: &[u8], ca_cert_der: &[u8]) -> Result<(), PkiEr
             tlv::oid_string(cert.sig_alg_oid)
         )));
     }
-    let ca_key = VerifyingKey::from_public_key_der(ca.spki.raw)
-        .map_err(|e| PkiError::UnsupportedAlgorithm(format!("CA key is not P-256: {e}")))?;
-    let sig = Signature::from_der(cert.signature).map_err(|_| PkiError::BadSignature)?;
-    ca_key.verify(cert.tbs.raw, &sig).map_err(|_| PkiError::BadSignature)
+    match verifier.verify_p256_sha256(ca.spki.raw, cert.tbs.raw, cert.signature).await? {
+        true => Ok(()),
+        false => Err(PkiError::BadSignature),
+    }
 }
 
 /// One extension, as raw slices.
@@ -399,7 +360,10 @@ impl<'a> CertParts<'a> {
 mod tests {
     use super::*;
     use crate::pki::testutil::{now, openssl, openssl_status, rsa_key_and_csr, TempDir};
-    use crate::pki::{parse_csr, thumbprint, to_pem};
+    use crate::pki::{
+        build_ca_certificate, issue_device_certificate, parse_csr, thumbprint, to_pem, verify_issued_by,
+        CaKey,
+    };
 
     const YEAR: u64 = 365 * 24 * 3600;
 

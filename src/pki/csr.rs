@@ -1,11 +1,10 @@
-//! PKCS#10: parse leniently, verify strictly, over the original bytes.
+//! PKCS#10 (RFC 2986): parse leniently, verify strictly, over the original bytes. Parsing is
+//! pure; the signature is checked by a [`Verifier`].
 
+use super::provider::{Hash, RsaPublicKey, Verifier};
 use super::tlv::{self, Tlv, BIT_STRING, INTEGER, SEQUENCE};
 use super::PkiError;
 use const_oid::ObjectIdentifier;
-use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// A verified PKCS#10 request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,15 +18,6 @@ pub struct Csr {
     pub signature_hash: &'static str,
 }
 
-/// Digests accepted for RSA PKCS#1 v1.5 signatures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Hash {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const SHA1_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
 const SHA1_WITH_RSA_OIW: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.29");
@@ -39,48 +29,19 @@ const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
-impl Hash {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Hash::Sha1 => "sha1",
-            Hash::Sha256 => "sha256",
-            Hash::Sha384 => "sha384",
-            Hash::Sha512 => "sha512",
-        }
-    }
-
-    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Hash::Sha1 => Sha1::digest(data).to_vec(),
-            Hash::Sha256 => Sha256::digest(data).to_vec(),
-            Hash::Sha384 => Sha384::digest(data).to_vec(),
-            Hash::Sha512 => Sha512::digest(data).to_vec(),
-        }
-    }
-
-    fn scheme(self) -> Pkcs1v15Sign {
-        match self {
-            Hash::Sha1 => Pkcs1v15Sign::new::<Sha1>(),
-            Hash::Sha256 => Pkcs1v15Sign::new::<Sha256>(),
-            Hash::Sha384 => Pkcs1v15Sign::new::<Sha384>(),
-            Hash::Sha512 => Pkcs1v15Sign::new::<Sha512>(),
-        }
-    }
-
-    /// A digest AlgorithmIdentifier OID (contents bytes).
-    pub(crate) fn from_digest_oid(oid: &[u8]) -> Result<Hash, PkiError> {
-        let o = |x: &'static ObjectIdentifier| tlv::oid_bytes(x);
-        if oid == o(&ID_SHA1) {
-            Ok(Hash::Sha1)
-        } else if oid == o(&ID_SHA256) {
-            Ok(Hash::Sha256)
-        } else if oid == o(&ID_SHA384) {
-            Ok(Hash::Sha384)
-        } else if oid == o(&ID_SHA512) {
-            Ok(Hash::Sha512)
-        } else {
-            Err(PkiError::UnsupportedAlgorithm(format!("digest {}", tlv::oid_string(oid))))
-        }
+/// A digest AlgorithmIdentifier OID (contents bytes).
+pub(crate) fn hash_from_digest_oid(oid: &[u8]) -> Result<Hash, PkiError> {
+    let o = |x: &'static ObjectIdentifier| tlv::oid_bytes(x);
+    if oid == o(&ID_SHA1) {
+        Ok(Hash::Sha1)
+    } else if oid == o(&ID_SHA256) {
+        Ok(Hash::Sha256)
+    } else if oid == o(&ID_SHA384) {
+        Ok(Hash::Sha384)
+    } else if oid == o(&ID_SHA512) {
+        Ok(Hash::Sha512)
+    } else {
+        Err(PkiError::UnsupportedAlgorithm(format!("digest {}", tlv::oid_string(oid))))
     }
 }
 
@@ -112,8 +73,9 @@ pub(crate) fn bit_string_bytes<'a>(t: &Tlv<'a>) -> Result<&'a [u8], PkiError> {
     }
 }
 
-/// An RSA public key from a raw SubjectPublicKeyInfo, with its modulus size in bits.
-pub(crate) fn rsa_key_from_spki(spki_raw: &[u8]) -> Result<(RsaPublicKey, usize), PkiError> {
+/// An RSA public key from a raw SubjectPublicKeyInfo (RFC 3279 §2.3.1), leniently: the
+/// AlgorithmIdentifier parameters are not looked at and the integers may be padded.
+pub(crate) fn rsa_key_from_spki(spki_raw: &[u8]) -> Result<RsaPublicKey, PkiError> {
     let spki = tlv::single(spki_raw, SEQUENCE, "SubjectPublicKeyInfo")?;
     let mut inner = spki.value;
     let alg = tlv::expect(&mut inner, SEQUENCE, "SubjectPublicKeyInfo.algorithm")?;
@@ -132,23 +94,21 @@ pub(crate) fn rsa_key_from_spki(spki_raw: &[u8]) -> Result<(RsaPublicKey, usize)
         return Err(tlv::malformed("RSA key: non-positive integer"));
     }
     let modulus_bits = (n_bytes.len() - 1) * 8 + (8 - n_bytes[0].leading_zeros() as usize);
-    let key = RsaPublicKey::new_with_max_size(
-        BigUint::from_bytes_be(n_bytes),
-        BigUint::from_bytes_be(e_bytes),
-        16384,
-    )
-    .map_err(|e| PkiError::Malformed(format!("RSA key: {e}")))?;
-    Ok((key, modulus_bits))
+    Ok(RsaPublicKey { n: n_bytes.to_vec(), e: e_bytes.to_vec(), bits: modulus_bits })
 }
 
-/// RSA PKCS#1 v1.5 verification of `signature` over `message` hashed with `hash`.
-pub(crate) fn rsa_verify(
+/// RSA PKCS#1 v1.5 verification (RFC 8017 §8.2.2) of `signature` over `message`.
+pub(crate) async fn rsa_verify<V: Verifier>(
+    verifier: &V,
     key: &RsaPublicKey,
     hash: Hash,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), PkiError> {
-    key.verify(hash.scheme(), &hash.digest(message), signature).map_err(|_| PkiError::BadSignature)
+    match verifier.verify_rsa_pkcs1v15(key, hash, message, signature).await? {
+        true => Ok(()),
+        false => Err(PkiError::BadSignature),
+    }
 }
 
 pub(crate) fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -158,10 +118,10 @@ pub(crate) fn strip_zeros(b: &[u8]) -> &[u8] {
 
 /// Parse leniently, verify strictly. Accepts sha1WithRSA as OIW 1.3.14.3.2.29 and
 /// 1.2.840.113549.1.1.5, and sha256/384/512WithRSA. The signature is verified over the
-/// ORIGINAL bytes of certificationRequestInfo. Only RSA keys; below `min_rsa_bits` ->
-/// [`PkiError::KeyTooSmall`]. Attributes (including Windows' raw, non-DER
+/// ORIGINAL bytes of certificationRequestInfo (RFC 2986 §4.2). Only RSA keys; below
+/// `min_rsa_bits` -> [`PkiError::KeyTooSmall`]. Attributes (including Windows' raw, non-DER
 /// `1.3.6.1.4.1.311.66.1.0` extension) are not interpreted.
-pub fn parse_csr(der: &[u8], min_rsa_bits: usize) -> Result<Csr, PkiError> {
+pub async fn verify_csr<V: Verifier>(verifier: &V, der: &[u8], min_rsa_bits: usize) -> Result<Csr, PkiError> {
     let outer = tlv::single(der, SEQUENCE, "CertificationRequest")?;
     let mut body = outer.value;
     let info = tlv::expect(&mut body, SEQUENCE, "certificationRequestInfo")?;
@@ -179,23 +139,20 @@ pub fn parse_csr(der: &[u8], min_rsa_bits: usize) -> Result<Csr, PkiError> {
     // The attributes ([0]) are left uninterpreted; they are covered by the signature.
 
     let hash = rsa_signature_hash(tlv::algorithm(&alg)?)?;
-    let (key, rsa_bits) = rsa_key_from_spki(spki.raw)?;
-    if rsa_bits < min_rsa_bits {
-        return Err(PkiError::KeyTooSmall(rsa_bits));
+    let key = rsa_key_from_spki(spki.raw)?;
+    if key.bits < min_rsa_bits {
+        return Err(PkiError::KeyTooSmall(key.bits));
     }
-    rsa_verify(&key, hash, info.raw, bit_string_bytes(&sig)?)?;
+    let subject_cn = tlv::common_name(&subject)?;
+    rsa_verify(verifier, &key, hash, info.raw, bit_string_bytes(&sig)?).await?;
 
-    Ok(Csr {
-        spki_der: spki.raw.to_vec(),
-        rsa_bits,
-        subject_cn: tlv::common_name(&subject)?,
-        signature_hash: hash.name(),
-    })
+    Ok(Csr { spki_der: spki.raw.to_vec(), rsa_bits: key.bits, subject_cn, signature_hash: hash.name() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::parse_csr;
     use crate::pki::testutil::{openssl, TempDir};
 
     fn wp8_csr() -> Vec<u8> {

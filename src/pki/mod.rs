@@ -1,16 +1,21 @@
-//! Pure-Rust PKI for edgemdm: PKCS#10 parsing/verification (Windows quirks included),
-//! an ECDSA P-256 CA that issues device client certificates, and MS-WSTEP ROBO renewal
-//! (CMS SignedData wrapping the new PKCS#10).
+//! PKI for edgemdm: PKCS#10 parsing/verification (Windows quirks included), an ECDSA P-256 CA
+//! that issues device client certificates, and MS-WSTEP ROBO renewal (CMS SignedData wrapping
+//! the new PKCS#10).
 //!
-//! No `worker` imports and no system clock: callers pass times (unix seconds) in;
-//! randomness only through `getrandom` (which uses the "js" backend on wasm32).
+//! Parsing and encoding are pure Rust; the public-key arithmetic goes through a
+//! [`provider::Verifier`] / [`provider::Signer`]: the runtime's WebCrypto in the Worker,
+//! [`RustCrypto`] natively (tests, benches, the reference). No `worker` imports and no system
+//! clock: callers pass times (unix seconds) and randomness in.
 //!
 //! Signatures are always verified over the ORIGINAL bytes of the signed structure
 //! (a tiny TLV walker in [`tlv`] keeps the raw slices), never over a re-encoding.
 
 mod cert;
 mod csr;
+pub mod provider;
 mod renewal;
+#[cfg(not(target_arch = "wasm32"))]
+mod rust_crypto;
 mod signature;
 mod tlv;
 
@@ -18,11 +23,17 @@ mod tlv;
 pub(crate) mod testutil;
 
 pub use cert::{
-    build_ca_certificate, inspect_certificate, issue_device_certificate, verify_issued_by, CaKey, CertInfo,
-    DeviceCertRequest,
+    check_issued_by, check_key_matches, inspect_certificate, sign_ca_certificate, sign_device_certificate,
+    CertInfo, DeviceCertRequest,
 };
-pub use csr::{parse_csr, Csr};
-pub use renewal::{parse_renewal, Renewal};
+pub use csr::{verify_csr, Csr};
+pub use provider::{Hash, Signer, Verifier};
+pub use renewal::{verify_renewal, Renewal};
+#[cfg(not(target_arch = "wasm32"))]
+pub use rust_crypto::{
+    build_ca_certificate, issue_device_certificate, parse_csr, parse_renewal, verify_issued_by, CaKey,
+    RustCrypto,
+};
 pub use signature::verify_detached;
 
 use sha1::{Digest as _, Sha1};

@@ -2,7 +2,8 @@
 //! encapsulated content is the new PKCS#10.
 
 use super::cert::CertParts;
-use super::csr::{self, Csr, Hash};
+use super::csr::{self, Csr};
+use super::provider::{Hash, Verifier};
 use super::tlv::{self, Tlv, OCTET_STRING, OID, SEQUENCE, SET};
 use super::PkiError;
 use const_oid::ObjectIdentifier;
@@ -17,11 +18,12 @@ pub struct Renewal {
     pub csr: Csr,
 }
 
-pub(super) const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 
-/// Parses and verifies a ROBO renewal PKCS#7, then `parse_csr` on the inner CSR.
+/// Parses and verifies a ROBO renewal PKCS#7 (RFC 5652 §5), then [`csr::verify_csr`] on the
+/// inner CSR.
 ///
 /// The signerInfo signature (RSA PKCS#1 v1.5; digest sha1/sha256/sha384/sha512; signature
 /// algorithm rsaEncryption or the matching shaXWithRSA) is checked with the public key of
@@ -31,9 +33,36 @@ const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 /// is over the original signedAttrs bytes re-tagged as SET. Without: over the content.
 /// Exactly one signerInfo is accepted. If the content is not a DER SEQUENCE it is taken
 /// as base64 of one (manual renewal).
-pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, PkiError> {
+pub async fn verify_renewal<V: Verifier>(
+    verifier: &V,
+    pkcs7_der: &[u8],
+    min_rsa_bits: usize,
+) -> Result<Renewal, PkiError> {
+    let (signer_cert_der, content) = verify_signed_data(verifier, pkcs7_der, None).await?;
+    let csr_der = if content.first() == Some(&SEQUENCE) && tlv::single(&content, SEQUENCE, "").is_ok() {
+        content
+    } else {
+        decode_base64_text(&content)?
+    };
+    Ok(Renewal { signer_cert_der, csr: csr::verify_csr(verifier, &csr_der, min_rsa_bits).await? })
+}
+
+/// Verifies a CMS SignedData (RFC 5652 §5) with one RSA signer whose certificate it carries;
+/// returns that certificate (DER) and the signed content. `detached`: the content when it is
+/// not encapsulated (a message signature); if the SignedData encapsulates content anyway, it
+/// must be that content. The signerInfo signature (RSA PKCS#1 v1.5; digest sha1/sha256/sha384/
+/// sha512; rsaEncryption or the matching shaXWithRSA) is checked with the key of the
+/// certificate in `SignedData.certificates` that matches the sid (issuerAndSerialNumber,
+/// compared byte for byte, or subjectKeyIdentifier). With signedAttrs: messageDigest must
+/// equal the content digest, contentType (if present) the eContentType, and the signature is
+/// over the original signedAttrs bytes re-tagged as SET. Without: over the content.
+pub(super) async fn verify_signed_data<V: Verifier>(
+    verifier: &V,
+    cms_der: &[u8],
+    detached: Option<&[u8]>,
+) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
     // ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT content }
-    let ci = tlv::single(pkcs7_der, SEQUENCE, "ContentInfo")?;
+    let ci = tlv::single(cms_der, SEQUENCE, "ContentInfo")?;
     let mut f = ci.value;
     let ctype = tlv::expect(&mut f, OID, "contentType")?;
     if ctype.value != ID_SIGNED_DATA.as_bytes() {
@@ -72,11 +101,21 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
         return Err(tlv::malformed("expected exactly one SignerInfo"));
     }
 
-    // EncapsulatedContentInfo ::= SEQUENCE { eContentType, [0] EXPLICIT eContent }
+    // EncapsulatedContentInfo ::= SEQUENCE { eContentType, [0] EXPLICIT eContent OPTIONAL }
     let mut e = encap.value;
     let econtent_type = tlv::expect(&mut e, OID, "eContentType")?;
-    let econtent = tlv::expect(&mut e, 0xa0, "eContent (detached signatures not accepted)")?;
-    let content = octet_string_contents(econtent.value)?;
+    let content: &[u8] = match (e.is_empty(), detached) {
+        (false, d) => {
+            let econtent = tlv::expect(&mut e, 0xa0, "eContent")?;
+            let inner = octet_string_contents(econtent.value)?;
+            if d.is_some_and(|d| d != inner) {
+                return Err(PkiError::BadSignature);
+            }
+            inner
+        }
+        (true, Some(d)) => d,
+        (true, None) => return Err(tlv::malformed("eContent (detached signatures not accepted)")),
+    };
 
     // SignerInfo ::= SEQUENCE { version, sid, digestAlgorithm, [0] signedAttrs OPTIONAL,
     //   signatureAlgorithm, signature, [1] unsignedAttrs OPTIONAL }
@@ -88,7 +127,7 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
     let sig_alg = tlv::expect(&mut s, SEQUENCE, "signatureAlgorithm")?;
     let signature = tlv::expect(&mut s, OCTET_STRING, "signature")?;
 
-    let hash = Hash::from_digest_oid(tlv::algorithm(&digest_alg)?)?;
+    let hash = csr::hash_from_digest_oid(tlv::algorithm(&digest_alg)?)?;
     let sig_oid = tlv::algorithm(&sig_alg)?;
     if !csr::is_rsa_encryption(sig_oid) {
         let sig_hash = csr::rsa_signature_hash(sig_oid)?;
@@ -102,24 +141,19 @@ pub fn parse_renewal(pkcs7_der: &[u8], min_rsa_bits: usize) -> Result<Renewal, P
     }
 
     let signer = find_signer(&sid, &certs)?;
-    let (key, _) = csr::rsa_key_from_spki(signer.1.spki.raw)?;
+    let key = csr::rsa_key_from_spki(signer.1.spki.raw)?;
 
+    // RFC 5652 §5.4: with signedAttrs the signature covers their DER with the SET OF tag.
     match signed_attrs {
         Some(attrs) => {
             check_signed_attrs(&attrs, hash, content, econtent_type.value)?;
             let mut to_verify = attrs.raw.to_vec();
             to_verify[0] = SET;
-            csr::rsa_verify(&key, hash, &to_verify, signature.value)?;
+            csr::rsa_verify(verifier, &key, hash, &to_verify, signature.value).await?;
         }
-        None => csr::rsa_verify(&key, hash, content, signature.value)?,
+        None => csr::rsa_verify(verifier, &key, hash, content, signature.value).await?,
     }
-
-    let csr_der = if content.first() == Some(&SEQUENCE) && tlv::single(content, SEQUENCE, "").is_ok() {
-        content.to_vec()
-    } else {
-        decode_base64_text(content)?
-    };
-    Ok(Renewal { signer_cert_der: signer.0.to_vec(), csr: csr::parse_csr(&csr_der, min_rsa_bits)? })
+    Ok((signer.0.to_vec(), content.to_vec()))
 }
 
 /// The contents of the eContent OCTET STRING (primitive, definite length: DER).
@@ -131,10 +165,7 @@ fn octet_string_contents(input: &[u8]) -> Result<&[u8], PkiError> {
     }
 }
 
-pub(super) fn find_signer<'a>(
-    sid: &Tlv<'_>,
-    certs: &[Tlv<'a>],
-) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
+fn find_signer<'a>(sid: &Tlv<'_>, certs: &[Tlv<'a>]) -> Result<(&'a [u8], CertParts<'a>), PkiError> {
     for c in certs {
         let Ok(parts) = CertParts::parse(c.raw) else {
             continue;
@@ -158,7 +189,7 @@ pub(super) fn find_signer<'a>(
     Err(PkiError::Malformed("signer certificate not found in SignedData".into()))
 }
 
-pub(super) fn check_signed_attrs(
+fn check_signed_attrs(
     attrs: &Tlv<'_>,
     hash: Hash,
     content: &[u8],
@@ -213,8 +244,8 @@ mod tests {
     use super::*;
     use crate::pki::testutil::{now, openssl, openssl_status, rsa_key_and_csr, TempDir};
     use crate::pki::{
-        build_ca_certificate, issue_device_certificate, parse_csr, to_pem, verify_issued_by, CaKey,
-        DeviceCertRequest,
+        build_ca_certificate, issue_device_certificate, parse_csr, parse_renewal, to_pem, verify_issued_by,
+        CaKey, DeviceCertRequest,
     };
 
     struct Fixture {

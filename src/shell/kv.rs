@@ -26,11 +26,13 @@ impl Kv {
     }
 
     async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        super::metrics::add(|c| c.kv_reads += 1);
         self.0.get(key).json::<T>().await.map_err(kv_error)
     }
 
     async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         let text = serde_json::to_string(value).map_err(kv_error)?;
+        super::metrics::add(|c| c.kv_writes += 1);
         self.0.put(key, text).map_err(kv_error)?.execute().await.map_err(kv_error)
     }
 
@@ -43,6 +45,7 @@ impl Kv {
             if let Some(c) = cursor.take() {
                 q = q.cursor(c);
             }
+            super::metrics::add(|c| c.kv_lists += 1);
             let page = q.execute().await.map_err(kv_error)?;
             for key in &page.keys {
                 if let Some(v) = self.get::<T>(&key.name).await? {
@@ -65,6 +68,7 @@ impl Kv {
     }
 
     pub async fn delete_user(&self, email: &str) -> Result<(), StoreError> {
+        super::metrics::add(|c| c.kv_writes += 1);
         self.0.delete(&format!("{USER_PREFIX}{email}")).await.map_err(kv_error)
     }
 

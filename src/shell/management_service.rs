@@ -6,7 +6,9 @@ use super::ports::EdgePorts;
 use super::respond::{fixed, server_error};
 use crate::commands::refusal;
 use crate::config::Config;
+use crate::config::MessageSigning;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
+use crate::device::checkin::MessageSignature;
 use crate::device::valid_device_id;
 use crate::enroll::flow::Devices;
 use crate::proto::syncml::codes::CODE_INVALID_CREDENTIALS;
@@ -36,6 +38,22 @@ pub fn verified_client_cert(req: &Request) -> Option<String> {
     get(&auth, "certFingerprintSHA1")?.as_string().filter(|f| !f.is_empty())
 }
 
+/// The message's CMS signature, checked with WebCrypto. Microsoft's pages name the header
+/// `MDM-Signature` in one place and `MS-Signature` in another; either is read.
+async fn signature(req: &Request, body: &[u8]) -> Result<MessageSignature> {
+    let header = ["MDM-Signature", "MS-Signature"].iter().find_map(|h| req.headers().get(h).ok().flatten());
+    let Some(b64) = header.filter(|v| !v.is_empty()) else {
+        return Ok(MessageSignature::Absent);
+    };
+    let Some(cms) = crate::codec::decode_base64(&b64).filter(|c| c.len() <= 64 * 1024) else {
+        return Ok(MessageSignature::Invalid);
+    };
+    Ok(match crate::pki::verify_detached(&super::webcrypto::WebCrypto, &cms, body).await {
+        Ok(signer) => MessageSignature::Signer { thumbprint: crate::pki::thumbprint(&signer) },
+        Err(_) => MessageSignature::Invalid,
+    })
+}
+
 pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let body = match read_limited(&req, MAX_SYNCML_BYTES).await {
         Body::Read(b) => b,
@@ -52,17 +70,17 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         return fixed(200, CONTENT_TYPE, refusal(&msg, CODE_INVALID_CREDENTIALS, &server_url));
     }
     // The parse above proved the body is UTF-8.
+    let signature = match cfg.message_signing {
+        MessageSigning::Off => MessageSignature::Absent,
+        _ => signature(&req, &body).await?,
+    };
     let message = String::from_utf8(body).unwrap_or_default();
     let call = DeviceCall::SyncMl {
         message,
         server_url,
         client_cert: verified_client_cert(&req),
         max_attempts: cfg.max_command_attempts,
-        // Microsoft's pages name the header both ways; either is read.
-        signature: ["MDM-Signature", "MS-Signature"]
-            .iter()
-            .find_map(|h| req.headers().get(h).ok().flatten())
-            .filter(|v| !v.is_empty() && v.len() <= 64 * 1024),
+        signature,
         signing: cfg.message_signing,
     };
     match EdgePorts::new(env).device(device_id, call).await {

@@ -7,8 +7,9 @@
 //!   (→ [`crate::signin`]), [`admin_api`]
 //! * objects: [`ca_object`] (the CA key), [`device_object`], [`token_object`]; [`rpc`] encodes
 //!   their typed calls, [`storage`] commits their writes
-//! * platform: [`ports`] (the core's traits), [`kv`], [`webcrypto`], [`platform`] (clock,
-//!   randomness), [`body`] (bounded reads), [`respond`] (responses and error mapping)
+//! * platform: [`ports`] (the core's traits), [`kv`], [`webcrypto`] (PBKDF2 and the PKI's
+//!   crypto provider), [`platform`] (clock, randomness), [`body`] (bounded reads), [`respond`]
+//!   (responses and error mapping), [`metrics`] (per-request counts for the benchmark)
 
 pub mod admin_api;
 pub mod body;
@@ -17,6 +18,7 @@ pub mod device_object;
 pub mod enrollment_service;
 pub mod kv;
 pub mod management_service;
+pub mod metrics;
 pub mod platform;
 pub mod ports;
 pub mod respond;
@@ -49,7 +51,19 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let cfg = match config(&env) {
+    let report = env.var(metrics::VAR).is_ok_and(|v| v.to_string() == "true");
+    let before = metrics::snapshot();
+    let mut resp = route(req, &env).await?;
+    if report {
+        let counts = serde_json::to_string(&metrics::snapshot().since(before)).unwrap_or_default();
+        // Headers of a response made here are mutable; a failure only loses the report.
+        let _ = resp.headers_mut().set(metrics::HEADER, &counts);
+    }
+    Ok(resp)
+}
+
+async fn route(req: Request, env: &Env) -> Result<Response> {
+    let cfg = match config(env) {
         Ok(c) => c,
         Err(e) => {
             console_error!("{e}");
@@ -67,12 +81,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             | "/enrollmentserver/policyenrollmentwebservice.svc"
             | "/enrollmentserver/deviceenrollmentwebservice.svc"
             | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
-        ) => enrollment_service::handle(req, &env, &cfg).await,
-        (Method::Post, "/managementserver/mdm.svc") => management_service::handle(req, &env, &cfg).await,
+        ) => enrollment_service::handle(req, env, &cfg).await,
+        (Method::Post, "/managementserver/mdm.svc") => management_service::handle(req, env, &cfg).await,
         (Method::Get, "/windows-web-agent") => signin_page::show(req, &cfg).await,
-        (Method::Post, "/windows-web-agent") => signin_page::submit(req, &env, &cfg).await,
-        (Method::Get, "/api/v1/ca") => admin_api::ca_certificate(&env).await,
-        (_, p) if p.starts_with("/api/v1/") => admin_api::handle(req, &env, &cfg).await,
+        (Method::Post, "/windows-web-agent") => signin_page::submit(req, env, &cfg).await,
+        (Method::Get, "/api/v1/ca") => admin_api::ca_certificate(env).await,
+        (_, p) if p.starts_with("/api/v1/") => admin_api::handle(req, env, &cfg).await,
         _ => json_error(404, "not found"),
     }
 }

@@ -1,5 +1,5 @@
 //! The core's traits over the platform: the token authority, CA and device objects through
-//! their typed calls, KV, and WebCrypto.
+//! their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
 
 use super::{ca_object, device_object, kv::Kv, rpc, storage::store_error, token_object, webcrypto};
 use crate::calls::StoreError;
@@ -7,6 +7,8 @@ use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::DeviceIndexEntry;
 use crate::enroll::flow::{Authority, Devices, Issuer};
 use crate::issuer::{CaCall, CaError, CaReply};
+use crate::pki::provider::{Hash, RsaPublicKey};
+use crate::pki::{PkiError, Verifier};
 use crate::tokens::authority::{TokenCall, TokenCallError, TokenReply};
 use crate::users::{Directory, Kdf, UserRecord};
 use std::cell::OnceCell;
@@ -83,5 +85,26 @@ impl Kdf for EdgePorts<'_> {
         iterations: u32,
     ) -> Result<Vec<u8>, StoreError> {
         webcrypto::pbkdf2_sha256(password, salt, iterations).await
+    }
+}
+
+impl Verifier for EdgePorts<'_> {
+    async fn verify_rsa_pkcs1v15(
+        &self,
+        key: &RsaPublicKey,
+        hash: Hash,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, PkiError> {
+        webcrypto::WebCrypto.verify_rsa_pkcs1v15(key, hash, message, signature).await
+    }
+
+    async fn verify_p256_sha256(
+        &self,
+        spki_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, PkiError> {
+        webcrypto::WebCrypto.verify_p256_sha256(spki_der, message, signature).await
     }
 }

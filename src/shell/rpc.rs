@@ -20,9 +20,14 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
         .with_headers(headers)
         .with_body(Some(serde_json::to_string(call).map_err(store_error)?.into()));
     let req = Request::new_with_init("https://object/call", &init).map_err(store_error)?;
+    let started = js_sys::Date::now();
     let mut resp = stub.fetch_with_request(req).await.map_err(store_error)?;
     let status = resp.status_code();
     let body = resp.text().await.map_err(store_error)?;
+    super::metrics::add(|c| {
+        c.do_calls += 1;
+        c.do_ms += js_sys::Date::now() - started;
+    });
     if status != 200 {
         return Err(StoreError(format!("object answered {status}: {body}")));
     }

@@ -23,6 +23,7 @@ pub struct JsonStorage(pub Storage);
 
 impl JsonStorage {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        super::metrics::add(|c| c.rows_read += 1);
         let text: Option<String> = self.0.get(key).await.map_err(store_error)?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError(format!("stored {key}: {e}"))))
             .transpose()
@@ -31,6 +32,7 @@ impl JsonStorage {
     /// Every readable value under a prefix, with its key minus the prefix.
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, StoreError> {
         let map = self.0.list_with_options(ListOptions::new().prefix(prefix)).await.map_err(store_error)?;
+        super::metrics::add(|c| c.rows_read += u64::from(map.size()).max(1));
         let mut out = Vec::new();
         map.for_each(&mut |value, key| {
             let (Some(k), Some(v)) = (key.as_string(), value.as_string()) else {
@@ -47,6 +49,7 @@ impl JsonStorage {
     /// large batches are split, and every `put` and `delete` is issued before any is awaited:
     /// writes with no `await` between them are committed together.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        super::metrics::add(|c| c.rows_written += (batch.puts.len() + batch.deletes.len()) as u64);
         let raw = self.0.as_raw();
         let mut promises = Vec::new();
         for chunk in batch.puts.chunks(128) {

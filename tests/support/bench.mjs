@@ -1,53 +1,152 @@
-// Request timings of every endpoint against the built Worker under local wrangler dev
-// (workerd). Loopback only, bounded request counts; run by `npm run bench`.
+// Worker CPU per request kind under local `wrangler dev` (workerd), where it goes, the storage
+// rows and subrequests each kind costs, and what that projects to per device-month at list
+// prices. Loopback only, bounded request counts; run by `npm run bench` (scripts/bench.sh).
 //
-//   node tests/support/bench.mjs            (BENCH_N, BENCH_CONCURRENCY, BENCH_FLEET override)
+//   node tests/support/bench.mjs
+//
+// Environment: BENCH_N (measured requests per kind, default 150), BENCH_WARMUP (30),
+// BENCH_PROFILE_N (requests per kind under the profiler, 60), BENCH_FLEET (fleet size for the
+// second round, 10000; 0 skips it), BENCH_CONCURRENCY (8), BENCH_JSON (write the results there).
+//
+// CPU: workerd's own accounting of the runtime process that runs the Worker and its Durable
+// Objects (the `workerd` child of wrangler that has the inspector), read from
+// /proc/<pid>/task/*/schedstat (ns: the scheduler's sum_exec_runtime of every thread, the same
+// accounting that utime+stime in /proc/<pid>/stat report in clock ticks) before and after N
+// requests of one kind, after a warm-up, divided by N. "Above floor" subtracts the cost of the
+// cheapest request (GET Discovery.svc: routing and HTTP only) measured in the same run.
+//
+// Breakdown: a V8 CPU profile of the Worker's isolate taken through the inspector `wrangler
+// dev` exposes (Chrome DevTools Protocol, Profiler domain), self time summed by function. The
+// WebSocket client is the `ws` package wrangler's own dependencies install.
+//
+// Storage rows, Durable Object calls and KV operations: counted by the Worker itself (see
+// src/shell/metrics.rs) and returned in the `x-edgemdm-metrics` response header, which exists
+// only when the var BENCH_METRICS is "true" (this script sets it). Local workerd runs the Worker
+// and its objects in one isolate, so one request's counts include its objects' storage.
 
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import WebSocket from 'ws';
 import { startWorker } from './worker.mjs';
 import {
-  characteristic, characteristics, discoverRequest, getPoliciesRequest, newDeviceId, newKey, parm, post,
-  rstRequest, usernameToken, win10Context, windowsCsr,
+  characteristic, characteristics, discoverRequest, faultType, getPoliciesRequest, newDeviceId, newKey, parm,
+  parseXml, provisioningDoc, renewalPkcs7, request, rstRequest, userTokenSecurity, win10Context, windowsCsr,
 } from './device.mjs';
-import { admin, createUser, enrollDevice } from './enroll.mjs';
+import { admin, createUser } from './enroll.mjs';
 
-const N = Number(process.env.BENCH_N ?? 100);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const N = Number(process.env.BENCH_N ?? 150);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 30);
+const PROFILE_N = Number(process.env.BENCH_PROFILE_N ?? 60);
 const FLEET = Number(process.env.BENCH_FLEET ?? 10000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const EMAIL = 'bench@contoso.com';
 const PASSWORD = 'bench password 1';
+const METRICS_HEADER = 'x-edgemdm-metrics';
 
-function report(name, ms, n, extra = '') {
-  console.log(`bench: ${name.padEnd(44)} ${(ms / n).toFixed(2).padStart(7)} ms/req  n=${n}${extra}`);
+// ---- list prices ------------------------------------------------------------------------------
+// Cloudflare's published list prices, Workers Paid plan, as documented on
+// developers.cloudflare.com (workers/platform/pricing, durable-objects/platform/pricing,
+// kv/platform/pricing; pages last updated 2026-04-21, read 2026-12-04). USD.
+const PRICES = {
+  date: 'Cloudflare list prices as documented 2026-04-21 (read 2026-12-04)',
+  base: 5.0, // Workers Paid, per account-month
+  workerRequests: { included: 10e6, perMillion: 0.3 },
+  workerCpuMs: { included: 30e6, perMillion: 0.02 },
+  doRequests: { included: 1e6, perMillion: 0.15 },
+  doGbSeconds: { included: 400e3, perMillion: 12.5, gbPerObject: 0.128 },
+  doRowsRead: { included: 25e9, perMillion: 0.001 },
+  doRowsWritten: { included: 50e6, perMillion: 1.0 },
+  kvReads: { included: 10e6, perMillion: 0.5 },
+  kvWrites: { included: 1e6, perMillion: 5.0 }, // writes, deletes and lists are each $5/million
+};
+
+// The usage model: per device and month.
+const DAYS_PER_MONTH = 365.25 / 12;
+const USAGE = [
+  ['checkin', 3 * DAYS_PER_MONTH, '3 check-ins a day (one OMA-DM session each, nothing queued)'],
+  ['floor', 1 / 12, 'one enrollment a year: GET Discovery.svc'],
+  ['discover', 1 / 12, '  POST Discover'],
+  ['policies', 1 / 12, '  GetPolicies'],
+  ['enroll', 1 / 12, '  WSTEP enrollment'],
+  ['renew', 1 / 12, 'one renewal a year (ROBO)'],
+];
+
+// ---- workerd CPU ------------------------------------------------------------------------------
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+function procStat(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
-async function timeSeq(name, n, fn) {
-  await fn(0); // warm-up
-  const t0 = performance.now();
-  for (let i = 1; i <= n; i++) await fn(i);
-  const ms = performance.now() - t0;
-  report(name, ms, n);
-  return ms / n;
+/** The workerd processes of a wrangler dev: { runtime, proxy } pids. */
+function workerdPids(pgid) {
+  const found = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const f = procStat(name);
+      if (Number(f[2]) !== pgid) continue;
+      const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (/workerd\0serve/.test(cmd) || cmd.includes('/workerd\0')) found.push({ pid: Number(name), cmd });
+    } catch { /* gone */ }
+  }
+  const runtime = found.find((p) => p.cmd.includes('--inspector-addr'));
+  const proxy = found.find((p) => p !== runtime);
+  if (!runtime) throw new Error(`bench: no workerd runtime process with an inspector in group ${pgid}`);
+  return { runtime: runtime.pid, proxy: proxy?.pid };
 }
 
-async function timeConc(name, n, conc, fn) {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: conc }, async (_, worker) => {
-    while (next < n) await fn(next++, worker);
-  }));
-  const ms = performance.now() - t0;
-  report(`${name} (concurrency ${conc})`, ms, n, `  ${Math.round((n * 1000) / ms)} req/s`);
+/** CPU of a process so far: ms from schedstat (ns, all threads) and from stat (ticks). */
+function cpuOf(pid) {
+  if (!pid) return { ms: 0, tickMs: 0 };
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread gone */ }
+  }
+  const f = procStat(pid);
+  return { ms: ns / 1e6, tickMs: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK };
 }
 
-// ---- a minimal OMA-DM client for check-ins -----------------------------------------------
+// ---- requests ---------------------------------------------------------------------------------
+const EMPTY = () => ({ rows_read: 0, rows_written: 0, do_calls: 0, do_ms: 0, kv_reads: 0, kv_writes: 0, kv_lists: 0 });
+let tally = EMPTY();
+let requestsSent = 0;
+
+function count(res) {
+  requestsSent += 1;
+  const h = res.headers.get(METRICS_HEADER);
+  if (!h) return;
+  const m = JSON.parse(h);
+  for (const k of Object.keys(tally)) tally[k] += m[k] ?? 0;
+  tally.reported = (tally.reported ?? 0) + 1;
+}
+
+async function call(url, init) {
+  const res = await request(url, init);
+  const text = await res.text();
+  count(res);
+  if (res.status !== 200) throw new Error(`bench: ${init?.method ?? 'GET'} ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+  return text;
+}
+
+const soap = (url, body) => call(url, { method: 'POST', body, headers: { 'content-type': 'application/soap+xml; charset=utf-8' } });
+
+function noFault(text) {
+  const f = faultType(parseXml(text));
+  if (f !== null) throw new Error(`bench: fault ${f}: ${text.slice(0, 600)}`);
+  return text;
+}
+
+// ---- a minimal OMA-DM client for check-ins ------------------------------------------------------
 const md5b64 = (x) => crypto.createHash('md5').update(x).digest('base64');
 
-function dmClient(device) {
-  const app = characteristic(device.doc, 'APPLICATION');
+function dmClient(deviceId, doc) {
+  const app = characteristic(doc, 'APPLICATION');
   const appsrv = characteristics(app, 'APPAUTH').find((a) => parm(a, 'AAUTHLEVEL') === 'APPSRV');
   return {
-    id: device.deviceId,
+    id: deviceId,
     name: parm(appsrv, 'AAUTHNAME'),
     secret: parm(appsrv, 'AAUTHSECRET'),
     nonce: Buffer.from(parm(appsrv, 'AAUTHDATA'), 'base64'),
@@ -67,9 +166,7 @@ function hdr(c, msgId, cred) {
 }
 
 async function send(c, xml) {
-  const res = await fetch(c.addr, { method: 'POST', body: xml, headers: { 'content-type': 'application/vnd.syncml.dm+xml' } });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`check-in ${res.status}: ${text}`);
+  const text = await call(c.addr, { method: 'POST', body: xml, headers: { 'content-type': 'application/vnd.syncml.dm+xml' } });
   const nonce = text.match(/<NextNonce[^>]*>([^<]+)</);
   if (nonce) c.nonce = Buffer.from(nonce[1], 'base64');
   return text;
@@ -81,7 +178,7 @@ async function checkIn(c) {
   let text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, 1, true)}<SyncBody>` +
     `<Alert><CmdID>1</CmdID><Data>1201</Data></Alert>` +
     `<Replace><CmdID>2</CmdID><Item><Source><LocURI>./DevInfo/Man</LocURI></Source><Data>Contoso</Data></Item></Replace><Final/></SyncBody></SyncML>`);
-  if (text.match(/<Cmd>SyncHdr<\/Cmd>[\s\S]*?<Data>(\d+)<\/Data>/)?.[1] !== '200') throw new Error(`not authenticated: ${text}`);
+  if (text.match(/<Cmd>SyncHdr<\/Cmd>[\s\S]*?<Data>(\d+)<\/Data>/)?.[1] !== '200') throw new Error(`bench: check-in not authenticated: ${text}`);
   for (let msgId = 2; ; msgId++) {
     const cmds = [...text.matchAll(/<(Get|Exec|Replace|Add|Delete)><CmdID>(\d+)<\/CmdID>/g)];
     if (cmds.length === 0) return;
@@ -93,66 +190,257 @@ async function checkIn(c) {
   }
 }
 
-const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise' } });
+// ---- the inspector: a V8 CPU profile of the Worker's isolate ----------------------------------------
+async function inspector(port) {
+  const list = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const ws = new WebSocket(list[0].webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  let id = 0;
+  const waiting = new Map();
+  ws.on('message', (data) => {
+    const msg = JSON.parse(data.toString());
+    // workerd answers Profiler calls echoing the method, and a call without a result (enable,
+    // start) with its own params: any message with our id settles the call.
+    const w = msg.id !== undefined && waiting.get(msg.id);
+    if (!w) return;
+    waiting.delete(msg.id);
+    if (msg.error) w.reject(new Error(`bench: inspector ${JSON.stringify(msg.error)}`)); else w.resolve(msg.result ?? {});
+  });
+  const send = (method, params = {}) => new Promise((resolve, reject) => {
+    const n = ++id;
+    waiting.set(n, { resolve, reject });
+    ws.send(JSON.stringify({ id: n, method, params }));
+  });
+  return { send, close: () => ws.close() };
+}
+
+const cleanName = (frame) => {
+  let name = frame.functionName || '(anonymous)';
+  name = name.replace(/::h[0-9a-f]{16}$/, '').replace(/^_ZN/, '');
+  if (name.length > 90) name = `${name.slice(0, 87)}...`;
+  const url = frame.url ? ` ${frame.url.split('/').pop()}` : '';
+  return `${name}${frame.url && !frame.url.endsWith('.wasm') ? url : ''}`;
+};
+
+/** Self time by function, ms per request, top `top`. */
+function summarise(profile, requests, top = 10) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000; // µs → ms, the time until the next sample
+    const node = byId.get(profile.samples[i]);
+    const name = cleanName(node.callFrame);
+    if (name === '(idle)') continue;
+    total += dt;
+    self.set(name, (self.get(name) ?? 0) + dt);
+  }
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
+    .map(([name, ms]) => ({ name, msPerReq: ms / requests, share: total ? ms / total : 0 }));
+  return { totalMsPerReq: total / requests, rows };
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true' } });
+const results = { n: N, warmup: WARMUP, kinds: {}, fleet: {} };
 try {
+  const pids = workerdPids(w.child.pid);
+  console.log(`bench: workerd runtime pid ${pids.runtime} (Worker + Durable Objects), proxy pid ${pids.proxy ?? '-'}; CLK_TCK ${CLK_TCK}`);
   await createUser(w, EMAIL, PASSWORD);
   const discovery = `${w.url}/EnrollmentServer/Discovery.svc`;
   const policy = `${w.url}/EnrollmentServer/PolicyEnrollmentWebservice.svc`;
-  const enroll = `${w.url}/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc`;
-  const security = usernameToken(EMAIL, PASSWORD);
-
-  await timeSeq('GET /EnrollmentServer/Discovery.svc', N, () => fetch(discovery).then((r) => r.arrayBuffer()));
-  await timeSeq('POST Discover', N, () => post(discovery, discoverRequest(discovery)));
-  await timeSeq('POST GetPolicies (PBKDF2 100k)', N, () => post(policy, getPoliciesRequest(policy, security)));
-
-  // Enrollment: CSRs made beforehand (one RSA key; the server checks each CSR's signature).
+  const enrollUrl = `${w.url}/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc`;
+  const newToken = async (uses) => {
+    const r = await admin(w, 'POST', '/api/v1/enrollment-tokens', { email: EMAIL, expires_in_seconds: 86400, uses });
+    if (r.status !== 201) throw new Error(`bench: enrollment token: ${JSON.stringify(r.body)}`);
+    return userTokenSecurity(r.body.token);
+  };
+  const security = await newToken(100000);
   const key = newKey();
-  const rsts = Array.from({ length: N + 1 }, () => {
-    const id = newDeviceId();
-    return rstRequest(enroll, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) });
-  });
-  await timeSeq('POST RST wstep (full enrollment)', N, (i) => post(enroll, rsts[i]));
-  const more = Array.from({ length: N }, () => {
-    const id = newDeviceId();
-    return rstRequest(enroll, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) });
-  });
-  await timeConc('POST RST wstep (full enrollment)', N, CONCURRENCY, (i) => post(enroll, more[i]));
 
-  // Check-ins.
+  const enrollRst = () => {
+    const id = newDeviceId();
+    return { id, body: rstRequest(enrollUrl, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) }) };
+  };
+  const enrollOne = async (rst) => {
+    const text = noFault(await soap(enrollUrl, rst.body));
+    const doc = parseXml(provisioningDoc(parseXml(text)))['wap-provisioningdoc'];
+    return { id: rst.id, doc };
+  };
+  const clientCert = (doc) => {
+    const my = characteristic(characteristic(characteristic(doc, 'CertificateStore'), 'My'), 'User');
+    const client = (Array.isArray(my.characteristic) ? my.characteristic : [my.characteristic]).find((c) => c['@type'] !== 'PrivateKeyContainer');
+    return Buffer.from(parm(client, 'EncodedCertificate'), 'base64');
+  };
+
+  // A fleet of 10 devices that check in.
   const fleet = [];
-  for (let i = 0; i < 10; i++) fleet.push(dmClient(await enrollDevice(w, { email: EMAIL, password: PASSWORD, key })));
-  const idle10 = await timeSeq('check-in, nothing queued (10 devices)', N, (i) => checkIn(fleet[i % 10]));
-  // One session at a time per device, as on a real device: each worker has its own devices.
-  await timeConc('check-in, nothing queued (10 devices)', N, Math.min(CONCURRENCY, 10), (_, worker) => checkIn(fleet[worker]));
-  const busy = fleet[0];
-  {
-    const rounds = Math.min(N, 30);
-    let total = 0;
-    for (let r = 0; r < rounds; r++) {
-      for (let k = 0; k < 10; k++) await admin(w, 'POST', `/api/v1/devices/${busy.id}/commands`, { type: 'get', uri: `./DevDetail/Ext/Item${k}` });
-      const t0 = performance.now();
-      await checkIn(busy); // two messages: the commands, then their statuses
-      total += performance.now() - t0;
-    }
-    report('check-in with 10 commands queued (session)', total, rounds);
-    const cmds = (await admin(w, 'GET', `/api/v1/devices/${busy.id}/commands`)).body.commands;
-    if (cmds.some((c) => c.status !== 'acknowledged')) throw new Error('bench: a command was not acknowledged');
+  for (let i = 0; i < 10; i++) {
+    const d = await enrollOne(enrollRst());
+    fleet.push(dmClient(d.id, d.doc));
   }
 
-  // The fleet grows; a check-in touches only its own device's object.
-  const t0 = performance.now();
-  let enrolled = 10 + 2 * N + 1;
-  const csrs = [];
-  while (enrolled + csrs.length < FLEET) {
-    const id = newDeviceId();
-    csrs.push(rstRequest(enroll, security, { token: windowsCsr(id, key).toString('base64'), context: win10Context(id) }));
+  // Renewals: each needs a current certificate, so devices are enrolled for it first.
+  const renewKey = newKey();
+  async function renewals(count) {
+    const out = [];
+    for (let i = 0; i < count; i++) {
+      const d = await enrollOne(enrollRst());
+      const csr = windowsCsr(d.id, renewKey, { hash: 'sha256' });
+      const p7 = await renewalPkcs7(clientCert(d.doc), key, csr);
+      out.push(rstRequest(enrollUrl, '', { token: p7.toString('base64'), requestType: 'Renew',
+        valueType: 'http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS7', context: win10Context(d.id) }));
+    }
+    return out;
   }
-  let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < csrs.length) await post(enroll, csrs[next++]); }));
-  enrolled += csrs.length;
-  console.log(`bench: enrolled ${csrs.length} more devices (fleet ${enrolled}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const idleBig = await timeSeq(`check-in, nothing queued (fleet ${enrolled})`, N, (i) => checkIn(fleet[i % 10]));
-  console.log(`bench: check-in time, fleet ${enrolled} vs 10: ${(idleBig / idle10).toFixed(2)}x`);
+
+  const kinds = {
+    floor: { label: 'GET Discovery.svc (floor)', make: () => null, run: () => call(discovery) },
+    discover: { label: 'POST Discover', make: () => null, run: () => soap(discovery, discoverRequest(discovery)).then(noFault) },
+    policies: { label: 'GetPolicies (enrollment token)', make: () => null, run: () => soap(policy, getPoliciesRequest(policy, security)).then(noFault) },
+    enroll: { label: 'WSTEP enrollment (enrollment token)', make: enrollRst, run: (x) => enrollOne(x) },
+    renew: { label: 'WSTEP renewal (ROBO)', make: null, run: (x) => soap(enrollUrl, x).then(noFault) },
+    checkin: { label: 'OMA-DM session, nothing queued', make: () => null, run: (_, i) => checkIn(fleet[i % fleet.length]) },
+  };
+
+  async function measure(kindName, n) {
+    const k = kinds[kindName];
+    const inputs = k.make ? Array.from({ length: WARMUP + n }, k.make) : await renewals(WARMUP + n);
+    for (let i = 0; i < WARMUP; i++) await k.run(inputs[i], i);
+    tally = EMPTY();
+    const sent0 = requestsSent;
+    const a = { rt: cpuOf(pids.runtime), px: cpuOf(pids.proxy) };
+    const t0 = performance.now();
+    for (let i = WARMUP; i < WARMUP + n; i++) await k.run(inputs[i], i);
+    const wall = performance.now() - t0;
+    const b = { rt: cpuOf(pids.runtime), px: cpuOf(pids.proxy) };
+    const http = (requestsSent - sent0) / n;
+    const per = (x) => x / n;
+    const m = Object.fromEntries(Object.entries(tally).filter(([k2]) => k2 !== 'reported').map(([k2, v]) => [k2, per(v)]));
+    return {
+      label: k.label, n, http,
+      cpuMs: per(b.rt.ms - a.rt.ms), cpuTickMs: per(b.rt.tickMs - a.rt.tickMs), proxyCpuMs: per(b.px.ms - a.px.ms),
+      wallMs: wall / n, metrics: tally.reported ? m : null,
+    };
+  }
+
+  async function round(label) {
+    const out = {};
+    for (const kind of Object.keys(kinds)) out[kind] = await measure(kind, N);
+    const floor = out.floor.cpuMs;
+    console.log(`\nbench: ${label}: worker CPU per request kind (n=${N} after ${WARMUP} warm-up; runtime process; floor = GET Discovery.svc)`);
+    console.log(`bench:   ${'kind'.padEnd(38)} ${'CPU ms'.padStart(7)} ${'-floor'.padStart(7)} ${'ticks'.padStart(6)} ${'proxy'.padStart(6)} ${'wall'.padStart(6)}  http  rows r/w   DO calls (ms)  KV r/w/list`);
+    for (const r of Object.values(out)) {
+      const m = r.metrics;
+      const f = (x, d = 2) => (x ?? 0).toFixed(d);
+      const cols = m ? `${f(m.rows_read, 1).padStart(4)}/${f(m.rows_written, 1).padEnd(4)}  ${f(m.do_calls, 1).padStart(4)} (${f(m.do_ms, 1)})    ${f(m.kv_reads, 1)}/${f(m.kv_writes, 1)}/${f(m.kv_lists, 1)}` : 'n/a (no metrics header)';
+      console.log(`bench:   ${r.label.padEnd(38)} ${f(r.cpuMs).padStart(7)} ${f(r.cpuMs - floor).padStart(7)} ${f(r.cpuTickMs, 1).padStart(6)} ${f(r.proxyCpuMs).padStart(6)} ${f(r.wallMs).padStart(6)}  ${f(r.http, 0).padStart(4)}  ${cols}`);
+    }
+    return out;
+  }
+
+  results.kinds = await round('fleet of ~10 devices');
+
+  // Where the CPU goes: a V8 profile per kind, taken after the CPU measurements (the profiler
+  // costs CPU itself).
+  console.log(`\nbench: where it goes: V8 CPU profile of the Worker's isolate, self time, top functions (n=${PROFILE_N} per kind)`);
+  const insp = await inspector(w.inspectorPort);
+  await insp.send('Profiler.enable');
+  await insp.send('Profiler.setSamplingInterval', { interval: 100 });
+  results.profiles = {};
+  for (const [name, k] of Object.entries(kinds)) {
+    const inputs = k.make ? Array.from({ length: PROFILE_N }, k.make) : await renewals(PROFILE_N);
+    await insp.send('Profiler.start');
+    for (let i = 0; i < PROFILE_N; i++) await k.run(inputs[i], i);
+    const { profile } = await insp.send('Profiler.stop');
+    const s = summarise(profile, PROFILE_N);
+    results.profiles[name] = s;
+    // The profiler's own cost inflates sampled time; shares are scaled to the CPU measured above.
+    const cpu = results.kinds[name].cpuMs;
+    console.log(`bench:   ${k.label}: ${s.totalMsPerReq.toFixed(2)} ms/req sampled in the isolate (profiler running); share of samples, and that share of the ${cpu.toFixed(2)} ms measured`);
+    for (const r of s.rows) console.log(`bench:     ${(r.share * 100).toFixed(1).padStart(5)}%  ${(r.share * cpu * 1000).toFixed(0).padStart(6)} µs  ${r.name}`);
+  }
+  await insp.send('Profiler.disable');
+  insp.close();
+
+  // Concurrent enrollments: what the CA object sustains.
+  {
+    const inputs = Array.from({ length: N }, enrollRst);
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < inputs.length) await enrollOne(inputs[next++]); }));
+    const s = (performance.now() - t0) / 1000;
+    results.concurrentEnrollPerSec = N / s;
+    console.log(`\nbench: concurrent enrollments (concurrency ${CONCURRENCY}, n=${N}): ${(N / s).toFixed(0)} enrollments/s end to end on this machine`);
+  }
+
+  // The fleet grows to FLEET devices; then every kind again.
+  if (FLEET > 0) {
+    const have = 10 + 2 * (WARMUP + N) + PROFILE_N * 2 + N + 10;
+    const todo = Math.max(0, FLEET - have);
+    const t0 = performance.now();
+    let done = 0;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (done < todo) { done++; await enrollOne(enrollRst()); }
+    }));
+    console.log(`\nbench: enrolled ${todo} more devices in ${((performance.now() - t0) / 1000).toFixed(0)} s (fleet ~${have + todo})`);
+    results.fleetSize = have + todo;
+    results.fleet = await round(`fleet of ~${have + todo} devices`);
+  }
+
+  // ---- cost per device-month ------------------------------------------------------------------
+  const perDevice = (set) => {
+    const u = { workerRequests: 0, workerCpuMs: 0, doRequests: 0, doGbSeconds: 0, doRowsRead: 0, doRowsWritten: 0, kvReads: 0, kvWrites: 0 };
+    const floor = set.floor.cpuMs;
+    for (const [kind, perMonth] of USAGE) {
+      const r = set[kind];
+      const m = r.metrics ?? EMPTY();
+      u.workerRequests += perMonth * r.http;
+      u.workerCpuMs += perMonth * Math.max(0, r.cpuMs - floor);
+      u.doRequests += perMonth * m.do_calls;
+      u.doGbSeconds += perMonth * (m.do_ms / 1000) * PRICES.doGbSeconds.gbPerObject;
+      u.doRowsRead += perMonth * m.rows_read;
+      u.doRowsWritten += perMonth * m.rows_written;
+      u.kvReads += perMonth * m.kv_reads;
+      u.kvWrites += perMonth * (m.kv_writes + m.kv_lists);
+    }
+    return u;
+  };
+  const bill = (u, devices) => {
+    const lines = {};
+    let total = PRICES.base;
+    for (const [k, v] of Object.entries(u)) {
+      const p = PRICES[k];
+      const cost = (Math.max(0, v * devices - p.included) / 1e6) * p.perMillion;
+      lines[k] = cost;
+      total += cost;
+    }
+    return { total, lines };
+  };
+  const list = (u) => Object.entries(u).reduce((s, [k, v]) => s + (v / 1e6) * PRICES[k].perMillion, 0);
+
+  console.log(`\nbench: cost model: per device and month ${USAGE.map(([, n, what]) => `${what.trim()} (${n.toFixed(n < 1 ? 3 : 1)})`).join('; ')}`);
+  console.log(`bench: prices: ${PRICES.date}: Workers $${PRICES.base}/month incl. 10M requests + $0.30/M and 30M CPU-ms + $0.02/M; ` +
+    'Durable Objects 1M requests + $0.15/M, 400k GB-s + $12.50/M GB-s (128 MB per object), SQLite rows read 25G + $0.001/M, rows written 50M + $1.00/M; ' +
+    'KV 10M reads + $0.50/M, 1M writes/lists + $5.00/M. Billed CPU taken as CPU above the floor; DO duration as the wall time of object calls measured here.');
+  const sets = [['~10 devices', results.kinds], ...(FLEET > 0 ? [[`~${results.fleetSize} devices`, results.fleet]] : [])];
+  results.cost = {};
+  for (const [label, set] of sets) {
+    const u = perDevice(set);
+    const f = (x, d) => x.toFixed(d);
+    console.log(`bench:   usage per device-month (measured at ${label}): ${f(u.workerRequests, 1)} Worker requests, ${f(u.workerCpuMs, 2)} CPU-ms, ` +
+      `${f(u.doRequests, 1)} DO requests, ${f(u.doGbSeconds, 4)} GB-s, ${f(u.doRowsRead, 1)} rows read, ${f(u.doRowsWritten, 1)} rows written, ` +
+      `${f(u.kvReads, 2)} KV reads, ${f(u.kvWrites, 2)} KV writes`);
+    console.log(`bench:   at list price with no allowances: $${(list(u) * 1000).toFixed(4)} per 1000 device-months`);
+    results.cost[label] = { usage: u, list: list(u), fleets: {} };
+    for (const devices of [10, 100, 1000, 10000, 100000]) {
+      const b = bill(u, devices);
+      results.cost[label].fleets[devices] = b;
+      const over = Object.entries(b.lines).filter(([, c]) => c > 0).map(([k, c]) => `${k} $${c.toFixed(2)}`).join(', ') || 'all within the included usage';
+      console.log(`bench:     ${String(devices).padStart(6)} devices: $${b.total.toFixed(2)}/month, $${(b.total / devices).toFixed(4)} per device-month (${over})`);
+    }
+  }
+  if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(results, null, 2));
 } finally {
   await w.stop();
 }

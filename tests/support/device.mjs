@@ -66,8 +66,10 @@ export function newKey(bits = 2048) {
  * A CSR shaped like Windows 10's: CN `<30 chars of a GUID>!<DeviceID>` plus NUL as a
  * PrintableString, the raw `1.3.6.1.4.1.311.66.1.0` extension, signed sha1WithRSA under the
  * OIW OID 1.3.14.3.2.29. `hash: 'sha256'` gives the newer form (UTF8String, sha256WithRSA).
+ * `sigOid` names the signature algorithm instead (e.g. sha1WithRSA's PKCS#1 OID
+ * 1.2.840.113549.1.1.5).
  */
-export function windowsCsr(deviceId, key, { hash = 'sha1' } = {}) {
+export function windowsCsr(deviceId, key, { hash = 'sha1', sigOid } = {}) {
   const guid = crypto.randomUUID().toUpperCase().slice(0, 30);
   const cn = Buffer.from(`${guid}!${deviceId}\0`, 'latin1');
   const cnValue = hash === 'sha1' ? tlv(0x13, cn) : tlv(0x0c, cn);
@@ -76,7 +78,7 @@ export function windowsCsr(deviceId, key, { hash = 'sha1' } = {}) {
   const ext = seq(oid('1.3.6.1.4.1.311.66.1.0'), tlv(0x04, Buffer.from(`${deviceId}\0`, 'latin1')));
   const attrs = tlv(0xa0, seq(oid('1.2.840.113549.1.9.14'), set(seq(ext))));
   const info = seq(tlv(0x02, Buffer.from([0])), name, spki, attrs);
-  const sigAlg = hash === 'sha1' ? seq(oid('1.3.14.3.2.29'), tlv(0x05)) : seq(oid('1.2.840.113549.1.1.11'), tlv(0x05));
+  const sigAlg = seq(oid(sigOid ?? (hash === 'sha1' ? '1.3.14.3.2.29' : '1.2.840.113549.1.1.11')), tlv(0x05));
   const sig = crypto.sign(hash, info, key.privateKey);
   return seq(info, sigAlg, tlv(0x03, Buffer.from([0]), sig));
 }

@@ -182,6 +182,7 @@ export async function startWorker({ vars = {}, persistDir, port } = {}) {
 async function launch(handle, { plainVars, envFile }) {
   await waitPortFree(handle.port);
   const inspectorPort = await freePort();
+  handle.inspectorPort = inspectorPort;
   const args = [
     WRANGLER, 'dev',
     '--ip', '127.0.0.1',

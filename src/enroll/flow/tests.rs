@@ -6,7 +6,9 @@ use crate::calls::block_on;
 use crate::context::Counter;
 use crate::device::calls::memory::MemoryDevice;
 use crate::issuer::memory::MemoryCa;
+use crate::pki::provider::RsaPublicKey;
 use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
+use crate::pki::{Hash, RustCrypto, Verifier};
 use crate::proto::discovery::AuthPolicy;
 use crate::proto::provdoc::ClientGeneration;
 use crate::proto::wstep::{RequestType, TokenRequest};
@@ -150,6 +152,27 @@ impl Directory for World {
     async fn put_hardware(&self, hw_dev_id: &str, device_id: &str) -> Result<(), StoreError> {
         self.hardware.borrow_mut().insert(hw_dev_id.into(), device_id.into());
         Ok(())
+    }
+}
+
+impl Verifier for World {
+    async fn verify_rsa_pkcs1v15(
+        &self,
+        key: &RsaPublicKey,
+        hash: Hash,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, PkiError> {
+        RustCrypto.verify_rsa_pkcs1v15(key, hash, message, signature).await
+    }
+
+    async fn verify_p256_sha256(
+        &self,
+        spki_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, PkiError> {
+        RustCrypto.verify_p256_sha256(spki_der, message, signature).await
     }
 }
 
