@@ -157,7 +157,7 @@ pub enum DeviceEffect {
     /// Revoke the certificates of a retired device.
     Revoke { serials: Vec<String> },
     /// Tell the profile catalogue what changed on the device.
-    ProfileReport { statuses: Vec<DeviceProfileStatus>, removed: Vec<String> },
+    ProfileReport { device_id: String, statuses: Vec<DeviceProfileStatus>, removed: Vec<String> },
 }
 
 #[derive(Debug)]
@@ -303,7 +303,7 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
                         .map(|x| x.report(&device_id))
                         .collect::<Vec<_>>();
                     if !statuses.is_empty() || !p.removed.is_empty() {
-                        effects.push(DeviceEffect::ProfileReport { statuses, removed: p.removed });
+                        effects.push(DeviceEffect::ProfileReport { device_id, statuses, removed: p.removed });
                     }
                     writes.extend(p.changed.into_iter().map(|x| DeviceWrite::Profile(Box::new(x))));
                     Ok(DeviceOutcome {
@@ -369,7 +369,7 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
             let mut writes = cancel_pending(store, &format!("cancelled: superseded by {by}"), ctx).await?;
             writes.push(DeviceWrite::Record(record.clone()));
             let mut effects = status_effects(&record);
-            forget_profiles(store, &mut writes, &mut effects).await?;
+            forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
             Ok(DeviceOutcome {
                 reply: Ok(DeviceReply::Record(Box::new(record))),
                 writes,
@@ -424,7 +424,7 @@ async fn enroll<S: DeviceStorage>(
                 effects.push(DeviceEffect::Revoke { serials: vec![revoke] });
             }
             // A reset PC lost its settings: every profile that applies is delivered again.
-            forget_profiles(store, &mut writes, &mut effects).await?;
+            forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
         }
         EnrollKind::Fresh { revoke } => {
             if revoke != record.certificate.serial {
@@ -433,7 +433,7 @@ async fn enroll<S: DeviceStorage>(
             writes = cancel_pending(store, "cancelled: the device was enrolled again", ctx).await?;
             mgmt = Management::default();
             // A new enrollment starts from nothing: every profile that applies is delivered.
-            forget_profiles(store, &mut writes, &mut effects).await?;
+            forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
         }
     }
     mgmt.retire_requested = false;
@@ -514,6 +514,7 @@ async fn load_profiles<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Resul
 /// catalogue the profiles left it.
 async fn forget_profiles<S: DeviceStorage>(
     store: &S,
+    device_id: &str,
     writes: &mut Vec<DeviceWrite>,
     effects: &mut Vec<DeviceEffect>,
 ) -> Result<(), StoreError> {
@@ -521,7 +522,8 @@ async fn forget_profiles<S: DeviceStorage>(
     writes.extend(sync.ids.iter().cloned().map(DeviceWrite::DeleteProfile));
     writes.push(DeviceWrite::ProfileSync(ProfileSync::default()));
     if !sync.ids.is_empty() {
-        effects.push(DeviceEffect::ProfileReport { statuses: vec![], removed: sync.ids });
+        let device_id = device_id.to_string();
+        effects.push(DeviceEffect::ProfileReport { device_id, statuses: vec![], removed: sync.ids });
     }
     Ok(())
 }
@@ -590,7 +592,7 @@ async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<Devic
     let mut effects = status_effects(&record);
     if step.status != DeviceStatus::Enrolled {
         // A retired device no longer counts for any profile.
-        forget_profiles(store, &mut writes, &mut effects).await?;
+        forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
     }
     let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status: record.status };
     Ok(DeviceOutcome { reply: Ok(reply), writes, effects, alarm })
@@ -990,8 +992,9 @@ mod tests {
         /// The shell's part: the device object's profile reports reach the catalogue.
         fn deliver_reports(d: &MemoryDevice, c: &MemoryCatalog, id: &str) {
             for e in d.effects.borrow_mut().drain(..) {
-                if let DeviceEffect::ProfileReport { statuses, removed } = e {
-                    c.call(CatalogCall::Report { device_id: id.into(), statuses, removed }).unwrap();
+                if let DeviceEffect::ProfileReport { device_id, statuses, removed } = e {
+                    assert_eq!(device_id, id);
+                    c.call(CatalogCall::Report { device_id, statuses, removed }).unwrap();
                 }
             }
         }

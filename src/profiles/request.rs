@@ -13,6 +13,8 @@ use crate::device::valid_device_id;
 use crate::proto::syncml::message::{Command, Item, SyncBody, SyncMl};
 use serde::{Deserialize, Serialize};
 
+/// Largest `POST`/`PUT /api/v1/profiles` body.
+pub const MAX_PROFILE_JSON_BYTES: usize = 512 * 1024;
 /// Most settings in one profile.
 pub const MAX_SETTINGS: usize = 200;
 /// Largest setting value.

@@ -73,6 +73,10 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
+    // Configuration profiles and groups.
+    if let Some(answer) = super::profiles_api::handle(&mut req, &ports, &segments).await {
+        return answer;
+    }
     let answer = match (req.method(), segments.as_slice()) {
         (Method::Get, ["users"]) => match ports.kv()?.users().await {
             Ok(list) => json(
@@ -95,7 +99,9 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config) -> Result<Respons
             Ok(devices) => json(200, &serde_json::json!({ "devices": devices })),
             Err(e) => server_error(&e),
         },
-        (Method::Get, ["devices", id]) if valid_device_id(id) => device(&ports, id, DeviceCall::Record).await,
+        (Method::Get, ["devices", id]) if valid_device_id(id) => {
+            super::profiles_api::device_record(&ports, id).await
+        }
         (Method::Post, ["devices", id, "commands"]) if valid_device_id(id) => {
             let Some(bytes) = read_limited(&mut req, MAX_COMMAND_JSON_BYTES).await? else {
                 return json_error(413, "body too large");

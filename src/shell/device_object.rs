@@ -5,7 +5,8 @@
 //! after the commit.
 //!
 //! Storage keys (JSON text): `record`, `credentials`, `mgmt`, `session`, `pending` (queued
-//! command ids in order), `cmd_seq`, `cmd:<id>`.
+//! command ids in order), `cmd_seq`, `cmd:<id>`; configuration profiles: `profiles`
+//! ([`ProfileSync`]) and `prof:<profile id>` ([`DeviceProfile`]).
 
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
@@ -18,9 +19,12 @@ use crate::device::calls::{
     self, DeviceCall, DeviceContext, DeviceEffect, DeviceError, DeviceReply, DeviceStorage, DeviceWrite,
     HistoryLimits,
 };
+use crate::device::profiles::ProfileSync;
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
 use crate::issuer::CaCall;
+use crate::profiles::catalog::{Catalog, CatalogCall};
+use crate::profiles::reconcile::DeviceProfile;
 use crate::proto::syncml::session::SessionState;
 use worker::*;
 
@@ -33,6 +37,8 @@ const SESSION: &str = "session";
 const PENDING: &str = "pending";
 const CMD_SEQ: &str = "cmd_seq";
 const CMD: &str = "cmd:";
+const PROFILE_SYNC: &str = "profiles";
+const PROFILE: &str = "prof:";
 
 #[durable_object]
 pub struct DeviceObject {
@@ -66,6 +72,12 @@ impl DeviceStorage for Store {
     }
     async fn commands(&self) -> std::result::Result<Vec<CommandRecord>, StoreError> {
         Ok(self.0.list(CMD).await?.into_iter().map(|(_, c)| c).collect())
+    }
+    async fn profile_sync(&self) -> std::result::Result<Option<ProfileSync>, StoreError> {
+        self.0.get(PROFILE_SYNC).await
+    }
+    async fn profile(&self, id: &str) -> std::result::Result<Option<DeviceProfile>, StoreError> {
+        self.0.get(&format!("{PROFILE}{id}")).await
     }
 }
 
@@ -103,8 +115,10 @@ impl DeviceObject {
                 max_age_secs: u64::from(cfg.command_history_days) * 86_400,
             },
             retire_grace_secs: cfg.retire_grace_secs.into(),
+            profile_verify_interval_secs: cfg.profile_verify_interval_secs.into(),
         };
-        let out = calls::handle(&store, call, ctx).await?;
+        let ports = EdgePorts::new(&self.env);
+        let out = calls::handle(&store, &ports, call, ctx).await?;
         let mut batch = Batch::default();
         for w in &out.writes {
             match w {
@@ -116,6 +130,9 @@ impl DeviceObject {
                 DeviceWrite::CommandSeq(s) => batch.put(CMD_SEQ, s)?,
                 DeviceWrite::Command(c) => batch.put(&format!("{CMD}{}", c.id), c)?,
                 DeviceWrite::DeleteCommand(id) => batch.delete(&format!("{CMD}{id}")),
+                DeviceWrite::ProfileSync(p) => batch.put(PROFILE_SYNC, p)?,
+                DeviceWrite::Profile(p) => batch.put(&format!("{PROFILE}{}", p.id), p)?,
+                DeviceWrite::DeleteProfile(id) => batch.delete(&format!("{PROFILE}{id}")),
             }
         }
         store.0.commit(batch).await?;
@@ -123,12 +140,19 @@ impl DeviceObject {
             let offset = at.saturating_sub(ctx.now_ms) as i64;
             self.state.storage().set_alarm(offset).await.map_err(store_error)?;
         }
-        let ports = EdgePorts::new(&self.env);
         for effect in out.effects {
             match effect {
                 DeviceEffect::Index(entry) => ports.kv()?.put_device(&entry).await?,
                 DeviceEffect::Revoke { serials } => {
                     ports.ca(CaCall::Revoke { serials }).await?.map_err(|e| StoreError(e.to_string()))?;
+                }
+                // The catalogue's counts are a view of what the devices hold: a lost report
+                // must not fail the device's session (the next status change reports again).
+                DeviceEffect::ProfileReport { device_id, statuses, removed } => {
+                    let call = CatalogCall::Report { device_id, statuses, removed };
+                    if let Err(e) = ports.catalog(call).await {
+                        console_error!("profile report: {e}");
+                    }
                 }
             }
         }
