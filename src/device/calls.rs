@@ -261,11 +261,16 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
                 Err(e) => return Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string()))),
             };
             let mut state = load_checkin(store, ctx).await?;
-            // A session's first message (OMA-DM 1.2 Protocol §8.3: package 1 is MsgID 1) asks
-            // the catalogue once whether what applies to the device changed.
-            if msg.hdr.msg_id == "1"
-                && state.record.as_ref().is_some_and(|r| r.status == DeviceStatus::Enrolled)
-            {
+            // A session's first message asks the catalogue once whether what applies to the
+            // device changed: MsgID 1 (OMA-DM 1.2 Protocol §8.3, package 1), or package 1 again
+            // after a challenge, in a session not yet under way.
+            let under_way = state
+                .session
+                .as_ref()
+                .and_then(|s| s.session.as_ref())
+                .is_some_and(|s| s.session_id == msg.hdr.session_id && !s.ended && s.authenticated);
+            let starts = msg.hdr.msg_id == "1" || !under_way;
+            if starts && state.record.as_ref().is_some_and(|r| r.status == DeviceStatus::Enrolled) {
                 state.profiles.news =
                     catalog_news(catalog, &msg.hdr.source.loc_uri, &state.profiles.sync).await;
             }
@@ -1125,6 +1130,20 @@ mod tests {
             assert!(v.is_empty());
             assert!(d.profiles.borrow().is_empty());
             assert!(c.statuses.borrow().is_empty() && c.counts.borrow().is_empty());
+        }
+
+        #[test]
+        fn package_1_repeated_after_a_challenge_still_asks_the_catalogue() {
+            let c = MemoryCatalog::default();
+            let d = enrolled("DEV");
+            c.call(CatalogCall::CreateProfile { request: profile(Targets::All), now: "t".into() }).unwrap();
+            let challenged = call(&d, &c, message("DEV", "1", 1, None, ALERT_1201));
+            assert_eq!(hdr_status(&challenged), "407");
+            assert!(d.profile_sync.borrow().is_none(), "an unauthenticated message stores nothing");
+            let reply = call(&d, &c, message("DEV", "1", 2, Some(&[1; 16]), ALERT_1201));
+            let sent: Vec<&str> =
+                reply.body.commands.iter().map(|x| x.name()).filter(|n| *n != "Status").collect();
+            assert_eq!(sent, ["Replace"]);
         }
 
         #[test]
