@@ -117,8 +117,7 @@ impl DeviceObject {
             retire_grace_secs: cfg.retire_grace_secs.into(),
             profile_verify_interval_secs: cfg.profile_verify_interval_secs.into(),
         };
-        let ports = EdgePorts::new(&self.env);
-        let out = calls::handle(&store, &ports, call, ctx).await?;
+        let out = calls::handle(&store, &EdgePorts::new(&self.env), call, ctx).await?;
         let mut batch = Batch::default();
         for w in &out.writes {
             match w {
@@ -140,6 +139,7 @@ impl DeviceObject {
             let offset = at.saturating_sub(ctx.now_ms) as i64;
             self.state.storage().set_alarm(offset).await.map_err(store_error)?;
         }
+        let ports = EdgePorts::new(&self.env);
         for effect in out.effects {
             match effect {
                 DeviceEffect::Index(entry) => ports.kv()?.put_device(&entry).await?,
