@@ -52,6 +52,9 @@ pub struct Config {
     pub command_history_days: u32,
     /// `RETIRE_GRACE_SECONDS`: how long a retiring device has to answer its Unenroll.
     pub retire_grace_secs: u32,
+    /// `PROFILE_VERIFY_INTERVAL_SECONDS`: how often the settings of verified profiles are
+    /// read back at check-in to find drift (0: every session).
+    pub profile_verify_interval_secs: u32,
     /// `MESSAGE_SIGNING`: `off` (default), `verify` (check an `MDM-Signature` / `MS-Signature`
     /// header where present) or `require`.
     pub message_signing: MessageSigning,
@@ -180,6 +183,13 @@ impl Config {
             command_history_max: number(get, "COMMAND_HISTORY_MAX", 200, 1, 10_000)?,
             command_history_days: number(get, "COMMAND_HISTORY_DAYS", 90, 1, 3650)?,
             retire_grace_secs: number(get, "RETIRE_GRACE_SECONDS", 7 * 86_400, 60, 365 * 86_400)?,
+            profile_verify_interval_secs: number(
+                get,
+                "PROFILE_VERIFY_INTERVAL_SECONDS",
+                28_800,
+                0,
+                365 * 86_400,
+            )?,
             message_signing: match get("MESSAGE_SIGNING").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
                 None | Some("") | Some("off") => MessageSigning::Off,
                 Some("verify") => MessageSigning::Verify,
@@ -226,6 +236,9 @@ mod tests {
         assert_eq!(c.admin_token, None);
         assert_eq!(c.poll, Poll::default());
         assert_eq!((c.ssp_hyperlink, c.server_root_cert_hash), (None, None));
+        assert_eq!(c.profile_verify_interval_secs, 28_800);
+        assert_eq!(cfg(&[("PROFILE_VERIFY_INTERVAL_SECONDS", "0")]).unwrap().profile_verify_interval_secs, 0);
+        assert!(cfg(&[("PROFILE_VERIFY_INTERVAL_SECONDS", "-1")]).is_err());
     }
 
     #[test]

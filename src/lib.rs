@@ -7,7 +7,8 @@
 //! - rules, each with its object's typed calls: [`enroll`] (the enrollment endpoints and the
 //!   enrollment and renewal flows), [`issuer`] (the CA), [`tokens`] (token format and the
 //!   token authority), [`device`] (device records, check-ins, retire), [`commands`] (the
-//!   admin's commands and the queue), [`signin`] (the Federated sign-in page), [`users`]
+//!   admin's commands and the queue), [`profiles`] (configuration profiles: the catalogue and
+//!   the per-device reconciliation), [`signin`] (the Federated sign-in page), [`users`]
 //! - what every rule is handed: [`config`], [`context`] (randomness), [`calls`] (the shape of
 //!   an object call)
 //!
@@ -25,6 +26,7 @@ pub mod enroll;
 pub mod http;
 pub mod issuer;
 pub mod pki;
+pub mod profiles;
 pub mod proto;
 pub mod signin;
 pub mod time;

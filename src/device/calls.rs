@@ -1,14 +1,20 @@
 //! The device Durable Object's operations, pure: one typed call each ([`DeviceCall`] →
 //! [`DeviceReply`] or [`DeviceError`]), with the enrollment, renewal, command queue and
 //! retire rules. The object reads through [`DeviceStorage`], commits the returned writes in
-//! one batch, then carries out the returned [`DeviceEffect`]s (the listing, revocation).
+//! one batch, then carries out the returned [`DeviceEffect`]s (the listing, revocation, the
+//! profile catalogue's reports). A session's first message asks the profile catalogue
+//! ([`Catalog`]) whether what applies to the device changed since the revision it holds.
 
 use super::checkin::{checkin, Checkin, CheckinInput, CheckinState, MessageSignature};
 use super::lifecycle::{self, EnrollKind};
+use super::profiles::{CatalogNews, ProfileState, ProfileSync};
 use super::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
 use crate::calls::StoreError;
 use crate::commands::{self, CommandRecord, CommandRequest, Management, MAX_PENDING};
 use crate::config::{MessageSigning, PROVIDER_ID};
+use crate::profiles::catalog::{Catalog, CatalogCall, CatalogReply};
+use crate::profiles::reconcile::{DeviceProfile, DeviceProfileView};
+use crate::profiles::DeviceProfileStatus;
 use crate::proto::syncml::session::SessionState;
 use crate::time::format_timestamp;
 use serde::{Deserialize, Serialize};
@@ -58,6 +64,8 @@ pub enum DeviceCall {
     },
     /// The retire grace period ended (the object's alarm).
     RetireDeadline,
+    /// The configuration profiles on the device, with each setting's state.
+    Profiles,
 }
 
 fn signing_off() -> MessageSigning {
@@ -90,6 +98,7 @@ pub enum DeviceReply {
         device_id: String,
         status: DeviceStatus,
     },
+    Profiles(Vec<DeviceProfileView>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +138,8 @@ pub trait DeviceStorage {
     async fn command_seq(&self) -> Result<u64, StoreError>;
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError>;
     async fn commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
+    async fn profile_sync(&self) -> Result<Option<ProfileSync>, StoreError>;
+    async fn profile(&self, id: &str) -> Result<Option<DeviceProfile>, StoreError>;
 }
 
 /// The device object's writes, committed together.
@@ -142,6 +153,9 @@ pub enum DeviceWrite {
     CommandSeq(u64),
     Command(CommandRecord),
     DeleteCommand(String),
+    ProfileSync(ProfileSync),
+    Profile(Box<DeviceProfile>),
+    DeleteProfile(String),
 }
 
 /// Work on other stores once the writes are committed.
@@ -151,6 +165,8 @@ pub enum DeviceEffect {
     Index(DeviceIndexEntry),
     /// Revoke the certificates of a retired device.
     Revoke { serials: Vec<String> },
+    /// Tell the profile catalogue what changed on the device.
+    ProfileReport { device_id: String, statuses: Vec<DeviceProfileStatus>, removed: Vec<String> },
 }
 
 #[derive(Debug)]
@@ -207,6 +223,8 @@ pub struct DeviceContext {
     /// How long a retiring device has to answer its Unenroll before the retirement completes
     /// without it.
     pub retire_grace_secs: u64,
+    /// `PROFILE_VERIFY_INTERVAL_SECONDS`: how often verified profiles are read back (drift).
+    pub profile_verify_interval_secs: u64,
 }
 
 impl DeviceContext {
@@ -216,8 +234,9 @@ impl DeviceContext {
 }
 
 /// Runs one device call.
-pub async fn handle<S: DeviceStorage>(
+pub async fn handle<S: DeviceStorage, C: Catalog>(
     store: &S,
+    catalog: &C,
     call: DeviceCall,
     ctx: DeviceContext,
 ) -> Result<DeviceOutcome, StoreError> {
@@ -246,10 +265,24 @@ pub async fn handle<S: DeviceStorage>(
         }
         DeviceCall::SyncMl { message, server_url, client_cert, max_attempts, signature, signing } => {
             // Parse first: a body that is not SyncML changes nothing and reads nothing more.
-            if let Err(e) = crate::proto::syncml::message::SyncMl::parse_bytes(message.as_bytes()) {
-                return Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string())));
+            let msg = match crate::proto::syncml::message::SyncMl::parse_bytes(message.as_bytes()) {
+                Ok(m) => m,
+                Err(e) => return Ok(DeviceOutcome::refuse(DeviceError::MalformedSyncMl(e.to_string()))),
+            };
+            let mut state = load_checkin(store, ctx).await?;
+            // A session's first message asks the catalogue once whether what applies to the
+            // device changed: MsgID 1 (OMA-DM 1.2 Protocol §8.3, package 1), or package 1 again
+            // after a challenge, in a session not yet under way.
+            let under_way = state
+                .session
+                .as_ref()
+                .and_then(|s| s.session.as_ref())
+                .is_some_and(|s| s.session_id == msg.hdr.session_id && !s.ended && s.authenticated);
+            let starts = msg.hdr.msg_id == "1" || !under_way;
+            if starts && state.record.as_ref().is_some_and(|r| r.status == DeviceStatus::Enrolled) {
+                state.profiles.news =
+                    catalog_news(catalog, &msg.hdr.source.loc_uri, &state.profiles.sync).await;
             }
-            let state = load_checkin(store).await?;
             let input = CheckinInput {
                 message: message.as_bytes(),
                 server_url: &server_url,
@@ -266,7 +299,8 @@ pub async fn handle<S: DeviceStorage>(
                     Ok(DeviceOutcome::reply(DeviceReply::SyncMl(reply), vec![]))
                 }
                 Ok(Checkin::Handled(h)) => {
-                    let effects = if h.status_changed { status_effects(&h.record) } else { Vec::new() };
+                    let mut effects = if h.status_changed { status_effects(&h.record) } else { Vec::new() };
+                    let device_id = h.record.identity.device_id.clone();
                     let mut writes = vec![
                         DeviceWrite::Record(h.record),
                         DeviceWrite::Mgmt(h.mgmt),
@@ -274,6 +308,20 @@ pub async fn handle<S: DeviceStorage>(
                         DeviceWrite::Pending(h.pending),
                     ];
                     writes.extend(h.changed.into_iter().map(DeviceWrite::Command));
+                    let p = h.profiles;
+                    writes.extend(p.sync.map(DeviceWrite::ProfileSync));
+                    writes.extend(p.removed.iter().cloned().map(DeviceWrite::DeleteProfile));
+                    let reported: Vec<&str> = p.transitions.iter().map(|t| t.profile_id.as_str()).collect();
+                    let statuses = p
+                        .changed
+                        .iter()
+                        .filter(|x| reported.contains(&x.id.as_str()))
+                        .map(|x| x.report(&device_id))
+                        .collect::<Vec<_>>();
+                    if !statuses.is_empty() || !p.removed.is_empty() {
+                        effects.push(DeviceEffect::ProfileReport { device_id, statuses, removed: p.removed });
+                    }
+                    writes.extend(p.changed.into_iter().map(|x| DeviceWrite::Profile(Box::new(x))));
                     Ok(DeviceOutcome {
                         reply: Ok(DeviceReply::SyncMl(h.reply)),
                         writes,
@@ -317,6 +365,14 @@ pub async fn handle<S: DeviceStorage>(
             None => Ok(DeviceOutcome::refuse(DeviceError::NoSuchCommand)),
         },
         DeviceCall::Retire => retire(store, ctx).await,
+        DeviceCall::Profiles => {
+            if store.record().await?.is_none() {
+                return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
+            }
+            let state = load_profiles(store, ctx).await?;
+            let views = state.profiles.iter().map(DeviceProfile::view).collect();
+            Ok(DeviceOutcome::reply(DeviceReply::Profiles(views), vec![]))
+        }
         DeviceCall::Supersede { user, by } => {
             let Some(mut record) = store.record().await? else {
                 return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
@@ -353,7 +409,8 @@ async fn end_enrollment<S: DeviceStorage>(
     record.status = status;
     let mut writes = cancel_pending(store, reason, ctx).await?;
     writes.push(DeviceWrite::Record(record.clone()));
-    let effects = status_effects(&record);
+    let mut effects = status_effects(&record);
+    forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
     Ok(DeviceOutcome { reply: Ok(DeviceReply::Record(Box::new(record))), writes, effects, alarm: None })
 }
 
@@ -380,6 +437,8 @@ async fn enroll<S: DeviceStorage>(
             if revoke != record.certificate.serial {
                 effects.push(DeviceEffect::Revoke { serials: vec![revoke] });
             }
+            // A reset PC lost its settings: every profile that applies is delivered again.
+            forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
         }
         EnrollKind::Fresh { revoke } => {
             if revoke != record.certificate.serial {
@@ -387,6 +446,8 @@ async fn enroll<S: DeviceStorage>(
             }
             writes = cancel_pending(store, "cancelled: the device was enrolled again", ctx).await?;
             mgmt = Management::default();
+            // A new enrollment starts from nothing: every profile that applies is delivered.
+            forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
         }
     }
     mgmt.retire_requested = false;
@@ -441,7 +502,47 @@ async fn prune_history<S: DeviceStorage>(
     Ok(())
 }
 
-async fn load_checkin<S: DeviceStorage>(store: &S) -> Result<CheckinState, StoreError> {
+/// The catalogue's news for a device starting a session, if its revision moved. The
+/// catalogue being out of reach does not stop management: the device goes on with the
+/// profiles it has, and asks again next session.
+async fn catalog_news<C: Catalog>(catalog: &C, device_id: &str, sync: &ProfileSync) -> Option<CatalogNews> {
+    let call = CatalogCall::Sync { device_id: device_id.to_string(), known_rev: sync.rev };
+    match catalog.catalog(call).await {
+        Ok(Ok(CatalogReply::Changed { rev, groups, profiles })) => {
+            Some(CatalogNews { rev, groups, profiles })
+        }
+        _ => None,
+    }
+}
+
+async fn load_profiles<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<ProfileState, StoreError> {
+    let sync = store.profile_sync().await?.unwrap_or_default();
+    let mut profiles = Vec::with_capacity(sync.ids.len());
+    for id in &sync.ids {
+        profiles.extend(store.profile(id).await?);
+    }
+    Ok(ProfileState { sync, profiles, news: None, verify_interval_secs: ctx.profile_verify_interval_secs })
+}
+
+/// Drops the device's profile state (a new enrollment, a retired device) and tells the
+/// catalogue the profiles left it.
+async fn forget_profiles<S: DeviceStorage>(
+    store: &S,
+    device_id: &str,
+    writes: &mut Vec<DeviceWrite>,
+    effects: &mut Vec<DeviceEffect>,
+) -> Result<(), StoreError> {
+    let Some(sync) = store.profile_sync().await? else { return Ok(()) };
+    writes.extend(sync.ids.iter().cloned().map(DeviceWrite::DeleteProfile));
+    writes.push(DeviceWrite::ProfileSync(ProfileSync::default()));
+    if !sync.ids.is_empty() {
+        let device_id = device_id.to_string();
+        effects.push(DeviceEffect::ProfileReport { device_id, statuses: vec![], removed: sync.ids });
+    }
+    Ok(())
+}
+
+async fn load_checkin<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<CheckinState, StoreError> {
     let pending = store.pending().await?;
     let mut commands = BTreeMap::new();
     for id in &pending {
@@ -456,6 +557,7 @@ async fn load_checkin<S: DeviceStorage>(store: &S) -> Result<CheckinState, Store
         mgmt: store.mgmt().await?.unwrap_or_default(),
         pending,
         commands,
+        profiles: load_profiles(store, ctx).await?,
     })
 }
 
@@ -501,14 +603,18 @@ async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<Devic
         writes.push(DeviceWrite::Record(record.clone()));
         writes.push(DeviceWrite::Mgmt(mgmt));
     }
-    let effects = status_effects(&record);
+    let mut effects = status_effects(&record);
+    if step.status != DeviceStatus::Enrolled {
+        // A retired device no longer counts for any profile.
+        forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
+    }
     let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status: record.status };
     Ok(DeviceOutcome { reply: Ok(reply), writes, effects, alarm })
 }
 
 /// How the device object stores its state: everything that changes together in one row (the
 /// record, credentials, management state, session, queue and sequence), each command in a row
-/// of its own. An idle check-in then writes one row.
+/// of its own, each configuration profile's state too. An idle check-in then writes one row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRow {
     pub record: Option<DeviceRecord>,
@@ -519,13 +625,18 @@ pub struct DeviceRow {
     pub pending: Vec<String>,
     #[serde(default)]
     pub cmd_seq: u64,
+    /// What the device last learned from the profile catalogue.
+    #[serde(default)]
+    pub profile_sync: Option<ProfileSync>,
 }
 
-/// A command row to write or delete.
+/// A row besides the state row: a command or a profile's state, to write or delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandRow {
     Put(Box<CommandRecord>),
     Delete(String),
+    PutProfile(Box<DeviceProfile>),
+    DeleteProfile(String),
 }
 
 impl DeviceRow {
@@ -543,6 +654,9 @@ impl DeviceRow {
                 DeviceWrite::CommandSeq(n) => self.cmd_seq = n,
                 DeviceWrite::Command(c) => commands.push(CommandRow::Put(Box::new(c))),
                 DeviceWrite::DeleteCommand(id) => commands.push(CommandRow::Delete(id)),
+                DeviceWrite::ProfileSync(p) => self.profile_sync = Some(p),
+                DeviceWrite::Profile(p) => commands.push(CommandRow::PutProfile(p)),
+                DeviceWrite::DeleteProfile(id) => commands.push(CommandRow::DeleteProfile(id)),
             }
         }
         (*self != before, commands)
@@ -566,6 +680,20 @@ pub mod memory {
         pub commands: RefCell<BTreeMap<String, CommandRecord>>,
         /// Effects the object would carry out, in order.
         pub effects: RefCell<Vec<DeviceEffect>>,
+        pub profile_sync: RefCell<Option<ProfileSync>>,
+        pub profiles: RefCell<BTreeMap<String, DeviceProfile>>,
+    }
+
+    /// A deployment without profiles: the catalogue always says "current".
+    pub struct NoCatalog;
+
+    impl Catalog for NoCatalog {
+        async fn catalog(
+            &self,
+            _call: CatalogCall,
+        ) -> Result<Result<CatalogReply, crate::profiles::catalog::CatalogError>, StoreError> {
+            Ok(Ok(CatalogReply::Current { rev: 0 }))
+        }
     }
 
     impl DeviceStorage for MemoryDevice {
@@ -593,6 +721,12 @@ pub mod memory {
         async fn commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
             Ok(self.commands.borrow().values().cloned().collect())
         }
+        async fn profile_sync(&self) -> Result<Option<ProfileSync>, StoreError> {
+            Ok(self.profile_sync.borrow().clone())
+        }
+        async fn profile(&self, id: &str) -> Result<Option<DeviceProfile>, StoreError> {
+            Ok(self.profiles.borrow().get(id).cloned())
+        }
     }
 
     impl MemoryDevice {
@@ -611,18 +745,36 @@ pub mod memory {
                     DeviceWrite::DeleteCommand(id) => {
                         self.commands.borrow_mut().remove(&id);
                     }
+                    DeviceWrite::ProfileSync(p) => *self.profile_sync.borrow_mut() = Some(p),
+                    DeviceWrite::Profile(p) => {
+                        self.profiles.borrow_mut().insert(p.id.clone(), *p);
+                    }
+                    DeviceWrite::DeleteProfile(id) => {
+                        self.profiles.borrow_mut().remove(&id);
+                    }
                 }
             }
         }
 
         pub fn call(&self, call: DeviceCall, now_ms: u64) -> Result<DeviceReply, DeviceError> {
+            self.call_with(&NoCatalog, call, now_ms)
+        }
+
+        /// A call of a device in a deployment whose profile catalogue is `catalog`.
+        pub fn call_with<C: Catalog>(
+            &self,
+            catalog: &C,
+            call: DeviceCall,
+            now_ms: u64,
+        ) -> Result<DeviceReply, DeviceError> {
             let ctx = DeviceContext {
                 now_ms,
                 fresh_nonce: [7; 16],
                 history: HistoryLimits::default(),
                 retire_grace_secs: 7 * 86_400,
+                profile_verify_interval_secs: 28_800,
             };
-            let out = crate::calls::block_on(handle(self, call, ctx)).expect("memory store");
+            let out = crate::calls::block_on(handle(self, catalog, call, ctx)).expect("memory store");
             self.commit(out.writes);
             self.effects.borrow_mut().extend(out.effects);
             out.reply
@@ -870,12 +1022,14 @@ mod tests {
             session: d.session.borrow().clone(),
             pending: vec![],
             cmd_seq: 0,
+            profile_sync: None,
         };
         let ctx = DeviceContext {
             now_ms: NOW,
             fresh_nonce: [9; 16],
             history: HistoryLimits::default(),
             retire_grace_secs: 60,
+            profile_verify_interval_secs: 28_800,
         };
         let call = DeviceCall::SyncMl {
             message: message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201),
@@ -885,7 +1039,7 @@ mod tests {
             signature: MessageSignature::Absent,
             signing: MessageSigning::Off,
         };
-        let out = crate::calls::block_on(handle(&d, call, ctx)).unwrap();
+        let out = crate::calls::block_on(handle(&d, &memory::NoCatalog, call, ctx)).unwrap();
         let (changed, commands) = row.apply(out.writes);
         assert!(changed && commands.is_empty(), "one row: the state; no command rows");
         assert_eq!(row.session.as_ref().unwrap().nonce, vec![9; 16]);
@@ -902,5 +1056,209 @@ mod tests {
         let back: Result<DeviceReply, DeviceError> =
             serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
         assert_eq!(back, reply);
+    }
+
+    mod profiles {
+        use super::*;
+        use crate::profiles::catalog::memory::MemoryCatalog;
+        use crate::profiles::request::ProfileRequest;
+        use crate::profiles::{Format, ProfileStatus, Setting, Targets};
+        use crate::proto::syncml::message::{Command, SyncMl};
+        use std::collections::BTreeMap as Map;
+
+        const CAMERA: &str = "./Device/Vendor/MSFT/Policy/Config/Camera/AllowCamera";
+        const CAMERA_RESULT: &str = "./Device/Vendor/MSFT/Policy/Result/Camera/AllowCamera";
+
+        /// The shell's part: the device object's profile reports reach the catalogue.
+        fn deliver_reports(d: &MemoryDevice, c: &MemoryCatalog, id: &str) {
+            for e in d.effects.borrow_mut().drain(..) {
+                if let DeviceEffect::ProfileReport { device_id, statuses, removed } = e {
+                    assert_eq!(device_id, id);
+                    c.call(CatalogCall::Report { device_id, statuses, removed }).unwrap();
+                }
+            }
+        }
+
+        fn call(d: &MemoryDevice, c: &MemoryCatalog, msg: String) -> SyncMl {
+            let call = DeviceCall::SyncMl {
+                message: msg,
+                server_url: SERVER.into(),
+                client_cert: None,
+                max_attempts: 3,
+                signature: MessageSignature::Absent,
+                signing: MessageSigning::Off,
+            };
+            match d.call_with(c, call, NOW) {
+                Ok(DeviceReply::SyncMl(doc)) => SyncMl::parse(&doc).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        }
+
+        /// The device's answer to a server message: a Status per command, Results for Gets
+        /// from `tree`; writes go into the tree (Policy Config mirrored to Result).
+        fn answer(reply: &SyncMl, tree: &mut Map<String, String>) -> String {
+            let msg_ref = &reply.hdr.msg_id;
+            let mut out = format!("<Status><CmdID>1</CmdID><MsgRef>{msg_ref}</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>");
+            let mut n = 2;
+            for c in reply.body.commands.iter().filter(|c| c.name() != "Status") {
+                let (code, results) = match c {
+                    Command::Replace(r) => {
+                        let uri = r.items[0].target.as_ref().unwrap().loc_uri.clone();
+                        let data = r.items[0].data.clone().unwrap();
+                        tree.insert(crate::profiles::reconcile::read_back_uri(&uri), data.clone());
+                        tree.insert(uri, data);
+                        ("200", None)
+                    }
+                    Command::Get(g) => {
+                        let uri = g.items[0].target.as_ref().unwrap().loc_uri.clone();
+                        match tree.get(&uri) {
+                            Some(v) => (
+                                "200",
+                                Some(format!(
+                                    "<Item><Source><LocURI>{uri}</LocURI></Source><Data>{v}</Data></Item>"
+                                )),
+                            ),
+                            None => ("404", None),
+                        }
+                    }
+                    Command::Delete(x) => {
+                        let uri = x.items[0].target.as_ref().unwrap().loc_uri.clone();
+                        tree.remove(&crate::profiles::reconcile::read_back_uri(&uri));
+                        (if tree.remove(&uri).is_some() { "200" } else { "404" }, None)
+                    }
+                    _ => ("200", None),
+                };
+                out += &format!("<Status><CmdID>{n}</CmdID><MsgRef>{msg_ref}</MsgRef><CmdRef>{}</CmdRef><Cmd>{}</Cmd><Data>{code}</Data></Status>", c.cmd_id(), c.name());
+                n += 1;
+                if let Some(items) = results {
+                    out += &format!("<Results><CmdID>{n}</CmdID><MsgRef>{msg_ref}</MsgRef><CmdRef>{}</CmdRef>{items}</Results>", c.cmd_id());
+                    n += 1;
+                }
+            }
+            out
+        }
+
+        /// One session; the names of the commands the device received.
+        fn session(
+            d: &MemoryDevice,
+            c: &MemoryCatalog,
+            sid: &str,
+            first_nonce: &[u8],
+            tree: &mut Map<String, String>,
+        ) -> Vec<String> {
+            let mut reply = call(d, c, message("DEV", sid, 1, Some(first_nonce), ALERT_1201));
+            let mut got = Vec::new();
+            for msg_id in 2..20 {
+                let cmds: Vec<&Command> =
+                    reply.body.commands.iter().filter(|x| x.name() != "Status").collect();
+                if cmds.is_empty() {
+                    deliver_reports(d, c, "DEV");
+                    return got;
+                }
+                got.extend(cmds.iter().map(|x| x.name().to_string()));
+                let body = answer(&reply, tree);
+                reply = call(d, c, message("DEV", sid, msg_id, Some(&[7; 16]), &body));
+            }
+            panic!("the session does not end")
+        }
+
+        fn profile(targets: Targets) -> ProfileRequest {
+            ProfileRequest {
+                name: "camera".into(),
+                description: None,
+                settings: vec![Setting {
+                    uri: CAMERA.into(),
+                    format: Format::Int,
+                    data: "0".into(),
+                    read_back: true,
+                }],
+                targets,
+                atomic: false,
+            }
+        }
+
+        #[test]
+        fn a_profile_is_delivered_verified_and_reported_in_one_session() {
+            let c = MemoryCatalog::default();
+            let d = enrolled("DEV");
+            let mut tree = Map::new();
+            c.call(CatalogCall::CreateProfile { request: profile(Targets::All), now: "t".into() }).unwrap();
+            // Admin commands queued before go first.
+            d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW).unwrap();
+            let got = session(&d, &c, "1", &[1; 16], &mut tree);
+            assert_eq!(got, ["Exec", "Replace", "Get"]);
+            assert_eq!(tree.get(CAMERA_RESULT).map(String::as_str), Some("0"));
+            let Ok(DeviceReply::Profiles(v)) = d.call(DeviceCall::Profiles, NOW) else { panic!() };
+            assert_eq!((v[0].id.as_str(), v[0].status), ("p1", ProfileStatus::Verified));
+            assert_eq!(v[0].settings[0].code.as_deref(), Some("200"));
+            assert_eq!(c.counts.borrow()["p1"].verified, 1, "the catalogue counts it");
+            assert_eq!(c.statuses.borrow().len(), 1);
+
+            // The next session: the revision did not move, nothing is sent.
+            c.calls.borrow_mut().clear();
+            assert!(session(&d, &c, "2", &[7; 16], &mut tree).is_empty());
+            assert_eq!(*c.calls.borrow(), ["sync"], "one cheap call per session");
+
+            // Deleted: the setting is deleted, then the profile leaves the device and the counts.
+            c.call(CatalogCall::DeleteProfile { id: "p1".into() }).unwrap();
+            assert_eq!(session(&d, &c, "3", &[7; 16], &mut tree), ["Delete"]);
+            assert!(tree.is_empty());
+            let Ok(DeviceReply::Profiles(v)) = d.call(DeviceCall::Profiles, NOW) else { panic!() };
+            assert!(v.is_empty());
+            assert!(d.profiles.borrow().is_empty());
+            assert!(c.statuses.borrow().is_empty() && c.counts.borrow().is_empty());
+        }
+
+        #[test]
+        fn package_1_repeated_after_a_challenge_still_asks_the_catalogue() {
+            let c = MemoryCatalog::default();
+            let d = enrolled("DEV");
+            c.call(CatalogCall::CreateProfile { request: profile(Targets::All), now: "t".into() }).unwrap();
+            let challenged = call(&d, &c, message("DEV", "1", 1, None, ALERT_1201));
+            assert_eq!(hdr_status(&challenged), "407");
+            assert!(d.profile_sync.borrow().is_none(), "an unauthenticated message stores nothing");
+            let reply = call(&d, &c, message("DEV", "1", 2, Some(&[1; 16]), ALERT_1201));
+            let sent: Vec<&str> =
+                reply.body.commands.iter().map(|x| x.name()).filter(|n| *n != "Status").collect();
+            assert_eq!(sent, ["Replace"]);
+        }
+
+        #[test]
+        fn a_device_without_profiles_stores_nothing_for_them() {
+            let c = MemoryCatalog::default();
+            let d = enrolled("DEV");
+            let mut tree = Map::new();
+            c.call(CatalogCall::CreateProfile {
+                request: profile(Targets::Devices(vec!["OTHER".into()])),
+                now: "t".into(),
+            })
+            .unwrap();
+            assert!(session(&d, &c, "1", &[1; 16], &mut tree).is_empty());
+            let sync = d.profile_sync.borrow().clone().unwrap();
+            assert_eq!((sync.rev, sync.ids.len()), (1, 0), "the revision is remembered");
+            assert!(d.profiles.borrow().is_empty());
+            assert!(c.statuses.borrow().is_empty());
+        }
+
+        #[test]
+        fn retiring_or_re_enrolling_forgets_the_profiles_and_tells_the_catalogue() {
+            let c = MemoryCatalog::default();
+            let d = enrolled("DEV");
+            let mut tree = Map::new();
+            c.call(CatalogCall::CreateProfile { request: profile(Targets::All), now: "t".into() }).unwrap();
+            session(&d, &c, "1", &[1; 16], &mut tree);
+            d.call(
+                DeviceCall::Enroll { record: Box::new(record("DEV")), credentials: credentials("DEV") },
+                NOW,
+            )
+            .unwrap();
+            deliver_reports(&d, &c, "DEV");
+            assert!(c.statuses.borrow().is_empty());
+            assert_eq!(session(&d, &c, "2", &[1; 16], &mut tree), ["Replace", "Get"], "delivered again");
+            d.call(DeviceCall::Retire, NOW).unwrap();
+            deliver_reports(&d, &c, "DEV");
+            assert!(d.profiles.borrow().is_empty());
+            assert_eq!(c.counts.borrow()["p1"].total(), 0);
+        }
     }
 }

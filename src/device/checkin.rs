@@ -6,6 +6,7 @@
 //! state, calls [`checkin`] and commits what it returns.
 
 use super::lifecycle::{self, SessionAccess};
+use super::profiles::{self, ProfileChanges, ProfileState};
 use super::{DeviceRecord, DeviceStatus, DmCredentials};
 use crate::codec::decode_base64;
 use crate::commands::{self, CommandRecord, CommandRequest, Management};
@@ -29,6 +30,8 @@ pub struct CheckinState {
     pub pending: Vec<String>,
     /// The records of the pending commands.
     pub commands: BTreeMap<String, CommandRecord>,
+    /// The device's configuration profiles ([`profiles`]).
+    pub profiles: ProfileState,
 }
 
 /// What the edge adds to the device's message.
@@ -74,6 +77,7 @@ pub struct Handled {
     /// The device's status changed (the listing must follow; a retired device's certificate
     /// is revoked).
     pub status_changed: bool,
+    pub profiles: ProfileChanges,
 }
 
 /// A message's signature as the edge found it: the CMS signature is checked there (with the
@@ -156,12 +160,19 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
     let engine_input = Input {
         message: input.message,
         auth: &auth,
-        queue: &queue,
+        queue: &[],
         server_url: input.server_url,
         now: input.now_ms / 1000,
         fresh_nonce: input.fresh_nonce,
     };
-    let out = session::handle_message(&session_state, engine_input)?;
+    // Configuration profiles go after the admin's commands, to enrolled devices only.
+    let (profile_commands, profile_changes) = if record.status == DeviceStatus::Enrolled {
+        profiles::plan(state.profiles, &session_state, engine_input, input.now_ms)?
+    } else {
+        Default::default()
+    };
+    queue.extend(profile_commands);
+    let out = session::handle_message(&session_state, Input { queue: &queue, ..engine_input })?;
     if !out.authenticated && !status_changed {
         return Ok(Checkin::Unchanged { reply: out.reply });
     }
@@ -178,5 +189,6 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
         pending,
         changed,
         status_changed: applied.status_changed || status_changed,
+        profiles: profile_changes,
     })))
 }

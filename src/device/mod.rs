@@ -1,11 +1,13 @@
 //! A managed device, as the server keeps it: what its enrollment said about it, its
 //! certificate, its status and its management credentials. The device's Durable Object holds
 //! these; the rules that change them are in [`calls`] (one call per object operation) and
-//! [`checkin`] (one management session message).
+//! [`checkin`] (one management session message, with [`profiles`], the device's
+//! configuration profiles).
 
 pub mod calls;
 pub mod checkin;
 pub mod lifecycle;
+pub mod profiles;
 
 use crate::proto::provdoc::CertStore;
 use serde::{Deserialize, Serialize};

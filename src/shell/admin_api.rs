@@ -77,6 +77,10 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
+    // Configuration profiles and groups.
+    if let Some(answer) = super::profiles_api::handle(&mut req, &ports, &segments).await {
+        return answer;
+    }
     let answer = match (req.method(), segments.as_slice()) {
         (Method::Get, ["users"]) => match ports.kv()?.users().await {
             Ok(list) => json(
@@ -99,7 +103,9 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
             Ok(devices) => json(200, &serde_json::json!({ "devices": devices })),
             Err(e) => server_error(&e),
         },
-        (Method::Get, ["devices", id]) if valid_device_id(id) => device(&ports, id, DeviceCall::Record).await,
+        (Method::Get, ["devices", id]) if valid_device_id(id) => {
+            super::profiles_api::device_record(&ports, id).await
+        }
         (Method::Post, ["devices", id, "commands"]) if valid_device_id(id) => {
             let bytes = match read_body(&req, MAX_COMMAND_JSON_BYTES).await {
                 Ok(b) => b,

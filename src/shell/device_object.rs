@@ -5,8 +5,9 @@
 //! after the commit.
 //!
 //! Storage keys (JSON text): `state` (a [`DeviceRow`]: the record, credentials, management
-//! state, session, the queue of command ids in order and the command sequence — what changes
-//! together, so an idle check-in writes one row) and `cmd:<id>` (a [`CommandRecord`]).
+//! state, session, the queue of command ids in order, the command sequence and the profile
+//! catalogue sync state — what changes together, so an idle check-in writes one row),
+//! `cmd:<id>` (a [`CommandRecord`]) and `prof:<profile id>` (a [`DeviceProfile`]).
 
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
@@ -19,9 +20,12 @@ use crate::device::calls::{
     self, CommandRow, DeviceCall, DeviceContext, DeviceEffect, DeviceError, DeviceReply, DeviceRow,
     DeviceStorage, HistoryLimits,
 };
+use crate::device::profiles::ProfileSync;
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
 use crate::issuer::CaCall;
+use crate::profiles::catalog::{Catalog, CatalogCall};
+use crate::profiles::reconcile::DeviceProfile;
 use crate::proto::syncml::session::SessionState;
 use std::cell::{Cell, RefCell};
 use worker::*;
@@ -31,6 +35,7 @@ pub const BINDING: &str = "DEVICES";
 /// The device's state, one row ([`DeviceRow`]).
 const STATE: &str = "state";
 const CMD: &str = "cmd:";
+const PROFILE: &str = "prof:";
 /// The keys the state lived under before it was one row; read once, deleted at the next write.
 const LEGACY: [&str; 6] = ["record", "credentials", "mgmt", "session", "pending", "cmd_seq"];
 
@@ -71,6 +76,7 @@ impl Store {
                     session: s.get(LEGACY[3]).await?,
                     pending: s.get(LEGACY[4]).await?.unwrap_or_default(),
                     cmd_seq: s.get(LEGACY[5]).await?.unwrap_or(0),
+                    profile_sync: None,
                 };
                 self.legacy.set(row.record.is_some());
                 row
@@ -105,6 +111,12 @@ impl DeviceStorage for Store {
     }
     async fn commands(&self) -> std::result::Result<Vec<CommandRecord>, StoreError> {
         Ok(self.storage.list(CMD).await?.into_iter().map(|(_, c)| c).collect())
+    }
+    async fn profile_sync(&self) -> std::result::Result<Option<ProfileSync>, StoreError> {
+        self.field(|r| r.profile_sync.clone()).await
+    }
+    async fn profile(&self, id: &str) -> std::result::Result<Option<DeviceProfile>, StoreError> {
+        self.storage.get(&format!("{PROFILE}{id}")).await
     }
 }
 
@@ -146,8 +158,9 @@ impl DeviceObject {
                 max_age_secs: u64::from(cfg.command_history_days) * 86_400,
             },
             retire_grace_secs: cfg.retire_grace_secs.into(),
+            profile_verify_interval_secs: cfg.profile_verify_interval_secs.into(),
         };
-        let out = calls::handle(&store, call, ctx).await?;
+        let out = calls::handle(&store, &EdgePorts::new(&self.env), call, ctx).await?;
         let mut row = store.row().await?;
         let (changed, commands) = row.apply(out.writes);
         let mut batch = Batch::default();
@@ -163,6 +176,8 @@ impl DeviceObject {
             match c {
                 CommandRow::Put(c) => batch.put(&format!("{CMD}{}", c.id), &c)?,
                 CommandRow::Delete(id) => batch.delete(&format!("{CMD}{id}")),
+                CommandRow::PutProfile(p) => batch.put(&format!("{PROFILE}{}", p.id), &p)?,
+                CommandRow::DeleteProfile(id) => batch.delete(&format!("{PROFILE}{id}")),
             }
         }
         store.storage.commit(batch).await?;
@@ -176,6 +191,14 @@ impl DeviceObject {
                 DeviceEffect::Index(entry) => ports.kv()?.put_device(&entry).await?,
                 DeviceEffect::Revoke { serials } => {
                     ports.ca(CaCall::Revoke { serials }).await?.map_err(|e| StoreError(e.to_string()))?;
+                }
+                // The catalogue's counts are a view of what the devices hold: a lost report
+                // must not fail the device's session (the next status change reports again).
+                DeviceEffect::ProfileReport { device_id, statuses, removed } => {
+                    let call = CatalogCall::Report { device_id, statuses, removed };
+                    if let Err(e) = ports.catalog(call).await {
+                        console_error!("profile report: {e}");
+                    }
                 }
             }
         }

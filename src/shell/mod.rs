@@ -4,8 +4,9 @@
 //!
 //! * routes: [`enrollment_service`] (Discovery, XCEP, WSTEP → [`crate::enroll::service`]),
 //!   [`management_service`] (SyncML → the device object), [`signin_page`]
-//!   (→ [`crate::signin`]), [`admin_api`]
-//! * objects: [`ca_object`] (the CA key), [`device_object`], [`token_object`]; [`rpc`] encodes
+//!   (→ [`crate::signin`]), [`admin_api`] (with [`profiles_api`])
+//! * objects: [`ca_object`] (the CA key), [`device_object`], [`token_object`],
+//!   [`profile_catalog`] (profiles, groups, membership); [`rpc`] encodes
 //!   their typed calls, [`storage`] commits their writes
 //! * platform: [`ports`] (the core's traits), [`kv`], [`webcrypto`] (PBKDF2 and the PKI's
 //!   crypto provider), [`platform`] (clock, randomness), [`body`] (bounded reads), [`respond`]
@@ -21,6 +22,8 @@ pub mod management_service;
 pub mod metrics;
 pub mod platform;
 pub mod ports;
+pub mod profile_catalog;
+pub mod profiles_api;
 pub mod respond;
 pub mod rpc;
 pub mod signin_page;

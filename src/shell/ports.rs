@@ -1,7 +1,9 @@
-//! The core's traits over the platform: the token authority, CA and device objects through
-//! their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
+//! The core's traits over the platform: the token authority, CA, device and profile catalogue
+//! objects through their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
 
-use super::{ca_object, device_object, kv::Kv, rpc, storage::store_error, token_object, webcrypto};
+use super::{
+    ca_object, device_object, kv::Kv, profile_catalog, rpc, storage::store_error, token_object, webcrypto,
+};
 use crate::calls::StoreError;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::DeviceIndexEntry;
@@ -9,6 +11,7 @@ use crate::enroll::flow::{Authority, Devices, Issuer};
 use crate::issuer::{CaCall, CaError, CaReply};
 use crate::pki::provider::{Hash, RsaPublicKey};
 use crate::pki::{PkiError, Verifier};
+use crate::profiles::catalog::{Catalog, CatalogCall, CatalogError, CatalogReply};
 use crate::tokens::authority::{TokenCall, TokenCallError, TokenReply};
 use crate::users::{Directory, Kdf, UserRecord};
 use std::cell::OnceCell;
@@ -56,6 +59,12 @@ impl Devices for EdgePorts<'_> {
         call: DeviceCall,
     ) -> Result<Result<DeviceReply, DeviceError>, StoreError> {
         rpc::call(&self.stub(device_object::BINDING, device_id)?, &call).await
+    }
+}
+
+impl Catalog for EdgePorts<'_> {
+    async fn catalog(&self, call: CatalogCall) -> Result<Result<CatalogReply, CatalogError>, StoreError> {
+        rpc::call(&self.stub(profile_catalog::BINDING, profile_catalog::INSTANCE)?, &call).await
     }
 }
 

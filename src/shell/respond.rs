@@ -4,6 +4,7 @@
 
 use crate::calls::StoreError;
 use crate::device::calls::DeviceError;
+use crate::profiles::catalog::CatalogError;
 use crate::signin::{Page, SECURITY_HEADERS};
 use crate::tokens::authority::TokenCallError;
 use worker::{EncodeBody, Headers, Response, Result};
@@ -69,4 +70,17 @@ pub fn token_error(e: &TokenCallError) -> Result<Response> {
         TokenCallError::RateLimited { .. } => json_error(429, "too many attempts"),
         TokenCallError::Refused(t) => json_error(401, &t.to_string()),
     }
+}
+
+/// The admin API's answer to the profile catalogue's refusal.
+pub fn catalog_error(e: &CatalogError) -> Result<Response> {
+    let status = match e {
+        CatalogError::NoSuchProfile => 404,
+        // A profile naming a group that does not exist is a bad request; the group routes
+        // map it to 404 themselves.
+        CatalogError::NoSuchGroup(_) => 400,
+        CatalogError::GroupExists | CatalogError::GroupInUse(_) => 409,
+        CatalogError::TooMany(_) => 409,
+    };
+    json_error(status, &e.to_string())
 }

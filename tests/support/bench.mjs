@@ -444,3 +444,87 @@ try {
 } finally {
   await w.stop();
 }
+
+// =============================================================================================
+// Configuration profiles (issue 11). A section of its own, with its own worker: check-in time
+// of a device with 0, 20 and 100 applicable profiles of 10 settings each (the first session,
+// which delivers and verifies them, then steady check-ins), and the admin call that assigns a
+// profile to every device of an enrolled fleet, with the first check-in after it.
+//   BENCH_PROFILE_FLEET (default 10000) devices are enrolled for the assignment.
+// =============================================================================================
+// Self-contained: it imports and names what it uses, whatever the sections above define.
+{
+  const { SyncMLDevice } = await import('./syncml-device.mjs');
+  const { startWorker: start } = await import('./worker.mjs');
+  const { newDeviceId: newId, newKey: rsaKey, post: soapPost, rstRequest: rst, usernameToken: unt, win10Context: context,
+    windowsCsr: csr } = await import('./device.mjs');
+  const { admin: api, createUser: addUser, enrollDevice: enrollOne } = await import('./enroll.mjs');
+  const PROFILE_FLEET = Number(process.env.BENCH_PROFILE_FLEET ?? 10000);
+  const ROUNDS = Math.min(Number(process.env.BENCH_N ?? 100), 20);
+  const PARALLEL = Number(process.env.BENCH_CONCURRENCY ?? 8);
+  const USER = 'profiles-bench@contoso.com';
+  const SECRET = 'profiles bench password 1';
+  const line = (name, ms, extra = '') => console.log(`bench: profiles: ${name.padEnd(52)} ${ms.toFixed(1).padStart(8)} ms${extra}`);
+  const pw = await start({ vars: { AUTH_POLICY: 'OnPremise' } });
+  try {
+    await addUser(pw, USER, SECRET);
+    const key = rsaKey();
+    const tenSettings = (p) => Array.from({ length: 10 }, (_, k) => (
+      { uri: `./Device/Vendor/MSFT/Policy/Config/Bench${p}/Setting${k}`, format: 'int', data: String(k) }));
+    const device = async () => {
+      const enr = await enrollOne(pw, { email: USER, password: SECRET, key });
+      return { id: enr.deviceId, dev: SyncMLDevice.fromEnrollment(enr, { tree: true }) };
+    };
+    const timeSession = async (dev) => {
+      const t0 = performance.now();
+      const s = await dev.runSession();
+      return { ms: performance.now() - t0, messages: s.replies.length, commands: s.commands.length };
+    };
+    const steady = {};
+    let serial = 0;
+    for (const count of [0, 20, 100]) {
+      const { id, dev } = await device();
+      await dev.runSession(); // enrolled and checked in once, before any profile
+      for (let i = 0; i < count; i++) {
+        const r = await api(pw, 'POST', '/api/v1/profiles', { name: `bench ${serial}`, settings: tenSettings(serial++), targets: { devices: [id] } });
+        if (r.status !== 201) throw new Error(`bench: profile ${r.status} ${JSON.stringify(r.body)}`);
+      }
+      const first = await timeSession(dev);
+      line(`first check-in, ${count} profiles x 10 settings (session)`, first.ms, `  ${first.messages} messages, ${first.commands} commands`);
+      const states = (await api(pw, 'GET', `/api/v1/devices/${id}/profiles`)).body.profiles;
+      if (states.length !== count || states.some((p) => p.status !== 'verified')) throw new Error('bench: profiles not verified');
+      let total = 0;
+      for (let r = 0; r < ROUNDS; r++) total += (await timeSession(dev)).ms;
+      steady[count] = total / ROUNDS;
+      line(`check-in, ${count} profiles verified (session)`, steady[count], `  n=${ROUNDS}`);
+    }
+    console.log(`bench: profiles: steady check-in with 100 vs 0 profiles: ${(steady[100] / steady[0]).toFixed(2)}x`);
+
+    // A fleet, then one profile for every device.
+    const probe = await device();
+    await probe.dev.runSession();
+    const enroll = `${pw.url}/EnrollmentServer/Win10DeviceEnrollmentWebservice.svc`;
+    const security = unt(USER, SECRET);
+    const t0 = performance.now();
+    let next = 0;
+    const total = Math.max(0, PROFILE_FLEET - 4);
+    await Promise.all(Array.from({ length: PARALLEL }, async () => {
+      while (next < total) {
+        next++;
+        const id = newId();
+        await soapPost(enroll, rst(enroll, security, { token: csr(id, key).toString('base64'), context: context(id) }));
+      }
+    }));
+    console.log(`bench: profiles: enrolled ${total + 4} devices in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const before = await timeSession(probe.dev);
+    const a0 = performance.now();
+    const assigned = await api(pw, 'POST', '/api/v1/profiles', { name: 'everyone', settings: tenSettings('All'), targets: { all: true } });
+    const assignMs = performance.now() - a0;
+    if (assigned.status !== 201) throw new Error(`bench: ${assigned.status}`);
+    line(`POST /api/v1/profiles, targets all (${total + 4} devices)`, assignMs);
+    const after = await timeSession(probe.dev);
+    line('first check-in after it, 10 settings (session)', after.ms, `  ${after.messages} messages (before it: ${before.ms.toFixed(1)} ms)`);
+  } finally {
+    await pw.stop();
+  }
+}

@@ -263,6 +263,14 @@ const WINDOWS_HEADERS = {
 
 // ---- the device -----------------------------------------------------------------------------
 
+/** The Policy CSP node holding the effective value of a Config policy ("Policy CSP"), or null. */
+export function policyResultUri(uri) {
+  const m = /^(.*\/Vendor\/MSFT\/Policy\/)Config(\/[^/]+\/[^/]+)$/.exec(uri);
+  return m ? `${m[1]}Result${m[2]}` : null;
+}
+
+const ok = (code) => /^2\d\d$/.test(code);
+
 const DEFAULT_DEVDETAIL = {
   './DevDetail/SwV': '10.0.19045.4291',
   './DevDetail/HwV': 'Hyper-V UEFI Release v4.1',
@@ -292,10 +300,18 @@ export class SyncMLDevice {
    * @param {boolean} [o.hexSessionIds] SessionIDs as upper-case hex (1.. → '1' .. 'A' ..)
    * @param {function} [o.statusFor] (command) => status code for a server command, or undefined
    * @param {boolean} [o.strict]    throw on protocol violations in replies (default true)
+   * @param {boolean|object} [o.tree] opt in to a DM tree that answers as Windows does (see
+   *   treeCode): true, or initial nodes { uri: value | {format, data} }
+   * @param {object} [o.reject]    tree mode: { uri: code } writes of these nodes are refused
+   * @param {string[]} [o.writeOnly] tree mode: nodes a Get cannot read (405)
    */
   constructor({ deviceId, name, secret, nonce, addr, query = '', maxMsgSize = null, devInfo = {}, values = {},
-    hexSessionIds = false, statusFor = null, strict = true, firstSession = 1 }) {
+    hexSessionIds = false, statusFor = null, strict = true, firstSession = 1, tree = false, reject = {}, writeOnly = [] }) {
     Object.assign(this, { deviceId, name, secret, nonce, addr, query, maxMsgSize, hexSessionIds, statusFor, strict });
+    this.tree = tree ? new Map(Object.entries(tree === true ? {} : tree)
+      .map(([k, v]) => [k, typeof v === 'string' ? { format: 'chr', data: v } : v])) : null;
+    this.reject = reject;
+    this.writeOnly = new Set(writeOnly);
     this.devInfo = { DevId: deviceId, Man: 'Microsoft Corporation', Mod: 'Virtual Machine', DmV: '1.3', Lang: 'en-US', ...devInfo };
     this.values = { ...DEFAULT_DEVDETAIL, ...values };
     this.sessionCounter = firstSession - 1;
@@ -323,6 +339,7 @@ export class SyncMLDevice {
 
   /** A value the device reports for `uri` ({format, data}), or undefined (→ 404). */
   valueOf(uri) {
+    if (this.tree?.has(uri)) return this.tree.get(uri);
     const devInfo = uri.match(/^\.\/DevInfo\/([^/]+)$/);
     let v = devInfo && this.devInfo[devInfo[1]] !== undefined ? this.devInfo[devInfo[1]] : this.values[uri];
     if (v === undefined && /^\.\/(DevInfo|DevDetail)\//.test(uri)) v = `sim:${uri}`; // any other DevInfo/DevDetail leaf
@@ -433,8 +450,66 @@ export class SyncMLDevice {
   codeFor(c, override) {
     const code = override?.(c) ?? this.statusFor?.(c);
     if (code !== undefined && code !== null) return String(code);
+    if (this.tree) return this.treeCode(c);
     if (c.name === 'Get') return c.items.every((i) => this.valueOf(i.target) !== undefined) ? '200' : '404';
     return '200';
+  }
+
+  /**
+   * Tree mode: runs a command on the DM tree as Windows does and returns its code. Replace sets
+   * an existing node, or any Policy CSP Config policy (mirrored to its Result node, where Get
+   * reads the effective value); Replace of another missing node is 404, Add of an existing node
+   * 418, Delete of a missing node 404 (a Policy Config Delete also clears its Result); a Get of a
+   * write-only node 405, of a missing one 404; `reject` refuses writes with its code.
+   */
+  treeCode(c) {
+    const items = c.items ?? [];
+    const one = (item) => {
+      const uri = item.target;
+      const result = policyResultUri(uri);
+      const exists = this.tree.has(uri);
+      switch (c.name) {
+        case 'Get':
+          if (this.writeOnly.has(uri)) return '405';
+          return this.valueOf(uri) !== undefined ? '200' : '404';
+        case 'Replace':
+        case 'Add': {
+          if (this.reject[uri]) return String(this.reject[uri]);
+          if (c.name === 'Add' && exists) return '418';
+          if (c.name === 'Replace' && !exists && !result) return '404';
+          const v = { format: item.format ?? 'chr', data: item.data ?? '' };
+          this.tree.set(uri, v);
+          if (result) this.tree.set(result, v);
+          return '200';
+        }
+        case 'Delete':
+          if (this.reject[uri]) return String(this.reject[uri]);
+          if (!exists) return '404';
+          this.tree.delete(uri);
+          if (result) this.tree.delete(result);
+          return '200';
+        default:
+          return '200';
+      }
+    };
+    for (const item of items) {
+      const code = one(item);
+      if (!ok(code)) return code;
+    }
+    return '200';
+  }
+
+  /**
+   * Tree mode: an Atomic runs its commands on the tree; if any fails, everything is rolled back
+   * and the Atomic answers 507, the failing commands their own code and the others 216 ("Atomic
+   * roll back OK"). Returns [[command, code], ...] for the Atomic and then each child.
+   */
+  treeAtomic(a, override) {
+    const saved = new Map(this.tree);
+    const codes = a.children.map((k) => this.codeFor(k, override));
+    if (codes.every(ok)) return [[a, '200'], ...a.children.map((k, i) => [k, codes[i]])];
+    this.tree = saved;
+    return [[a, '507'], ...a.children.map((k, i) => [k, ok(codes[i]) ? '216' : codes[i]])];
   }
 
   /**
@@ -451,6 +526,10 @@ export class SyncMLDevice {
       if (c.name === 'Status' || c.name === 'Results') return;
       if (c.name === 'Alert' && c.data === '1223') return; // the server aborted: no answer
       if (drop?.(c)) return;
+      if (this.tree && c.name === 'Atomic' && (statusFor?.(c) ?? this.statusFor?.(c)) == null) {
+        for (const [k, code] of this.treeAtomic(c, statusFor)) answers.push([cmd.status(msgRef, k.cmdId, k.name, code)]);
+        return;
+      }
       const code = c.name === 'Alert' ? '200' : this.codeFor(c, statusFor);
       const group = [cmd.status(msgRef, c.cmdId, c.name, code)];
       if (c.name === 'Get' && code === '200') {

@@ -9,14 +9,29 @@ pub const STATUS_OK: &str = "200";
 pub const STATUS_AUTHENTICATION_ACCEPTED: &str = "212";
 /// 213 Chunked item accepted and buffered (`MoreData`).
 pub const STATUS_CHUNKED_ITEM_ACCEPTED: &str = "213";
+/// 215 Not executed: a command inside a failed Atomic that was never run.
+pub const STATUS_NOT_EXECUTED: &str = "215";
+/// 216 Atomic roll back OK: the command succeeded but its Atomic failed, so it was undone.
+pub const STATUS_ATOMIC_ROLLBACK_OK: &str = "216";
 /// 401 Invalid credentials.
 pub const STATUS_INVALID_CREDENTIALS: &str = "401";
 /// 403 Forbidden.
 pub const STATUS_FORBIDDEN: &str = "403";
+/// 404 Not found: the target node does not exist (a Replace of a missing node, a Get or
+/// Delete of one).
+pub const STATUS_NOT_FOUND: &str = "404";
+/// 405 Command not allowed on this node (e.g. a Get of a write-only node).
+pub const STATUS_COMMAND_NOT_ALLOWED: &str = "405";
 /// 406 Optional feature not supported.
 pub const STATUS_NOT_SUPPORTED: &str = "406";
 /// 407 Missing credentials.
 pub const STATUS_MISSING_CREDENTIALS: &str = "407";
+/// 418 Already exists: an Add of a node that is there.
+pub const STATUS_ALREADY_EXISTS: &str = "418";
+/// 500 Command failed.
+pub const STATUS_COMMAND_FAILED: &str = "500";
+/// 507 Atomic failed: one of its commands failed and the others were rolled back.
+pub const STATUS_ATOMIC_FAILED: &str = "507";
 
 /// The numeric SyncHdr statuses the session engine decides between.
 pub const CODE_OK: u16 = 200;

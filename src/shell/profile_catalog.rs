@@ -1,0 +1,151 @@
+//! The profile catalogue Durable Object: one instance (named "profiles") for the deployment,
+//! the strongly consistent home of configuration profiles, groups and membership; its rules
+//! are [`crate::profiles::catalog`].
+//!
+//! Storage keys (JSON text): `rev` and `seq` (numbers), `profile:<id>` ([`Profile`]),
+//! `counts:<id>` ([`Counts`]), `group:<name>` ([`Group`]), `member:<DeviceID>` (the device's
+//! group names), `gm:<group>:<DeviceID>` (the member index, `true`), `status:<id>:<DeviceID>`
+//! ([`DeviceProfileStatus`], listed in DeviceID order for the per-profile device pages).
+
+use super::rpc;
+use super::storage::{store_error, Batch, JsonStorage};
+use crate::calls::StoreError;
+use crate::profiles::catalog::{self, CatalogCall, CatalogStorage, CatalogWrite, Counts, Group};
+use crate::profiles::{DeviceProfileStatus, Profile};
+use worker::*;
+
+pub const BINDING: &str = "PROFILES";
+pub const INSTANCE: &str = "profiles";
+
+const REV: &str = "rev";
+const SEQ: &str = "seq";
+const PROFILE: &str = "profile:";
+const COUNTS: &str = "counts:";
+const GROUP: &str = "group:";
+const MEMBER: &str = "member:";
+const GROUP_MEMBER: &str = "gm:";
+const STATUS: &str = "status:";
+
+#[durable_object]
+pub struct ProfileCatalog {
+    state: State,
+}
+
+struct Store(JsonStorage);
+
+impl Store {
+    /// Keys (minus `prefix`) and values under `prefix`, from `prefix + from` on, at most `limit`.
+    async fn range<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        from: Option<&str>,
+        limit: usize,
+    ) -> std::result::Result<Vec<(String, T)>, StoreError> {
+        let start = format!("{prefix}{}", from.unwrap_or(""));
+        let opts = ListOptions::new().prefix(prefix).start(&start).limit(limit);
+        let map = self.0 .0.list_with_options(opts).await.map_err(store_error)?;
+        let mut out = Vec::new();
+        map.for_each(&mut |value, key| {
+            let (Some(k), Some(v)) = (key.as_string(), value.as_string()) else { return };
+            if let Ok(t) = serde_json::from_str::<T>(&v) {
+                out.push((k[prefix.len()..].to_string(), t));
+            }
+        });
+        Ok(out)
+    }
+}
+
+impl CatalogStorage for Store {
+    async fn rev(&self) -> std::result::Result<u64, StoreError> {
+        Ok(self.0.get(REV).await?.unwrap_or(0))
+    }
+    async fn seq(&self) -> std::result::Result<u64, StoreError> {
+        Ok(self.0.get(SEQ).await?.unwrap_or(0))
+    }
+    async fn profile(&self, id: &str) -> std::result::Result<Option<Profile>, StoreError> {
+        self.0.get(&format!("{PROFILE}{id}")).await
+    }
+    async fn profiles(&self) -> std::result::Result<Vec<Profile>, StoreError> {
+        Ok(self.0.list(PROFILE).await?.into_iter().map(|(_, p)| p).collect())
+    }
+    async fn counts(&self, id: &str) -> std::result::Result<Option<Counts>, StoreError> {
+        self.0.get(&format!("{COUNTS}{id}")).await
+    }
+    async fn group(&self, name: &str) -> std::result::Result<Option<Group>, StoreError> {
+        self.0.get(&format!("{GROUP}{name}")).await
+    }
+    async fn groups(&self) -> std::result::Result<Vec<Group>, StoreError> {
+        Ok(self.0.list(GROUP).await?.into_iter().map(|(_, g)| g).collect())
+    }
+    async fn memberships(&self, device_id: &str) -> std::result::Result<Vec<String>, StoreError> {
+        Ok(self.0.get(&format!("{MEMBER}{device_id}")).await?.unwrap_or_default())
+    }
+    async fn members(&self, group: &str) -> std::result::Result<Vec<String>, StoreError> {
+        let prefix = format!("{GROUP_MEMBER}{group}:");
+        Ok(self.0.list::<bool>(&prefix).await?.into_iter().map(|(d, _)| d).collect())
+    }
+    async fn status(
+        &self,
+        profile: &str,
+        device_id: &str,
+    ) -> std::result::Result<Option<DeviceProfileStatus>, StoreError> {
+        self.0.get(&format!("{STATUS}{profile}:{device_id}")).await
+    }
+    async fn statuses(
+        &self,
+        profile: &str,
+        from: Option<&str>,
+        limit: usize,
+    ) -> std::result::Result<Vec<DeviceProfileStatus>, StoreError> {
+        let prefix = format!("{STATUS}{profile}:");
+        Ok(self.range(&prefix, from, limit).await?.into_iter().map(|(_, s)| s).collect())
+    }
+}
+
+impl DurableObject for ProfileCatalog {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let answer = match rpc::decode::<CatalogCall>(&mut req).await {
+            Ok(call) => self.run(call).await,
+            Err(e) => Err(e),
+        };
+        rpc::encode(answer)
+    }
+}
+
+impl ProfileCatalog {
+    async fn run(
+        &self,
+        call: CatalogCall,
+    ) -> std::result::Result<std::result::Result<catalog::CatalogReply, catalog::CatalogError>, StoreError>
+    {
+        let store = Store(JsonStorage(self.state.storage()));
+        let out = catalog::handle(&store, call).await?;
+        let mut batch = Batch::default();
+        for w in &out.writes {
+            match w {
+                CatalogWrite::Rev(r) => batch.put(REV, r)?,
+                CatalogWrite::Seq(s) => batch.put(SEQ, s)?,
+                CatalogWrite::Profile(p) => batch.put(&format!("{PROFILE}{}", p.id), p)?,
+                CatalogWrite::DeleteProfile(id) => batch.delete(&format!("{PROFILE}{id}")),
+                CatalogWrite::Counts(id, c) => batch.put(&format!("{COUNTS}{id}"), c)?,
+                CatalogWrite::DeleteCounts(id) => batch.delete(&format!("{COUNTS}{id}")),
+                CatalogWrite::Group(g) => batch.put(&format!("{GROUP}{}", g.name), g)?,
+                CatalogWrite::DeleteGroup(n) => batch.delete(&format!("{GROUP}{n}")),
+                CatalogWrite::Memberships(d, g) if g.is_empty() => batch.delete(&format!("{MEMBER}{d}")),
+                CatalogWrite::Memberships(d, g) => batch.put(&format!("{MEMBER}{d}"), g)?,
+                CatalogWrite::Member(g, d) => batch.put(&format!("{GROUP_MEMBER}{g}:{d}"), &true)?,
+                CatalogWrite::DeleteMember(g, d) => batch.delete(&format!("{GROUP_MEMBER}{g}:{d}")),
+                CatalogWrite::Status(s) => {
+                    batch.put(&format!("{STATUS}{}:{}", s.profile_id, s.device_id), s)?
+                }
+                CatalogWrite::DeleteStatus(p, d) => batch.delete(&format!("{STATUS}{p}:{d}")),
+            }
+        }
+        store.0.commit(batch).await?;
+        Ok(out.reply)
+    }
+}
