@@ -44,7 +44,7 @@ fn authorized(req: &Request, cfg: &Config) -> Result<bool> {
 }
 
 /// The body, or the error response: 413 over `limit`, 400 when it cannot be read.
-async fn read_body(req: &Request, limit: usize) -> std::result::Result<Vec<u8>, Result<Response>> {
+pub(super) async fn read_body(req: &Request, limit: usize) -> std::result::Result<Vec<u8>, Result<Response>> {
     match read_limited(req, limit).await {
         Body::Read(bytes) => Ok(bytes),
         Body::TooLarge => Err(json_error(413, "body too large")),
@@ -78,7 +78,7 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
     // Configuration profiles and groups.
-    if let Some(answer) = super::profiles_api::handle(&mut req, &ports, &segments).await {
+    if let Some(answer) = super::profiles_api::handle(&req, &ports, &segments).await {
         return answer;
     }
     let answer = match (req.method(), segments.as_slice()) {

@@ -3,7 +3,7 @@
 //! the core ([`ProfileRequest`]), call the catalogue or the device object, encode. Bad input is
 //! refused before anything is stored.
 
-use super::body::read_limited;
+use super::admin_api::read_body;
 use super::platform::now_ms;
 use super::ports::EdgePorts;
 use super::respond::{catalog_error, device_error, json, json_error, no_content, server_error};
@@ -22,7 +22,7 @@ use worker::*;
 const DEFAULT_PAGE: usize = 100;
 
 /// Routes under `/api/v1/` that belong here; `None` when the path is not one of them.
-pub async fn handle(req: &mut Request, ports: &EdgePorts<'_>, segments: &[&str]) -> Option<Result<Response>> {
+pub async fn handle(req: &Request, ports: &EdgePorts<'_>, segments: &[&str]) -> Option<Result<Response>> {
     let answer = match (req.method(), segments) {
         (Method::Post, ["profiles"]) => save(req, ports, None).await,
         (Method::Get, ["profiles"]) => catalog(ports, CatalogCall::ListProfiles, 200).await,
@@ -116,9 +116,10 @@ async fn device_exists(ports: &EdgePorts<'_>, id: &str) -> std::result::Result<b
 }
 
 /// `POST /api/v1/profiles` (`id` None) and `PUT /api/v1/profiles/{id}`.
-async fn save(req: &mut Request, ports: &EdgePorts<'_>, id: Option<&str>) -> Result<Response> {
-    let Some(bytes) = read_limited(req, MAX_PROFILE_JSON_BYTES).await? else {
-        return json_error(413, "body too large");
+async fn save(req: &Request, ports: &EdgePorts<'_>, id: Option<&str>) -> Result<Response> {
+    let bytes = match read_body(req, MAX_PROFILE_JSON_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let request = match ProfileRequest::from_json(&bytes) {
         Ok(r) => r,
@@ -142,14 +143,15 @@ async fn save(req: &mut Request, ports: &EdgePorts<'_>, id: Option<&str>) -> Res
     }
 }
 
-async fn create_group(req: &mut Request, ports: &EdgePorts<'_>) -> Result<Response> {
+async fn create_group(req: &Request, ports: &EdgePorts<'_>) -> Result<Response> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct NewGroup {
         name: String,
     }
-    let Some(bytes) = read_limited(req, MAX_JSON_BYTES).await? else {
-        return json_error(413, "body too large");
+    let bytes = match read_body(req, MAX_JSON_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let new: NewGroup = match serde_json::from_slice(&bytes) {
         Ok(g) => g,
