@@ -67,20 +67,25 @@ impl Store {
         }
         let row = match self.storage.get::<DeviceRow>(STATE).await? {
             Some(r) => r,
-            None => {
-                let s = &self.storage;
-                let row = DeviceRow {
-                    record: s.get(LEGACY[0]).await?,
-                    credentials: s.get(LEGACY[1]).await?,
-                    mgmt: s.get(LEGACY[2]).await?,
-                    session: s.get(LEGACY[3]).await?,
-                    pending: s.get(LEGACY[4]).await?.unwrap_or_default(),
-                    cmd_seq: s.get(LEGACY[5]).await?.unwrap_or(0),
-                    profile_sync: None,
-                };
-                self.legacy.set(row.record.is_some());
-                row
-            }
+            // A device stored before the state was one row: read its keys once. A new device
+            // has neither, and costs one read more.
+            None => match self.storage.get::<DeviceRecord>(LEGACY[0]).await? {
+                None => DeviceRow::default(),
+                Some(record) => {
+                    let s = &self.storage;
+                    let row = DeviceRow {
+                        record: Some(record),
+                        credentials: s.get(LEGACY[1]).await?,
+                        mgmt: s.get(LEGACY[2]).await?,
+                        session: s.get(LEGACY[3]).await?,
+                        pending: s.get(LEGACY[4]).await?.unwrap_or_default(),
+                        cmd_seq: s.get(LEGACY[5]).await?.unwrap_or(0),
+                        profile_sync: None,
+                    };
+                    self.legacy.set(true);
+                    row
+                }
+            },
         };
         *self.row.borrow_mut() = Some(row.clone());
         Ok(row)
