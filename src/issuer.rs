@@ -5,10 +5,10 @@
 //! returned writes. Signing and verifying go through the object's [`Signer`] (WebCrypto in
 //! the Worker, the key a non-extractable `CryptoKey`).
 
-use crate::calls::{Outcome, StoreError};
 use crate::codec::{decode_base64, encode_base64, hex_upper};
 use crate::context::Entropy;
 use crate::device::valid_device_id;
+use crate::object_call::{Outcome, StoreError};
 use crate::pki::{self, DeviceCertRequest, Signer};
 use serde::{Deserialize, Serialize};
 
@@ -352,7 +352,8 @@ pub mod memory {
     impl MemoryCa {
         pub fn new(now: u64) -> MemoryCa {
             let mut entropy = Counter(1000);
-            let (ca, _) = crate::calls::block_on(Ca::create(&RustCrypto, now, &mut entropy)).expect("CA");
+            let (ca, _) =
+                crate::object_call::block_on(Ca::create(&RustCrypto, now, &mut entropy)).expect("CA");
             MemoryCa {
                 ca,
                 counter: RefCell::new(0),
@@ -371,7 +372,7 @@ pub mod memory {
                 now,
                 entropy: &mut *entropy,
             };
-            let out = crate::calls::block_on(handle(self, ctx, call)).expect("memory store");
+            let out = crate::object_call::block_on(handle(self, ctx, call)).expect("memory store");
             for w in out.writes {
                 match w {
                     CaWrite::Counter(c) => *self.counter.borrow_mut() = c,
@@ -457,7 +458,7 @@ mod tests {
             key_pkcs8_b64: encode_base64(&ca.ca.key.to_pkcs8_der()),
             cert_b64: ca.ca.certificate.cert_b64.clone(),
         };
-        let load = |s: &StoredCa| crate::calls::block_on(Ca::load(&RustCrypto, s));
+        let load = |s: &StoredCa| crate::object_call::block_on(Ca::load(&RustCrypto, s));
         let again = load(&stored).unwrap();
         assert_eq!(again.certificate, ca.ca.certificate);
         assert_eq!(again.key.public_key_der(), ca.ca.key.public_key_der());

@@ -9,14 +9,13 @@
 //!   token authority), [`device`] (device records, check-ins, retire), [`commands`] (the
 //!   admin's commands and the queue), [`profiles`] (configuration profiles: the catalogue and
 //!   the per-device reconciliation), [`signin`] (the Federated sign-in page), [`users`]
-//! - what every rule is handed: [`config`], [`context`] (randomness), [`calls`] (the shape of
+//! - what every rule is handed: [`config`], [`context`] (randomness), [`object_call`] (the shape of
 //!   an object call)
 //!
 //! The Worker shell, compiled for wasm32 only: [`shell`] (routing, HTTP adapters, the Durable
 //! Objects, KV, WebCrypto, the clock and randomness). It decodes, loads, calls the core,
 //! commits and encodes; it decides nothing.
 
-pub mod calls;
 pub mod codec;
 pub mod commands;
 pub mod config;
@@ -25,6 +24,7 @@ pub mod device;
 pub mod enroll;
 pub mod http;
 pub mod issuer;
+pub mod object_call;
 pub mod pki;
 pub mod profiles;
 pub mod proto;

@@ -5,9 +5,9 @@
 //! carry no external resources and only nonce'd inline style and script, under the
 //! [`Page::csp`] policy.
 
-use crate::calls::StoreError;
 use crate::device::valid_device_id;
 use crate::enroll::flow::Authority;
+use crate::object_call::StoreError;
 use crate::tokens::authority::{Stage, TokenCall, TokenCallError, TokenReply};
 use crate::tokens::{looks_like_token, RateLimit};
 use crate::users::{normalize_email, Directory, Kdf};

@@ -4,9 +4,9 @@
 //! shell): native code, where a wasm PBKDF2 would spend the request's CPU budget many times
 //! over. The user records live in KV (behind [`Directory`]).
 
-use crate::calls::StoreError;
 use crate::codec::{decode_base64_unpadded, encode_base64_unpadded};
 use crate::device::DeviceIndexEntry;
+use crate::object_call::StoreError;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 

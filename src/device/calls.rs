@@ -7,11 +7,11 @@
 
 use super::checkin::{checkin, Checkin, CheckinInput, CheckinState, MessageSignature};
 use super::lifecycle::{self, EnrollKind};
-use super::profiles::{CatalogNews, ProfileState, ProfileSync};
+use super::profile_state::{CatalogNews, ProfileState, ProfileSync};
 use super::{CertRef, DeviceIndexEntry, DeviceRecord, DeviceStatus, DmCredentials};
-use crate::calls::StoreError;
 use crate::commands::{self, CommandRecord, CommandRequest, Management, MAX_PENDING};
 use crate::config::{MessageSigning, PROVIDER_ID};
+use crate::object_call::StoreError;
 use crate::profiles::catalog::{Catalog, CatalogCall, CatalogReply};
 use crate::profiles::reconcile::{DeviceProfile, DeviceProfileView};
 use crate::profiles::DeviceProfileStatus;
@@ -774,7 +774,7 @@ pub mod memory {
                 retire_grace_secs: 7 * 86_400,
                 profile_verify_interval_secs: 28_800,
             };
-            let out = crate::calls::block_on(handle(self, catalog, call, ctx)).expect("memory store");
+            let out = crate::object_call::block_on(handle(self, catalog, call, ctx)).expect("memory store");
             self.commit(out.writes);
             self.effects.borrow_mut().extend(out.effects);
             out.reply
@@ -1039,7 +1039,7 @@ mod tests {
             signature: MessageSignature::Absent,
             signing: MessageSigning::Off,
         };
-        let out = crate::calls::block_on(handle(&d, &memory::NoCatalog, call, ctx)).unwrap();
+        let out = crate::object_call::block_on(handle(&d, &memory::NoCatalog, call, ctx)).unwrap();
         let (changed, commands) = row.apply(out.writes);
         assert!(changed && commands.is_empty(), "one row: the state; no command rows");
         assert_eq!(row.session.as_ref().unwrap().nonce, vec![9; 16]);

@@ -6,7 +6,7 @@
 //! state, calls [`checkin`] and commits what it returns.
 
 use super::lifecycle::{self, SessionAccess};
-use super::profiles::{self, ProfileChanges, ProfileState};
+use super::profile_state::{self, ProfileChanges, ProfileState};
 use super::{DeviceRecord, DeviceStatus, DmCredentials};
 use crate::codec::decode_base64;
 use crate::commands::{self, CommandRecord, CommandRequest, Management};
@@ -167,7 +167,7 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
     };
     // Configuration profiles go after the admin's commands, to enrolled devices only.
     let (profile_commands, profile_changes) = if record.status == DeviceStatus::Enrolled {
-        profiles::plan(state.profiles, &session_state, engine_input, input.now_ms)?
+        profile_state::plan(state.profiles, &session_state, engine_input, input.now_ms)?
     } else {
         Default::default()
     };

@@ -7,7 +7,7 @@
 pub mod calls;
 pub mod checkin;
 pub mod lifecycle;
-pub mod profiles;
+pub mod profile_state;
 
 use crate::proto::provdoc::CertStore;
 use serde::{Deserialize, Serialize};

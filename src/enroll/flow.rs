@@ -13,7 +13,6 @@
 use super::provisioning::{provisioning_doc, DocSettings, Secrets};
 use super::service::SoapRequest;
 use super::EnrollError;
-use crate::calls::StoreError;
 use crate::codec::{decode_base64, encode_base64, hex};
 use crate::config::Config;
 use crate::context::Entropy;
@@ -22,6 +21,7 @@ use crate::device::{
     lifecycle, valid_device_id, CertRef, DeviceIdentity, DeviceIndexEntry, DeviceRecord, DeviceStatus,
 };
 use crate::issuer::{CaCall, CaError, CaReply, Issued};
+use crate::object_call::StoreError;
 use crate::pki::{self, PkiError, Verifier};
 use crate::proto::discovery::AuthPolicy;
 use crate::proto::discovery::ENROLLMENT_PATH_WIN10;

@@ -20,7 +20,7 @@ pub async fn verify_detached<V: Verifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::block_on;
+    use crate::object_call::block_on;
     use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
     use crate::pki::{
         build_ca_certificate, issue_device_certificate, parse_csr, to_pem, CaKey, DeviceCertRequest,

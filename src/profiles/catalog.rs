@@ -16,7 +16,7 @@
 
 use super::request::ProfileRequest;
 use super::{profile_id, DesiredProfile, DeviceProfileStatus, Profile, ProfileStatus, Targets};
-use crate::calls::StoreError;
+use crate::object_call::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -224,7 +224,7 @@ pub enum CatalogWrite {
     DeleteStatus(String, String),
 }
 
-pub type CatalogOutcome = crate::calls::Outcome<CatalogReply, CatalogError, CatalogWrite>;
+pub type CatalogOutcome = crate::object_call::Outcome<CatalogReply, CatalogError, CatalogWrite>;
 
 /// The catalogue as the rest of the core calls it.
 #[allow(async_fn_in_trait)]
@@ -614,7 +614,7 @@ pub mod memory {
         pub fn call(&self, call: CatalogCall) -> Result<CatalogReply, CatalogError> {
             let name = serde_json::to_value(&call).unwrap()["op"].as_str().unwrap().to_string();
             self.calls.borrow_mut().push(name);
-            let out = crate::calls::block_on(handle(self, call)).expect("memory store");
+            let out = crate::object_call::block_on(handle(self, call)).expect("memory store");
             self.commit(out.writes);
             out.reply
         }
@@ -703,7 +703,7 @@ mod tests {
     #[test]
     fn assigning_to_everyone_writes_one_record() {
         let c = MemoryCatalog::default();
-        let out = crate::calls::block_on(handle(
+        let out = crate::object_call::block_on(handle(
             &c,
             CatalogCall::CreateProfile { request: request(Targets::All, "0"), now: "t".into() },
         ))

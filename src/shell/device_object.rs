@@ -13,17 +13,17 @@ use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::rpc;
 use super::storage::{store_error, Batch, JsonStorage};
-use crate::calls::StoreError;
 use crate::commands::{CommandRecord, Management};
 use crate::context::Entropy;
 use crate::device::calls::{
     self, CommandRow, DeviceCall, DeviceContext, DeviceEffect, DeviceError, DeviceReply, DeviceRow,
     DeviceStorage, HistoryLimits,
 };
-use crate::device::profiles::ProfileSync;
+use crate::device::profile_state::ProfileSync;
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
 use crate::issuer::CaCall;
+use crate::object_call::StoreError;
 use crate::profiles::catalog::{Catalog, CatalogCall};
 use crate::profiles::reconcile::DeviceProfile;
 use crate::proto::syncml::session::SessionState;

@@ -2,8 +2,8 @@
 //! `user:<email>` → [`UserRecord`]; `device:<device_id>` → [`DeviceIndexEntry`];
 //! `hw:<HWDevID>` → the DeviceID last enrolled on that hardware (a JSON string).
 
-use crate::calls::StoreError;
 use crate::device::DeviceIndexEntry;
+use crate::object_call::StoreError;
 use crate::users::UserRecord;
 use serde::{de::DeserializeOwned, Serialize};
 use worker::kv::KvStore;

@@ -85,7 +85,9 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     };
     match EdgePorts::new(env).device(device_id, call).await {
         Ok(Ok(DeviceReply::SyncMl(doc))) => fixed(200, CONTENT_TYPE, doc),
-        Ok(Ok(other)) => server_error(&crate::calls::StoreError(format!("device object answered {other:?}"))),
+        Ok(Ok(other)) => {
+            server_error(&crate::object_call::StoreError(format!("device object answered {other:?}")))
+        }
         Ok(Err(DeviceError::MalformedSyncMl(e))) => fixed(400, TEXT, format!("malformed SyncML: {e}\n")),
         Ok(Err(e)) => fixed(400, TEXT, format!("{e}\n")),
         Err(e) => server_error(&e),

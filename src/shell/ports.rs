@@ -4,11 +4,11 @@
 use super::{
     ca_object, device_object, kv::Kv, profile_catalog, rpc, storage::store_error, token_object, webcrypto,
 };
-use crate::calls::StoreError;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::DeviceIndexEntry;
 use crate::enroll::flow::{Authority, Devices, Issuer};
 use crate::issuer::{CaCall, CaError, CaReply};
+use crate::object_call::StoreError;
 use crate::pki::provider::{Hash, RsaPublicKey};
 use crate::pki::{PkiError, Verifier};
 use crate::profiles::catalog::{Catalog, CatalogCall, CatalogError, CatalogReply};

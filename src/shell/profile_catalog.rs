@@ -9,7 +9,7 @@
 
 use super::rpc;
 use super::storage::{store_error, Batch, JsonStorage};
-use crate::calls::StoreError;
+use crate::object_call::StoreError;
 use crate::profiles::catalog::{self, CatalogCall, CatalogStorage, CatalogWrite, Counts, Group};
 use crate::profiles::{DeviceProfileStatus, Profile};
 use worker::*;

@@ -2,8 +2,8 @@
 //! the core (`enroll::service`), SyncML refusals too (`device::checkin`); what is mapped here
 //! is the admin API's JSON errors and failures on the server's side.
 
-use crate::calls::StoreError;
 use crate::device::calls::DeviceError;
+use crate::object_call::StoreError;
 use crate::profiles::catalog::CatalogError;
 use crate::signin::{Page, SECURITY_HEADERS};
 use crate::tokens::authority::TokenCallError;

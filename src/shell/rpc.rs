@@ -2,7 +2,7 @@
 //! a `POST` body; the answer is the core's `Result<Reply, Error>` as JSON with status 200, or
 //! a storage failure as status 500 with its message. Both sides use these functions only.
 
-use crate::calls::StoreError;
+use crate::object_call::StoreError;
 use serde::{de::DeserializeOwned, Serialize};
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
@@ -20,13 +20,13 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
         .with_headers(headers)
         .with_body(Some(serde_json::to_string(call).map_err(store_error)?.into()));
     let req = Request::new_with_init("https://object/call", &init).map_err(store_error)?;
-    let started = js_sys::Date::now();
+    let started = super::platform::now_ms() as f64;
     let mut resp = stub.fetch_with_request(req).await.map_err(store_error)?;
     let status = resp.status_code();
     let body = resp.text().await.map_err(store_error)?;
     super::metrics::add(|c| {
         c.do_calls += 1;
-        c.do_ms += js_sys::Date::now() - started;
+        c.do_ms += super::platform::now_ms() as f64 - started;
     });
     if status != 200 {
         return Err(StoreError(format!("object answered {status}: {body}")));

@@ -3,7 +3,7 @@
 //! structured-clone path would turn maps into JS `Map`s, which `put(entries)` silently
 //! ignores).
 
-use crate::calls::StoreError;
+use crate::object_call::StoreError;
 use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{ListOptions, Storage};

@@ -11,7 +11,7 @@
 use super::platform::{now_ms, Csprng};
 use super::rpc;
 use super::storage::{store_error, Batch, JsonStorage};
-use crate::calls::StoreError;
+use crate::object_call::StoreError;
 use crate::tokens::authority::{
     self, EnrollTokenRecord, Expiring, Expiry, TokenCall, TokenStorage, TokenWrite, UsedToken,
 };

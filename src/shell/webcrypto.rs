@@ -9,8 +9,8 @@
 //!   ["sign"])`). WebCrypto's ECDSA signatures are `r || s`; the core converts them to and
 //!   from X.509's DER `ECDSA-Sig-Value`.
 
-use crate::calls::StoreError;
 use crate::context::Entropy;
+use crate::object_call::StoreError;
 use crate::pki::provider::{ecdsa_der_from_p1363, ecdsa_p1363_from_der, Hash, NewKey, RsaPublicKey};
 use crate::pki::{PkiError, Signer, Verifier};
 use js_sys::{Array, ArrayBuffer, Object, Promise, Reflect, Uint8Array};

@@ -6,9 +6,9 @@
 //! which the object commits together.
 
 use super::{sign, verify, Claims, RateLimit, TokenError, TokenType, Window, KEY_LEN, MAX_TOKEN_LEN};
-use crate::calls::{Outcome, StoreError};
 use crate::codec::{decode_base64, encode_base64, hex};
 use crate::context::Entropy;
+use crate::object_call::{Outcome, StoreError};
 use crate::time::format_timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -605,7 +605,8 @@ pub mod memory {
             now_ms: u64,
             entropy: &mut impl Entropy,
         ) -> Result<TokenReply, TokenCallError> {
-            let out = crate::calls::block_on(handle(self, call, now_ms, entropy)).expect("memory store");
+            let out =
+                crate::object_call::block_on(handle(self, call, now_ms, entropy)).expect("memory store");
             self.commit(out.writes);
             out.reply
         }

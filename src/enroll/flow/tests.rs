@@ -2,10 +2,10 @@
 //! with a failure injected at each step between objects.
 
 use super::*;
-use crate::calls::block_on;
 use crate::context::Counter;
 use crate::device::calls::memory::MemoryDevice;
 use crate::issuer::memory::MemoryCa;
+use crate::object_call::block_on;
 use crate::pki::provider::RsaPublicKey;
 use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
 use crate::pki::{Hash, RustCrypto, Verifier};
