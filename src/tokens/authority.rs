@@ -297,7 +297,11 @@ pub async fn handle<S: TokenStorage>(
             if email.as_deref().is_some_and(|e| e != claims.sub) {
                 return refuse(TokenError::WrongUser);
             }
-            if store.user_revoked(&claims.sub).await?.is_some_and(|at| claims.iat_ms <= at) {
+            // A deleted user's login tokens are refused by their issue time; enrollment tokens
+            // are marked revoked one by one when the user is deleted (no read needed here).
+            if claims.typ == TokenType::Login
+                && store.user_revoked(&claims.sub).await?.is_some_and(|at| claims.iat_ms <= at)
+            {
                 return refuse(TokenError::Revoked);
             }
             if let (Some(bound), Some(device)) = (&claims.dev, &device_id) {
