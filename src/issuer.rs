@@ -31,6 +31,25 @@ pub struct IssuanceRecord {
     pub renews: Option<String>,
     /// Set when the certificate was renewed or its device retired.
     pub revoked: bool,
+    /// The serial of the certificate that renewed this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_by: Option<String>,
+}
+
+/// How long a certificate that was renewed may renew again, in place of its successor: the
+/// answer to a renewal can be lost after the renewal was committed, and the device then still
+/// holds only the old certificate ([MS-MDE2] §3.4: it retries with what it has).
+pub const RENEWAL_RETRY_SECS: u64 = 7 * 86_400;
+
+/// Whether `record`, renewed by `successor`, may renew again: its successor is still current
+/// (never renewed itself, never revoked) and young.
+pub fn renewal_retry_allowed(record: &IssuanceRecord, successor: Option<&IssuanceRecord>, now: u64) -> bool {
+    successor.is_some_and(|n| {
+        record.renewed_by.as_deref() == Some(n.serial.as_str())
+            && n.renews.as_deref() == Some(record.serial.as_str())
+            && !n.revoked
+            && now < n.not_before + RENEWAL_RETRY_SECS
+    })
 }
 
 /// A serial number: 8 random bytes then the CA's counter. The counter makes it unique (the
@@ -255,13 +274,31 @@ pub async fn handle<T: CaStorage, S: Signer, E: Entropy>(
                 Err(e) => return Ok(Outcome::refuse(CaError::NotEligible(e.to_string()))),
             };
             let record = store.record(&info.serial_hex).await?;
-            if let Some(why) = renewal_refusal(record.as_ref(), &pki::thumbprint(&signer), ctx.now) {
-                return Ok(Outcome::refuse(CaError::NotEligible(why.into())));
+            // A retry after a lost answer: the certificate it renewed into is replaced.
+            let successor = match record.as_ref().and_then(|r| r.renewed_by.clone()) {
+                Some(next) => store.record(&next).await?,
+                None => None,
+            };
+            let retry = record.as_ref().is_some_and(|r| {
+                r.thumbprint == pki::thumbprint(&signer)
+                    && ctx.now < r.not_after
+                    && renewal_retry_allowed(r, successor.as_ref(), ctx.now)
+            });
+            if !retry {
+                if let Some(why) = renewal_refusal(record.as_ref(), &pki::thumbprint(&signer), ctx.now) {
+                    return Ok(Outcome::refuse(CaError::NotEligible(why.into())));
+                }
             }
             let Some(record) = record else {
                 return Ok(Outcome::refuse(CaError::NotEligible("unknown certificate".into())));
             };
-            issue(store, ctx, &record.device_id, &spki, validity_days, Some(record.serial)).await
+            let mut out =
+                issue(store, ctx, &record.device_id, &spki, validity_days, Some(record.serial)).await?;
+            if let (true, Some(mut replaced), Ok(_)) = (retry, successor, &out.reply) {
+                replaced.revoked = true;
+                out.writes.push(CaWrite::Record(replaced));
+            }
+            Ok(out)
         }
         CaCall::Revoke { serials } => {
             let mut writes = Vec::new();
@@ -306,11 +343,13 @@ async fn issue<T: CaStorage, S: Signer, E: Entropy>(
         not_after,
         renews: renews.clone(),
         revoked: false,
+        renewed_by: None,
     };
     let mut writes = vec![CaWrite::Counter(counter), CaWrite::Record(record.clone())];
     if let Some(old) = &renews {
         if let Some(mut prev) = store.record(old).await? {
             prev.revoked = true;
+            prev.renewed_by = Some(record.serial.clone());
             writes.push(CaWrite::Record(prev));
         }
     }
@@ -411,6 +450,7 @@ mod tests {
             not_after: 100,
             renews: None,
             revoked: false,
+            renewed_by: None,
         };
         assert_eq!(renewal_refusal(Some(&r), "T", 50), None);
         assert!(renewal_refusal(None, "T", 50).is_some());
@@ -503,7 +543,28 @@ mod tests {
             ("DEV", Some(first.serial.as_str()))
         );
         assert!(ca.records.borrow()[&first.serial].revoked);
+        assert_eq!(ca.records.borrow()[&first.serial].renewed_by.as_deref(), Some(second.serial.as_str()));
+        // The answer was lost: the device retries with the first certificate. Its unused
+        // successor is replaced.
+        let Ok(CaReply::Issued(retry)) = ca.call(renew(&first.cert_b64), t) else { panic!("a retry") };
+        assert!(ca.records.borrow()[&second.serial].revoked, "the lost one is revoked");
+        assert!(matches!(ca.call(renew(&second.cert_b64), t), Err(CaError::NotEligible(_))));
+        // Once the successor is used (it renewed), the first can no longer renew.
+        let Ok(CaReply::Issued(_next)) = ca.call(renew(&retry.cert_b64), t) else {
+            panic!("the current renews")
+        };
         assert!(matches!(ca.call(renew(&first.cert_b64), t), Err(CaError::NotEligible(_))), "renewed once");
+        // Nor after the retry window.
+        let (_, csr2) = rsa_key_and_csr(&dir, "dev2", 2048, "dev2");
+        let spki2 = pki::parse_csr(&csr2, 2048).unwrap().spki_der;
+        let a = issue(&ca, "DEV2", &spki2, t).unwrap();
+        let renew2 = CaCall::Renew {
+            signer_cert_b64: a.cert_b64.clone(),
+            spki_der_b64: encode_base64(&spki2),
+            validity_days: 30,
+        };
+        ca.call(renew2.clone(), t).unwrap();
+        assert!(matches!(ca.call(renew2, t + RENEWAL_RETRY_SECS + 1), Err(CaError::NotEligible(_))));
         // A certificate from another CA, and an expired one.
         let other = MemoryCa::new(t);
         let foreign = issue(&other, "DEV", &spki, t).unwrap();

@@ -31,10 +31,11 @@ pub enum DeviceCall {
         record: Box<DeviceRecord>,
         credentials: DmCredentials,
     },
-    /// The device got a new certificate.
+    /// The device got a new certificate, renewing the one of serial `previous`.
     Renewed {
         certificate: CertRef,
         renewed_at: String,
+        previous: String,
     },
     /// One SyncML message from the device.
     SyncMl {
@@ -249,11 +250,18 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
             Ok(DeviceOutcome::reply(DeviceReply::View(Box::new(DeviceView { record, mgmt })), vec![]))
         }
         DeviceCall::Enroll { record, credentials } => enroll(store, *record, credentials, ctx).await,
-        DeviceCall::Renewed { certificate, renewed_at } => {
+        DeviceCall::Renewed { certificate, renewed_at, previous } => {
             let Some(mut record) = store.record().await? else {
                 return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
             };
             if lifecycle::accepts_commands(record.status).is_err() {
+                return Ok(DeviceOutcome::refuse(DeviceError::NotEnrolled));
+            }
+            // The renewed certificate must still be the device's (or the one its current
+            // certificate replaced, for a retry): a re-enrollment in between wins.
+            let cur = &record.certificate;
+            if !cur.serial.eq_ignore_ascii_case(&previous) && cur.renews.as_deref() != Some(previous.as_str())
+            {
                 return Ok(DeviceOutcome::refuse(DeviceError::NotEnrolled));
             }
             record.certificate = certificate;
@@ -279,9 +287,14 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
                 .and_then(|s| s.session.as_ref())
                 .is_some_and(|s| s.session_id == msg.hdr.session_id && !s.ended && s.authenticated);
             let starts = msg.hdr.msg_id == "1" || !under_way;
-            if starts && state.record.as_ref().is_some_and(|r| r.status == DeviceStatus::Enrolled) {
-                state.profiles.news =
-                    catalog_news(catalog, &msg.hdr.source.loc_uri, &state.profiles.sync).await;
+            if let Some(id) = state
+                .record
+                .as_ref()
+                .filter(|r| starts && r.status == DeviceStatus::Enrolled)
+                .map(|r| r.identity.device_id.clone())
+            {
+                // The record's DeviceID: the object was chosen by it, the reports use it.
+                state.profiles.news = catalog_news(catalog, &id, &state.profiles.sync).await;
             }
             let input = CheckinInput {
                 message: message.as_bytes(),
@@ -589,7 +602,6 @@ async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<Devic
     let mut mgmt = store.mgmt().await?.unwrap_or_default();
     let step = lifecycle::retire(&record);
     let mut writes = Vec::new();
-    let mut alarm = None;
     if step.status != record.status {
         record.status = step.status;
         record.retired_at = Some(ctx.now_iso());
@@ -598,7 +610,6 @@ async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<Devic
             writes = cancel_pending(store, "cancelled: the device was retired", ctx).await?;
             let unenroll = CommandRequest::Unenroll { provider_id: PROVIDER_ID.to_string() };
             append_command(store, Vec::new(), unenroll, ctx.now_ms, &mut writes).await?;
-            alarm = Some(ctx.now_ms + ctx.retire_grace_secs * 1000);
         }
         writes.push(DeviceWrite::Record(record.clone()));
         writes.push(DeviceWrite::Mgmt(mgmt));
@@ -608,6 +619,9 @@ async fn retire<S: DeviceStorage>(store: &S, ctx: DeviceContext) -> Result<Devic
         // A retired device no longer counts for any profile.
         forget_profiles(store, &record.identity.device_id, &mut writes, &mut effects).await?;
     }
+    // The grace alarm is (re)armed by every retire of a retiring device: a retry also repairs
+    // an alarm that failed to be set.
+    let alarm = (record.status == DeviceStatus::Retiring).then(|| ctx.now_ms + ctx.retire_grace_secs * 1000);
     let reply = DeviceReply::Retire { device_id: record.identity.device_id.clone(), status: record.status };
     Ok(DeviceOutcome { reply: Ok(reply), writes, effects, alarm })
 }
@@ -1003,8 +1017,13 @@ mod tests {
             thumbprint: "T2".into(),
             not_before: "a".into(),
             not_after: "b".into(),
+            renews: Some("0A".into()),
         };
-        let call = || DeviceCall::Renewed { certificate: cert.clone(), renewed_at: "t1".into() };
+        let call = || DeviceCall::Renewed {
+            certificate: cert.clone(),
+            renewed_at: "t1".into(),
+            previous: "0A".into(),
+        };
         let Ok(DeviceReply::Record(r)) = d.call(call(), NOW) else { panic!() };
         assert_eq!((r.certificate.serial.as_str(), r.renewed_at.as_deref()), ("0B", Some("t1")));
         d.record.borrow_mut().as_mut().unwrap().status = DeviceStatus::Retired;

@@ -173,7 +173,9 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
     };
     queue.extend(profile_commands);
     let out = session::handle_message(&session_state, Input { queue: &queue, ..engine_input })?;
-    if !out.authenticated && !status_changed {
+    // A message that did not authenticate changes nothing, not even what its arrival would
+    // have expired (the next authenticated message, or the retire alarm, does that).
+    if !out.authenticated {
         return Ok(Checkin::Unchanged { reply: out.reply });
     }
     let applied = commands::apply_events(&out.events, &mut record, &mut mgmt, &mut commands, &now_iso);

@@ -138,10 +138,18 @@ pub fn accepts_commands(status: DeviceStatus) -> Result<(), LifecycleError> {
     }
 }
 
-/// A renewal is allowed for the certificate that is current on an enrolled device's record.
-pub fn renewal(rec: &DeviceRecord, signer_thumbprint: &str) -> Result<(), LifecycleError> {
+/// A renewal is allowed for the certificate that is current on an enrolled device's record,
+/// and, as a retry whose answer was lost, for the one the current certificate renewed (the CA
+/// allows that retry only while the current one is young and was never used; [`crate::issuer`]).
+pub fn renewal(
+    rec: &DeviceRecord,
+    signer_thumbprint: &str,
+    signer_serial: &str,
+) -> Result<(), LifecycleError> {
     accepts_commands(rec.status)?;
-    if !rec.certificate.thumbprint.eq_ignore_ascii_case(signer_thumbprint) {
+    let current = rec.certificate.thumbprint.eq_ignore_ascii_case(signer_thumbprint);
+    let replaced = rec.certificate.renews.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(signer_serial));
+    if !current && !replaced {
         return Err(LifecycleError::NotCurrentCertificate);
     }
     Ok(())
@@ -158,6 +166,7 @@ pub fn supersede(rec: &DeviceRecord, by_user: Option<&str>) -> Option<DeviceStat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::CertRef;
 
     fn rec(status: DeviceStatus, user: &str) -> DeviceRecord {
         crate::device::test_record("D", status, Some(user))
@@ -208,7 +217,7 @@ mod tests {
         }
         assert_eq!(session_access(DeviceStatus::Retiring), SessionAccess::UnenrollOnly);
         assert_eq!(accepts_commands(DeviceStatus::Retiring), Err(LifecycleError::NotEnrolled));
-        assert!(renewal(&rec(DeviceStatus::Retiring, "a@x"), "T1").is_err());
+        assert!(renewal(&rec(DeviceStatus::Retiring, "a@x"), "T1", "0A").is_err());
     }
 
     #[test]
@@ -235,8 +244,14 @@ mod tests {
             assert_eq!(accepts_commands(s).is_ok(), s == DeviceStatus::Enrolled);
         }
         let a = rec(DeviceStatus::Enrolled, "a@x");
-        assert_eq!(renewal(&a, "t1"), Ok(()));
-        assert_eq!(renewal(&a, "FFFF"), Err(LifecycleError::NotCurrentCertificate));
+        assert_eq!(renewal(&a, "t1", "0A"), Ok(()));
+        assert_eq!(renewal(&a, "FFFF", "0B"), Err(LifecycleError::NotCurrentCertificate));
+        let renewed = DeviceRecord {
+            certificate: CertRef { renews: Some("09".into()), ..a.certificate.clone() },
+            ..a.clone()
+        };
+        assert_eq!(renewal(&renewed, "EEEE", "09"), Ok(()), "a retry with the certificate it replaced");
+        assert_eq!(renewal(&renewed, "EEEE", "08"), Err(LifecycleError::NotCurrentCertificate));
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct CertRef {
     pub thumbprint: String,
     pub not_before: String,
     pub not_after: String,
+    /// The serial of the certificate this one renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<String>,
 }
 
 /// Where a device is in its lifecycle; the transitions are [`lifecycle`].
@@ -153,6 +156,7 @@ pub fn test_record(id: &str, status: DeviceStatus, user: Option<&str>) -> Device
             thumbprint: "T1".into(),
             not_before: "".into(),
             not_after: "".into(),
+            renews: None,
         },
         status,
         enrolled_at: "t0".into(),

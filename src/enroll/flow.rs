@@ -94,10 +94,16 @@ pub async fn authenticate<P: Ports>(
                 return Err(EnrollError::Authentication("this server accepts enrollment tokens only".into()));
             }
             let email = users::normalize_email(username);
+            if !users::valid_email(&email) {
+                return Err(EnrollError::Authentication("unknown user or wrong password".into()));
+            }
+            // Counted before the password is checked and given back on success, as on the
+            // sign-in page: guesses sent in parallel cannot all pass a check made before any
+            // of them failed.
             let keys = vec![format!("email:{email}"), format!("ip:{}", req.client.unwrap_or(LOCAL_CLIENT))];
             let limit =
                 RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
-            match ports.tokens(TokenCall::CheckLimit { keys: keys.clone(), limit }).await.map_err(server)? {
+            match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await.map_err(server)? {
                 Ok(_) => {}
                 Err(TokenCallError::RateLimited { .. }) => {
                     return Err(EnrollError::Authentication(
@@ -107,11 +113,11 @@ pub async fn authenticate<P: Ports>(
                 Err(e) => return Err(EnrollError::Server(format!("token authority refused: {e:?}"))),
             }
             match users::authenticate(ports, &email, password).await.map_err(server)? {
-                Some(_) => Ok(Principal { email, token: None }),
-                None => {
-                    ports.tokens(TokenCall::Failed { keys, limit }).await.map_err(server)?.ok();
-                    Err(EnrollError::Authentication("unknown user or wrong password".into()))
+                Some(_) => {
+                    ports.tokens(TokenCall::Release { keys }).await.map_err(server)?.ok();
+                    Ok(Principal { email, token: None })
                 }
+                None => Err(EnrollError::Authentication("unknown user or wrong password".into())),
             }
         }
         Some(Credential::UserToken(bytes)) => {
@@ -176,6 +182,7 @@ fn cert_ref(i: &Issued) -> CertRef {
         thumbprint: i.thumbprint.clone(),
         not_before: format_timestamp(i.not_before * 1000),
         not_after: format_timestamp(i.not_after * 1000),
+        renews: i.renews.clone(),
     }
 }
 
@@ -330,7 +337,7 @@ pub async fn renew<P: Ports>(
     };
     // Only the certificate that is current on an enrolled device's record renews: not one it
     // replaced, not a retired or superseded device's.
-    lifecycle::renewal(&record, &pki::thumbprint(&renewal.signer_cert_der))
+    lifecycle::renewal(&record, &pki::thumbprint(&renewal.signer_cert_der), &signer.serial_hex)
         .map_err(|e| EnrollError::NotEligibleToRenew(e.to_string()))?;
     let issued = sign(
         ports,
@@ -341,12 +348,23 @@ pub async fn renew<P: Ports>(
         },
     )
     .await?;
-    let call = DeviceCall::Renewed { certificate: cert_ref(&issued), renewed_at: format_timestamp(now_ms) };
+    let call = DeviceCall::Renewed {
+        certificate: cert_ref(&issued),
+        renewed_at: format_timestamp(now_ms),
+        previous: signer.serial_hex.clone(),
+    };
     let updated = match ports.device(&device_id, call).await.map_err(server)? {
         Ok(DeviceReply::Record(r)) => r,
-        _ => return Err(EnrollError::NotEligibleToRenew("the device is no longer enrolled".into())),
+        _ => {
+            // Enrolled again or retired meanwhile: the new certificate is never handed out.
+            let _ = ports.ca(CaCall::Revoke { serials: vec![issued.serial.clone()] }).await;
+            return Err(EnrollError::NotEligibleToRenew("the device is no longer enrolled".into()));
+        }
     };
-    ports.put_device(&DeviceIndexEntry::from(updated.as_ref())).await.map_err(server)?;
+    // The renewal is committed: the listing follows best effort, and a failure there must not
+    // turn a done renewal into a fault (the device would retry with a certificate that is no
+    // longer current).
+    let _ = ports.put_device(&DeviceIndexEntry::from(updated.as_ref())).await;
     let doc = RenewalDoc {
         root: stored(&issued.ca.cert_b64, &issued.ca.thumbprint),
         client: stored(&issued.cert_b64, &issued.thumbprint),

@@ -132,7 +132,7 @@ impl DurableObject for DeviceObject {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let answer = match rpc::decode::<DeviceCall>(&mut req).await {
-            Ok(call) => self.run(call).await,
+            Ok(call) => self.serialized(call).await,
             Err(e) => Err(e),
         };
         rpc::encode(answer)
@@ -140,21 +140,31 @@ impl DurableObject for DeviceObject {
 
     /// The retire grace period ended.
     async fn alarm(&self) -> Result<Response> {
-        rpc::encode(self.run(DeviceCall::RetireDeadline).await)
+        rpc::encode(self.serialized(DeviceCall::RetireDeadline).await)
     }
 }
 
+type Answer = std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError>;
+
 impl DeviceObject {
-    async fn run(
-        &self,
-        call: DeviceCall,
-    ) -> std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError> {
-        let store = Store {
-            storage: JsonStorage(self.state.storage()),
-            row: RefCell::new(None),
-            legacy: Cell::new(false),
-        };
-        let cfg = super::config(&self.env).map_err(|e| StoreError(e.to_string()))?;
+    /// One call at a time, from its first read to its last effect. The input gate holds other
+    /// requests back only while storage is awaited; a check-in also awaits the profile
+    /// catalogue, and a call that ran in between would be overwritten by this one's commit
+    /// (a retire lost, a re-enrollment undone, a replayed message accepted twice).
+    async fn serialized(&self, call: DeviceCall) -> Answer {
+        let (storage, env) = (self.state.storage(), self.env.clone());
+        self.state
+            .block_concurrency_while(async move { Ok(run(storage, env, call).await) })
+            .await
+            .map_err(|e| StoreError(e.to_string()))?
+    }
+}
+
+async fn run(storage: Storage, env: Env, call: DeviceCall) -> Answer {
+    {
+        let store =
+            Store { storage: JsonStorage(storage), row: RefCell::new(None), legacy: Cell::new(false) };
+        let cfg = super::config(&env).map_err(|e| StoreError(e.to_string()))?;
         let ctx = DeviceContext {
             now_ms: now_ms(),
             fresh_nonce: Csprng.bytes(),
@@ -165,7 +175,7 @@ impl DeviceObject {
             retire_grace_secs: cfg.retire_grace_secs.into(),
             profile_verify_interval_secs: cfg.profile_verify_interval_secs.into(),
         };
-        let out = calls::handle(&store, &EdgePorts::new(&self.env), call, ctx).await?;
+        let out = calls::handle(&store, &EdgePorts::new(&env), call, ctx).await?;
         let mut row = store.row().await?;
         let (changed, commands) = row.apply(out.writes);
         let mut batch = Batch::default();
@@ -188,9 +198,9 @@ impl DeviceObject {
         store.storage.commit(batch).await?;
         if let Some(at) = out.alarm {
             let offset = at.saturating_sub(ctx.now_ms) as i64;
-            self.state.storage().set_alarm(offset).await.map_err(store_error)?;
+            store.storage.0.set_alarm(offset).await.map_err(store_error)?;
         }
-        let ports = EdgePorts::new(&self.env);
+        let ports = EdgePorts::new(&env);
         for effect in out.effects {
             match effect {
                 DeviceEffect::Index(entry) => ports.kv()?.put_device(&entry).await?,

@@ -501,7 +501,11 @@ async fn sweep_into<S: TokenStorage>(
     if store.next_sweep().await?.is_some_and(|t| now < t) {
         return Ok(());
     }
-    for e in store.expired(now, SWEEP_BATCH).await? {
+    let due = store.expired(now, SWEEP_BATCH).await?;
+    // A full batch may not be all: sweep again at the next call instead of in an hour, so
+    // that entries made faster than one batch an hour cannot pile up.
+    let more = due.len() == SWEEP_BATCH;
+    for e in due {
         match &e.target {
             Expiring::Used(jti) => {
                 if !writes.iter().any(|w| matches!(w, TokenWrite::Used(j, _) if j == jti)) {
@@ -519,7 +523,7 @@ async fn sweep_into<S: TokenStorage>(
         }
         writes.push(TokenWrite::DeleteExpiry(e));
     }
-    writes.push(TokenWrite::NextSweep(now + SWEEP_EVERY_SECS));
+    writes.push(TokenWrite::NextSweep(if more { now } else { now + SWEEP_EVERY_SECS }));
     Ok(())
 }
 

@@ -339,13 +339,20 @@ fn credentials_are_checked_without_telling_which_users_exist() {
     let cred = |u: &str, p: &str| Credential::UsernameToken { username: u.into(), password: p.into() };
     let ok = auth(&w, Some(&cred(" Alice@Contoso.com ", PASSWORD))).unwrap();
     assert_eq!(ok, Principal { email: "alice@contoso.com".into(), token: None });
-    for (u, p) in [("alice@contoso.com", "wrong"), ("bob@contoso.com", PASSWORD), ("not an email", PASSWORD)]
-    {
+    for (u, p) in [("alice@contoso.com", "wrong"), ("bob@contoso.com", PASSWORD)] {
         let before = w.kdf_calls.get();
         let r = auth(&w, Some(&cred(u, p)));
         assert!(matches!(r, Err(EnrollError::Authentication(_))), "{u}");
         assert_eq!(w.kdf_calls.get(), before + 1, "a hash is derived for {u} too");
     }
+    // What is not an email at all is refused before anything (its form says nothing of users,
+    // and it never becomes a rate-limit key).
+    let before = (w.kdf_calls.get(), w.tokens.windows.borrow().len());
+    assert!(matches!(
+        auth(&w, Some(&cred(&"x".repeat(70_000), PASSWORD))),
+        Err(EnrollError::Authentication(_))
+    ));
+    assert_eq!((w.kdf_calls.get(), w.tokens.windows.borrow().len()), before);
     assert!(matches!(auth(&w, None), Err(EnrollError::Authentication(_))));
     let garbage = Credential::UserToken(vec![0xff, 0xfe]);
     assert!(matches!(auth(&w, Some(&garbage)), Err(EnrollError::Authentication(_))));
@@ -437,8 +444,38 @@ fn renewal_runs_through_the_ca_and_the_device_and_only_once() {
     assert!(doc.contains(&renewed.certificate.thumbprint));
     assert!(w.ca.records.borrow()[&first.serial].revoked);
     assert_eq!(w.index.borrow()["DEV-1"].certificate_not_after, renewed.certificate.not_after);
-    // The old certificate cannot renew again.
+    // The answer was lost (or the listing write failed after the commit): the device retries
+    // with the certificate it still holds, and gets a new one; the unused one is revoked.
+    let retried = renew_with(&w, "DEV-1", &p7, None).unwrap();
+    let current = w.device("DEV-1").unwrap().certificate;
+    assert!(retried.contains(&current.thumbprint));
+    assert!(w.ca.records.borrow()[&renewed.certificate.serial].revoked);
+    // Once the current certificate renews itself, the old one can no longer renew.
+    let (new_key, _) = (dir.path("new.key"), ());
+    let current_b64 = w.issued.borrow()[&current.thumbprint].clone();
+    let (_, newer_csr) = csr(&dir, "newer");
+    let p7b = renewal_pkcs7(&dir, &current_b64, &new_key, &newer_csr);
+    renew_with(&w, "DEV-1", &p7b, None).unwrap();
     assert!(matches!(renew_with(&w, "DEV-1", &p7, None), Err(EnrollError::NotEligibleToRenew(_))));
+}
+
+#[test]
+fn a_renewal_whose_listing_write_fails_is_still_done() {
+    let dir = TempDir::new("flow-renew-index");
+    let w = World::new();
+    let token = w.login_token(None);
+    let (key, der) = csr(&dir, "dev");
+    enroll(&w, &token_principal(&token), "DEV-1", &der).unwrap();
+    let first = w.device("DEV-1").unwrap().certificate;
+    let b64 = w.issued.borrow()[&first.thumbprint].clone();
+    let (_, new_csr) = csr(&dir, "new");
+    let p7 = renewal_pkcs7(&dir, &b64, &key, &new_csr);
+    w.fail.set(Some(Step::Index));
+    let doc = renew_with(&w, "DEV-1", &p7, None).unwrap();
+    assert!(
+        doc.contains(&w.device("DEV-1").unwrap().certificate.thumbprint),
+        "the device gets its certificate"
+    );
 }
 
 #[test]
@@ -594,6 +631,22 @@ fn passwords_are_refused_under_federated_and_limited_under_on_premise() {
     let later = World { now: w.now + 901, ..World::new() };
     later.tokens.windows.replace(w.tokens.windows.borrow().clone());
     assert!(auth(&later, Some(&cred(PASSWORD))).is_ok());
+}
+
+#[test]
+fn guesses_in_parallel_are_counted_before_they_are_checked() {
+    // Three attempts admitted and not yet answered hold the whole budget (LOGIN_MAX_FAILURES 3):
+    // a fourth is refused without a hash, whatever its password.
+    let w = World::new();
+    let keys = vec!["email:alice@contoso.com".to_string(), "ip:203.0.113.7".to_string()];
+    let limit = crate::tokens::RateLimit { max_failures: 3, window_secs: 900 };
+    for _ in 0..3 {
+        block_on(w.tokens(TokenCall::Attempt { keys: keys.clone(), limit })).unwrap().unwrap();
+    }
+    let before = w.kdf_calls.get();
+    let cred = Credential::UsernameToken { username: "alice@contoso.com".into(), password: PASSWORD.into() };
+    assert!(matches!(auth(&w, Some(&cred)), Err(EnrollError::Authentication(m)) if m.contains("too many")));
+    assert_eq!(w.kdf_calls.get(), before);
 }
 
 #[test]
