@@ -11,12 +11,13 @@
 //!
 //! Behaviour, with the public sections it follows:
 //! * authentication (OMA-DM 1.2 Protocol §9; OMA-DM 1.2 Security §5.3; [MS-MDM] §1.3.1;
-//!   Microsoft Learn "OMA DM protocol support"): the first message of every session must carry
-//!   a valid `Cred` (`syncml:auth-md5` over the current nonce; `syncml:auth-basic` only if
-//!   allowed). Missing → SyncHdr 407, wrong → 401, both with a `Chal` carrying a fresh nonce,
-//!   statuses only and `Final`; one challenge per session, a second failure gets 401 without
-//!   `Chal` and ends the session. Success → 212 with a `Chal`/`NextNonce` for the next session;
-//!   the used nonce is replaced at once, so a replayed message fails.
+//!   Microsoft Learn "OMA DM protocol support"): every message must carry a valid `Cred`
+//!   (`syncml:auth-md5` over the current nonce; `syncml:auth-basic` only if allowed), or come
+//!   with the device's verified TLS client certificate. Success → SyncHdr 200 (never 212, which
+//!   would let the rest of the session go without credentials) with a `Chal` whose `NextNonce`
+//!   the next message must use; the used nonce is replaced at once, so a replayed message
+//!   fails. Missing → 407, wrong → 401, both with a `Chal` carrying the current nonce, statuses
+//!   only and `Final`, and nothing else: the state is returned as it was.
 //! * statuses ([MS-MDM] §2.2.6.1; OMA-DM 1.2 Protocol §8.4, §8.6, §8.7; OMA-DM 1.2
 //!   Representation Protocol, Status restrictions): SyncHdr first (CmdRef 0), then each Alert,
 //!   Replace and any other device command in order; none for Status or Results (except 213 for
