@@ -35,11 +35,24 @@ use crate::config::Config;
 use respond::{fixed, json_error};
 use worker::*;
 
-/// Reads the configuration from the Worker's vars and secrets.
+thread_local! {
+    /// The configuration, read once per isolate: vars and secrets are fixed for the deployment
+    /// version an isolate runs, and reading them costs two calls into JS per setting.
+    static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+}
+
+/// Reads the configuration from the Worker's vars and secrets (once per isolate).
 pub fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> {
-    Config::from_lookup(&|name| {
+    if let Some(c) = CONFIG.with(|c| c.get().cloned()) {
+        return Ok(c);
+    }
+    let cfg = Config::from_lookup(&|name| {
         env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
-    })
+    })?;
+    CONFIG.with(|c| {
+        let _ = c.set(cfg.clone());
+    });
+    Ok(cfg)
 }
 
 /// `scheme://host[:port]` of the request.
