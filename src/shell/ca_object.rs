@@ -128,7 +128,7 @@ impl CertificateAuthority {
         let counter = self.allocate(&storage, call.allocates_serial()).await?;
         let ctx =
             CaContext { signer: &WebCrypto, ca: &ca, counter, now: now_ms() / 1000, entropy: &mut Csprng };
-        let out = issuer::handle(&Records(&storage), ctx, call).await?;
+        let out = Box::pin(issuer::handle(&Records(&storage), ctx, call)).await?;
         let mut batch = Batch::default();
         for w in &out.writes {
             match w {

@@ -175,7 +175,8 @@ async fn run(storage: Storage, env: Env, call: DeviceCall) -> Answer {
             retire_grace_secs: cfg.retire_grace_secs.into(),
             profile_verify_interval_secs: cfg.profile_verify_interval_secs.into(),
         };
-        let out = calls::handle(&store, &EdgePorts::new(&env), call, ctx).await?;
+        let ports = EdgePorts::new(&env);
+        let out = Box::pin(calls::handle(&store, &ports, call, ctx)).await?;
         let mut row = store.row().await?;
         let (changed, commands) = row.apply(out.writes);
         let mut batch = Batch::default();

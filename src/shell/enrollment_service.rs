@@ -30,7 +30,8 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         generation,
         now_ms: now_ms(),
     };
-    let answer = service::handle(&EdgePorts::new(env), cfg, request, &mut Csprng).await;
+    let ports = EdgePorts::new(env);
+    let answer = Box::pin(service::handle(&ports, cfg, request, &mut Csprng)).await;
     if let Some(line) = answer.log {
         console_log!("{line}");
     }

@@ -97,8 +97,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             | "/enrollmentserver/policyenrollmentwebservice.svc"
             | "/enrollmentserver/deviceenrollmentwebservice.svc"
             | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
-        ) => enrollment_service::handle(req, env, &cfg).await,
-        (Method::Post, "/managementserver/mdm.svc") => management_service::handle(req, env, &cfg).await,
+        ) => Box::pin(enrollment_service::handle(req, env, &cfg)).await,
+        (Method::Post, "/managementserver/mdm.svc") => {
+            Box::pin(management_service::handle(req, env, &cfg)).await
+        }
         (Method::Get, "/windows-web-agent") => signin_page::show(req, &cfg).await,
         (Method::Post, "/windows-web-agent") => signin_page::submit(req, env, &cfg).await,
         (Method::Get, "/api/v1/ca") => admin_api::ca_certificate(env).await,

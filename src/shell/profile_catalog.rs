@@ -123,7 +123,7 @@ impl ProfileCatalog {
     ) -> std::result::Result<std::result::Result<catalog::CatalogReply, catalog::CatalogError>, StoreError>
     {
         let store = Store(JsonStorage(self.state.storage()));
-        let out = catalog::handle(&store, call).await?;
+        let out = Box::pin(catalog::handle(&store, call)).await?;
         let mut batch = Batch::default();
         for w in &out.writes {
             match w {

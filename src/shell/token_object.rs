@@ -114,7 +114,7 @@ impl TokenAuthority {
     ) -> std::result::Result<std::result::Result<authority::TokenReply, authority::TokenCallError>, StoreError>
     {
         let store = Store(JsonStorage(self.state.storage()));
-        let out = authority::handle(&store, call, now_ms(), &mut Csprng).await?;
+        let out = Box::pin(authority::handle(&store, call, now_ms(), &mut Csprng)).await?;
         let mut batch = Batch::default();
         for w in &out.writes {
             match w {
