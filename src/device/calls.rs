@@ -286,7 +286,10 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
                 .as_ref()
                 .and_then(|s| s.session.as_ref())
                 .is_some_and(|s| s.session_id == msg.hdr.session_id && !s.ended && s.authenticated);
-            let starts = msg.hdr.msg_id == "1" || !under_way;
+            // Only a message that authenticates may cost a call to the one catalogue all devices
+            // share: an attacker who knows a DeviceID must not be able to make it work.
+            let starts = (msg.hdr.msg_id == "1" || !under_way)
+                && super::checkin::authenticates(&state, &msg, client_cert.as_deref());
             if let Some(id) = state
                 .record
                 .as_ref()
@@ -1064,6 +1067,41 @@ mod tests {
         assert_eq!(row.session.as_ref().unwrap().nonce, vec![9; 16]);
         let back: DeviceRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
         assert_eq!(back, row);
+    }
+
+    /// A catalogue that counts how often it is asked.
+    struct Counting(std::cell::Cell<u32>);
+
+    impl Catalog for Counting {
+        async fn catalog(
+            &self,
+            _call: CatalogCall,
+        ) -> Result<Result<CatalogReply, crate::profiles::catalog::CatalogError>, StoreError> {
+            self.0.set(self.0.get() + 1);
+            Ok(Ok(CatalogReply::Current { rev: 0 }))
+        }
+    }
+
+    #[test]
+    fn only_authenticated_messages_ask_the_catalogue() {
+        let d = enrolled("DEV");
+        let c = Counting(std::cell::Cell::new(0));
+        let call = |msg: String| DeviceCall::SyncMl {
+            message: msg,
+            server_url: SERVER.into(),
+            client_cert: None,
+            max_attempts: 3,
+            signature: MessageSignature::Absent,
+            signing: MessageSigning::Off,
+        };
+        // Someone who knows the DeviceID, over and over: never a catalogue call.
+        for (n, cred) in [None, Some(&[9u8; 16][..])].into_iter().enumerate() {
+            d.call_with(&c, call(message("DEV", &format!("9{n}"), 1, cred, ALERT_1201)), NOW).unwrap();
+        }
+        assert_eq!(c.0.get(), 0);
+        // The device's own session start: one.
+        d.call_with(&c, call(message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201)), NOW).unwrap();
+        assert_eq!(c.0.get(), 1);
     }
 
     #[test]

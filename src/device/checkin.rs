@@ -106,6 +106,34 @@ fn signature_accepted(record: &DeviceRecord, input: &CheckinInput<'_>) -> bool {
     }
 }
 
+/// The device's credentials as the session engine checks them.
+fn device_auth(creds: &DmCredentials, record: &DeviceRecord, client_cert: Option<&str>) -> DeviceAuth {
+    DeviceAuth {
+        name: creds.device_name.clone(),
+        secret_hash: creds.device_hash_b64.clone(),
+        allow_basic: false,
+        client_certificate: client_cert
+            .is_some_and(|t| t.eq_ignore_ascii_case(&record.certificate.thumbprint)),
+    }
+}
+
+/// Whether `msg` authenticates against this state: work that costs other objects (asking the
+/// profile catalogue) is done only for messages that do.
+pub fn authenticates(state: &CheckinState, msg: &SyncMl, client_cert: Option<&str>) -> bool {
+    let (Some(record), Some(creds)) = (&state.record, &state.credentials) else {
+        return false;
+    };
+    let fresh;
+    let session = match &state.session {
+        Some(s) => s,
+        None => {
+            fresh = SessionState::new(decode_base64(&creds.device_nonce_b64).unwrap_or_default());
+            &fresh
+        }
+    };
+    session::credential_ok(session, &msg.hdr, &device_auth(creds, record, client_cert))
+}
+
 /// Runs one device message against the device's state.
 pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, SyncMlError> {
     let msg = SyncMl::parse_bytes(input.message)?;
@@ -149,14 +177,7 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
             commands.get(&q.id).is_some_and(|c| matches!(c.request, CommandRequest::Unenroll { .. }))
         });
     }
-    let auth = DeviceAuth {
-        name: creds.device_name.clone(),
-        secret_hash: creds.device_hash_b64.clone(),
-        allow_basic: false,
-        client_certificate: input
-            .client_cert
-            .is_some_and(|t| t.eq_ignore_ascii_case(&record.certificate.thumbprint)),
-    };
+    let auth = device_auth(&creds, &record, input.client_cert);
     let engine_input = Input {
         message: input.message,
         auth: &auth,

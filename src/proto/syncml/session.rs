@@ -450,6 +450,12 @@ fn hdr_status(msg: &SyncMl, code: u16, chal: Option<Chal>) -> Status {
 }
 
 /// `Ok` or the SyncHdr status code: 407 (no `Cred`) or 401.
+/// Whether a message's credentials hold against the current nonce, without handling it (the
+/// caller decides whether the message is worth any further work).
+pub fn credential_ok(state: &SessionState, hdr: &SyncHdr, auth: &DeviceAuth) -> bool {
+    check_cred(hdr, auth, &state.nonce).is_ok()
+}
+
 fn check_cred(hdr: &SyncHdr, auth: &DeviceAuth, nonce: &[u8]) -> Result<(), u16> {
     if auth.client_certificate {
         return Ok(());
