@@ -846,15 +846,21 @@ mod tests {
         )
     }
 
-    fn syncml(d: &MemoryDevice, msg: String) -> crate::proto::syncml::message::SyncMl {
-        let call = DeviceCall::SyncMl {
-            message: msg,
+    /// A SyncML message from the device as the edge hands it on: no client certificate, no
+    /// signature, signing off.
+    fn syncml_call(message: String) -> DeviceCall {
+        DeviceCall::SyncMl {
+            message,
             server_url: SERVER.into(),
             client_cert: None,
             max_attempts: 3,
             signature: MessageSignature::Absent,
             signing: MessageSigning::Off,
-        };
+        }
+    }
+
+    fn syncml(d: &MemoryDevice, msg: String) -> crate::proto::syncml::message::SyncMl {
+        let call = syncml_call(msg);
         match d.call(call, NOW) {
             Ok(DeviceReply::SyncMl(doc)) => crate::proto::syncml::message::SyncMl::parse(&doc).unwrap(),
             other => panic!("{other:?}"),
@@ -893,14 +899,7 @@ mod tests {
             "<a/>",
             &message("DEV", "1", 0, None, "").replace("<MsgID>0</MsgID>", "<MsgID>x</MsgID>"),
         ] {
-            let call = DeviceCall::SyncMl {
-                message: bad.into(),
-                server_url: SERVER.into(),
-                client_cert: None,
-                max_attempts: 3,
-                signature: MessageSignature::Absent,
-                signing: MessageSigning::Off,
-            };
+            let call = syncml_call(bad.into());
             assert!(matches!(d.call(call, NOW), Err(DeviceError::MalformedSyncMl(_))), "{bad}");
         }
         assert_eq!(*d.session.borrow(), before);
@@ -1053,14 +1052,7 @@ mod tests {
             retire_grace_secs: 60,
             profile_verify_interval_secs: 28_800,
         };
-        let call = DeviceCall::SyncMl {
-            message: message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201),
-            server_url: SERVER.into(),
-            client_cert: None,
-            max_attempts: 3,
-            signature: MessageSignature::Absent,
-            signing: MessageSigning::Off,
-        };
+        let call = syncml_call(message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
         let out = crate::object_call::block_on(handle(&d, &memory::NoCatalog, call, ctx)).unwrap();
         let (changed, commands) = row.apply(out.writes);
         assert!(changed && commands.is_empty(), "one row: the state; no command rows");
@@ -1086,21 +1078,13 @@ mod tests {
     fn only_authenticated_messages_ask_the_catalogue() {
         let d = enrolled("DEV");
         let c = Counting(std::cell::Cell::new(0));
-        let call = |msg: String| DeviceCall::SyncMl {
-            message: msg,
-            server_url: SERVER.into(),
-            client_cert: None,
-            max_attempts: 3,
-            signature: MessageSignature::Absent,
-            signing: MessageSigning::Off,
-        };
         // Someone who knows the DeviceID, over and over: never a catalogue call.
         for (n, cred) in [None, Some(&[9u8; 16][..])].into_iter().enumerate() {
-            d.call_with(&c, call(message("DEV", &format!("9{n}"), 1, cred, ALERT_1201)), NOW).unwrap();
+            d.call_with(&c, syncml_call(message("DEV", &format!("9{n}"), 1, cred, ALERT_1201)), NOW).unwrap();
         }
         assert_eq!(c.0.get(), 0);
         // The device's own session start: one.
-        d.call_with(&c, call(message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201)), NOW).unwrap();
+        d.call_with(&c, syncml_call(message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201)), NOW).unwrap();
         assert_eq!(c.0.get(), 1);
     }
 
@@ -1137,14 +1121,7 @@ mod tests {
         }
 
         fn call(d: &MemoryDevice, c: &MemoryCatalog, msg: String) -> SyncMl {
-            let call = DeviceCall::SyncMl {
-                message: msg,
-                server_url: SERVER.into(),
-                client_cert: None,
-                max_attempts: 3,
-                signature: MessageSignature::Absent,
-                signing: MessageSigning::Off,
-            };
+            let call = syncml_call(msg);
             match d.call_with(c, call, NOW) {
                 Ok(DeviceReply::SyncMl(doc)) => SyncMl::parse(&doc).unwrap(),
                 other => panic!("{other:?}"),

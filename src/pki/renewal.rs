@@ -242,7 +242,7 @@ fn decode_base64_text(content: &[u8]) -> Result<Vec<u8>, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::testutil::{now, openssl, openssl_status, rsa_key_and_csr, TempDir};
+    use crate::pki::testutil::{cms_sign, now, rsa_key_and_csr, TempDir};
     use crate::pki::{
         build_ca_certificate, issue_device_certificate, parse_csr, parse_renewal, to_pem, verify_issued_by,
         CaKey, DeviceCertRequest,
@@ -300,26 +300,9 @@ mod tests {
         signer: &(Vec<u8>, String, String),
         extra: &[&str],
     ) -> Vec<u8> {
-        let out = f.dir.path(&format!("{name}.p7"));
-        let mut args = vec![
-            "cms",
-            "-sign",
-            "-binary",
-            "-nodetach",
-            "-outform",
-            "DER",
-            "-in",
-            input,
-            "-signer",
-            &signer.1,
-            "-inkey",
-            &signer.2,
-            "-out",
-            &out,
-        ];
+        let mut args = vec!["-nodetach"];
         args.extend_from_slice(extra);
-        openssl(&args);
-        std::fs::read(&out).unwrap()
+        cms_sign(&f.dir, name, input, &signer.1, &signer.2, &args)
     }
 
     fn flip_in_content(p7: &[u8], csr: &[u8]) -> Vec<u8> {
@@ -394,24 +377,7 @@ mod tests {
         assert!(matches!(parse_renewal(&p7, 2048), Err(PkiError::Malformed(_))));
 
         // a detached signature has no content to renew with
-        let out = f.dir.path("detached.p7");
-        let (ok, _, err) = openssl_status(&[
-            "cms",
-            "-sign",
-            "-binary",
-            "-outform",
-            "DER",
-            "-in",
-            &f.new_csr_path,
-            "-signer",
-            &f.dev.1,
-            "-inkey",
-            &f.dev.2,
-            "-out",
-            &out,
-        ]);
-        assert!(ok, "{err}");
-        let p7 = std::fs::read(&out).unwrap();
+        let p7 = cms_sign(&f.dir, "detached", &f.new_csr_path, &f.dev.1, &f.dev.2, &[]);
         assert!(matches!(parse_renewal(&p7, 2048), Err(PkiError::Malformed(_))));
 
         assert!(matches!(parse_renewal(&f.new_csr, 2048), Err(PkiError::Malformed(_))));

@@ -21,7 +21,7 @@ pub async fn verify_detached<V: Verifier>(
 mod tests {
     use super::*;
     use crate::object_call::block_on;
-    use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
+    use crate::pki::testutil::{cms_sign, now, rsa_key_and_csr, TempDir};
     use crate::pki::{
         build_ca_certificate, issue_device_certificate, parse_csr, to_pem, CaKey, DeviceCertRequest,
         RustCrypto,
@@ -48,14 +48,7 @@ mod tests {
         let cert = issue_device_certificate(&ca_key, &ca, &req).unwrap();
         let pem = dir.write("dev.pem", to_pem("CERTIFICATE", &cert).as_bytes());
         let input = dir.write("msg.xml", message);
-        let out = dir.path("sig.der");
-        let mut args = vec![
-            "cms", "-sign", "-binary", "-outform", "DER", "-in", &input, "-signer", &pem, "-inkey", &key,
-            "-out", &out,
-        ];
-        args.extend_from_slice(extra);
-        openssl(&args);
-        (std::fs::read(&out).unwrap(), cert)
+        (cms_sign(dir, "sig", &input, &pem, &key, extra), cert)
     }
 
     #[test]

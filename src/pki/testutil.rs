@@ -68,3 +68,23 @@ pub(crate) fn rsa_key_and_csr(dir: &TempDir, name: &str, bits: u32, cn: &str) ->
     ]);
     (key, std::fs::read(&csr).unwrap())
 }
+
+/// `openssl cms -sign` (DER, binary) of the file `input` with this certificate (PEM path) and
+/// key (PEM path), into `{name}.cms` in `dir`; `extra` adds options (`-nodetach`, `-md`, …).
+pub(crate) fn cms_sign(
+    dir: &TempDir,
+    name: &str,
+    input: &str,
+    signer_pem: &str,
+    key: &str,
+    extra: &[&str],
+) -> Vec<u8> {
+    let out = dir.path(&format!("{name}.cms"));
+    let mut args = vec![
+        "cms", "-sign", "-binary", "-outform", "DER", "-in", input, "-signer", signer_pem, "-inkey", key,
+        "-out", &out,
+    ];
+    args.extend_from_slice(extra);
+    openssl(&args);
+    std::fs::read(&out).unwrap()
+}

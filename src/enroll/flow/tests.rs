@@ -7,7 +7,7 @@ use crate::device::calls::memory::MemoryDevice;
 use crate::issuer::memory::MemoryCa;
 use crate::object_call::block_on;
 use crate::pki::provider::RsaPublicKey;
-use crate::pki::testutil::{now, openssl, rsa_key_and_csr, TempDir};
+use crate::pki::testutil::{cms_sign, now, rsa_key_and_csr, TempDir};
 use crate::pki::{Hash, RustCrypto, Verifier};
 use crate::proto::discovery::AuthPolicy;
 use crate::proto::provdoc::ClientGeneration;
@@ -381,24 +381,7 @@ fn renewal_pkcs7(dir: &TempDir, cert_b64: &str, key: &str, new_csr: &[u8]) -> Ve
     let cert = decode_base64(cert_b64).unwrap();
     let cert_pem = dir.write("signer.pem", pki::to_pem("CERTIFICATE", &cert).as_bytes());
     let input = dir.write("new.csr.der", new_csr);
-    let out = dir.path("renew.p7");
-    openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-nodetach",
-        "-outform",
-        "DER",
-        "-in",
-        &input,
-        "-signer",
-        &cert_pem,
-        "-inkey",
-        key,
-        "-out",
-        &out,
-    ]);
-    std::fs::read(&out).unwrap()
+    cms_sign(dir, "renew", &input, &cert_pem, key, &["-nodetach"])
 }
 
 fn renew_with(
