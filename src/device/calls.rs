@@ -301,6 +301,7 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
             }
             let input = CheckinInput {
                 message: message.as_bytes(),
+                parsed: &msg,
                 server_url: &server_url,
                 client_cert: client_cert.as_deref(),
                 max_attempts,

@@ -38,6 +38,8 @@ pub struct CheckinState {
 #[derive(Debug, Clone)]
 pub struct CheckinInput<'a> {
     pub message: &'a [u8],
+    /// `message`, parsed once by the caller.
+    pub parsed: &'a SyncMl,
     /// The management URL the device addressed (the reply's Source).
     pub server_url: &'a str,
     /// SHA-1 thumbprint of a TLS client certificate Cloudflare mTLS verified, if any.
@@ -136,18 +138,18 @@ pub fn authenticates(state: &CheckinState, msg: &SyncMl, client_cert: Option<&st
 
 /// Runs one device message against the device's state.
 pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, SyncMlError> {
-    let msg = SyncMl::parse_bytes(input.message)?;
+    let msg = input.parsed;
     let (Some(mut record), Some(creds)) = (state.record, state.credentials) else {
-        let reply = commands::refusal(&msg, CODE_INVALID_CREDENTIALS, input.server_url);
+        let reply = commands::refusal(msg, CODE_INVALID_CREDENTIALS, input.server_url);
         return Ok(Checkin::Refused { reply });
     };
     let access = lifecycle::session_access(record.status);
     if access == SessionAccess::Refused {
-        return Ok(Checkin::Refused { reply: commands::refusal(&msg, CODE_FORBIDDEN, input.server_url) });
+        return Ok(Checkin::Refused { reply: commands::refusal(msg, CODE_FORBIDDEN, input.server_url) });
     }
     if !signature_accepted(&record, &input) {
         return Ok(Checkin::Refused {
-            reply: commands::refusal(&msg, CODE_INVALID_CREDENTIALS, input.server_url),
+            reply: commands::refusal(msg, CODE_INVALID_CREDENTIALS, input.server_url),
         });
     }
     let session_state = state
