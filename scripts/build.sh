@@ -29,6 +29,12 @@ if ! worker-build --release >"$log" 2>&1; then
     echo "build: worker-build --release FAILED" >&2
     exit 1
 fi
+# The admin console and the OpenAPI document: build/console (wrangler.toml's [assets]).
+if ! node scripts/build-console.mjs >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "build: the admin console FAILED" >&2
+    exit 1
+fi
 if [ -n "${EDGEMDM_BUILD_VERBOSE:-}" ]; then
     cat "$log"
     echo "build: done in $((SECONDS - start)) s"

@@ -17,10 +17,19 @@ fi
 admin_token="$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | tail -n 1 | tr -d '"'"'"'')"
 port="${PORT:-8787}"
 
+# The fleet index's tables (migrations/), in the local D1 database; applied ones are skipped.
+WRANGLER_SEND_METRICS=false npx wrangler d1 migrations apply INDEX --local \
+    --persist-to .wrangler/state >/dev/null
+
 cat <<MSG
 
   edgemdm is starting at   http://127.0.0.1:${port}/
+  admin console            http://127.0.0.1:${port}/admin/
   admin token (.dev.vars)  ${admin_token}
+                           (sign in to the console: create an admin with it first, e.g.
+                            curl -H "Authorization: Bearer ${admin_token}" -H 'content-type: application/json' \\
+                              -d '{"email":"you@example.com","display_name":"You","password":"a long passphrase","role":"admin"}' \\
+                              http://127.0.0.1:${port}/api/v1/admins)
   state persisted in       .wrangler/state
 
 MSG

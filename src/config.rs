@@ -58,6 +58,13 @@ pub struct Config {
     /// `MESSAGE_SIGNING`: `off` (default), `verify` (check an `MDM-Signature` / `MS-Signature`
     /// header where present) or `require`.
     pub message_signing: MessageSigning,
+    /// `INDEX_CHECKIN_GRANULARITY_SECONDS`: the fleet index's check-in time is rewritten at
+    /// most this often per device.
+    pub index_checkin_granularity_secs: u32,
+    /// `AUDIT_RETENTION_DAYS`: audit log entries older than this are deleted.
+    pub audit_retention_days: u32,
+    /// `ADMIN_SESSION_TTL_SECONDS`: how long a console session lasts.
+    pub admin_session_ttl_secs: u32,
 }
 
 /// Whether management messages must carry the device's CMS signature ([MS-MDM] §2.2.1.1,
@@ -190,6 +197,9 @@ impl Config {
                 0,
                 365 * 86_400,
             )?,
+            index_checkin_granularity_secs: number(get, "INDEX_CHECKIN_GRANULARITY_SECONDS", 900, 0, 86_400)?,
+            audit_retention_days: number(get, "AUDIT_RETENTION_DAYS", 365, 1, 3650)?,
+            admin_session_ttl_secs: number(get, "ADMIN_SESSION_TTL_SECONDS", 28_800, 60, 30 * 86_400)?,
             message_signing: match get("MESSAGE_SIGNING").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
                 None | Some("") | Some("off") => MessageSigning::Off,
                 Some("verify") => MessageSigning::Verify,

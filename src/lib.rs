@@ -16,12 +16,14 @@
 //! Objects, KV, WebCrypto, the clock and randomness). It decodes, loads, calls the core,
 //! commits and encodes; it decides nothing.
 
+pub mod admins;
 pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod context;
 pub mod device;
 pub mod enroll;
+pub mod fleet;
 pub mod http;
 pub mod issuer;
 pub mod object_call;

@@ -407,6 +407,18 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
             if record.status != DeviceStatus::Retiring {
                 return Ok(DeviceOutcome::reply(DeviceReply::Record(Box::new(record)), vec![]));
             }
+            // The object's one alarm also wakes it for other work (retrying the fleet index):
+            // before its time, the deadline only re-arms itself.
+            let due = record
+                .retired_at
+                .as_deref()
+                .and_then(crate::time::parse_timestamp_ms)
+                .map(|at| at + ctx.retire_grace_secs * 1000);
+            if let Some(due) = due.filter(|due| ctx.now_ms < *due) {
+                let mut early = DeviceOutcome::reply(DeviceReply::Record(Box::new(record)), vec![]);
+                early.alarm = Some(due);
+                return Ok(early);
+            }
             let status = lifecycle::unenroll_ended(record.status);
             let why = "the device did not answer its Unenroll within the grace period";
             end_enrollment(store, record, status, why, ctx).await
@@ -646,6 +658,9 @@ pub struct DeviceRow {
     /// What the device last learned from the profile catalogue.
     #[serde(default)]
     pub profile_sync: Option<ProfileSync>,
+    /// What the fleet index last got from this device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<crate::fleet::IndexMark>,
 }
 
 /// A row besides the state row: a command or a profile's state, to write or delete.
@@ -957,6 +972,40 @@ mod tests {
     }
 
     #[test]
+    fn the_retire_deadline_waits_for_its_time() {
+        let d = enrolled("DEV");
+        d.call(DeviceCall::Retire, NOW).unwrap();
+        let grace = 7 * 86_400_000;
+        let at = |now_ms| {
+            let ctx = DeviceContext {
+                now_ms,
+                fresh_nonce: [7; 16],
+                history: HistoryLimits::default(),
+                retire_grace_secs: 7 * 86_400,
+                profile_verify_interval_secs: 28_800,
+            };
+            crate::object_call::block_on(handle(
+                &d,
+                &super::memory::NoCatalog,
+                DeviceCall::RetireDeadline,
+                ctx,
+            ))
+            .unwrap()
+        };
+        // Woken early (the alarm also retries the fleet index): still retiring, re-armed.
+        let early = at(NOW + 60_000);
+        assert!(early.writes.is_empty());
+        assert_eq!(early.alarm, Some(NOW + grace));
+        assert_eq!(d.record.borrow().as_ref().unwrap().status, DeviceStatus::Retiring);
+        let due = at(NOW + grace);
+        assert_eq!(due.alarm, None);
+        assert!(due
+            .writes
+            .iter()
+            .any(|w| matches!(w, DeviceWrite::Record(r) if r.status == DeviceStatus::Retired)));
+    }
+
+    #[test]
     fn retire_queues_the_unenroll_once_and_completes_on_acknowledgement() {
         let d = enrolled("DEV");
         let r = d.call(DeviceCall::Retire, NOW).unwrap();
@@ -1045,6 +1094,7 @@ mod tests {
             pending: vec![],
             cmd_seq: 0,
             profile_sync: None,
+            index: None,
         };
         let ctx = DeviceContext {
             now_ms: NOW,

@@ -1,9 +1,13 @@
-//! The admin JSON API (`Authorization: Bearer <ADMIN_TOKEN>`) and the public CA download.
+//! The admin JSON API and the public CA download. Who may call what is
+//! [`super::admin_auth`]; every write is audited there.
 
+use super::admin_auth::{audit_event, gate, Caller, Gate};
 use super::body::{read_limited, Body};
+use super::index::Index;
 use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::respond::{device_error, fixed, json, json_error, no_content, server_error, token_error};
+use crate::admins;
 use crate::codec::decode_base64;
 use crate::commands::CommandRequest;
 use crate::config::Config;
@@ -11,6 +15,7 @@ use crate::context::Entropy;
 use crate::device::calls::{DeviceCall, DeviceReply};
 use crate::device::valid_device_id;
 use crate::enroll::flow::{Authority, Devices, Issuer};
+use crate::fleet::{self, AuditEntry, AuditQuery, CountRow, DeviceListRow, DeviceQuery, Stats};
 use crate::http::{MAX_COMMAND_JSON_BYTES, MAX_JSON_BYTES};
 use crate::issuer::{CaCall, CaReply};
 use crate::object_call::StoreError;
@@ -18,7 +23,6 @@ use crate::time::format_timestamp;
 use crate::tokens::authority::{valid_token_id, NewEnrollTokenRequest, TokenCall, TokenReply};
 use crate::users::{self, NewUser, UserRecord};
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 use worker::*;
 
 /// `GET /api/v1/ca`: the CA certificate in PEM, public (devices and admins need it).
@@ -32,17 +36,6 @@ pub async fn ca_certificate(env: &Env) -> Result<Response> {
     }
 }
 
-fn authorized(req: &Request, cfg: &Config) -> Result<bool> {
-    let Some(expected) = cfg.admin_token.as_deref() else {
-        return Ok(false);
-    };
-    let given = req.headers().get("Authorization")?.unwrap_or_default();
-    let Some(token) = given.strip_prefix("Bearer ") else {
-        return Ok(false);
-    };
-    Ok(token.trim().as_bytes().ct_eq(expected.as_bytes()).into())
-}
-
 /// The body, or the error response: 413 over `limit`, 400 when it cannot be read.
 pub(super) async fn read_body(req: &Request, limit: usize) -> std::result::Result<Vec<u8>, Result<Response>> {
     match read_limited(req, limit).await {
@@ -53,7 +46,7 @@ pub(super) async fn read_body(req: &Request, limit: usize) -> std::result::Resul
 }
 
 /// The body as JSON, or the error response: 413 over `limit`, 400 when it is not `T`.
-async fn read_json<T: DeserializeOwned>(
+pub(super) async fn read_json<T: DeserializeOwned>(
     req: &Request,
     limit: usize,
 ) -> std::result::Result<T, Result<Response>> {
@@ -63,7 +56,7 @@ async fn read_json<T: DeserializeOwned>(
 
 macro_rules! body {
     ($req:expr, $limit:expr) => {
-        match read_json(&$req, $limit).await {
+        match read_json($req, $limit).await {
             Ok(v) => v,
             Err(resp) => return resp,
         }
@@ -71,17 +64,65 @@ macro_rules! body {
 }
 
 pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
-    if !authorized(&req, cfg)? {
-        return json_error(401, "missing or wrong admin token");
-    }
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
-    // Configuration profiles and groups.
-    if let Some(answer) = super::profiles_api::handle(&req, &ports, &segments).await {
+    let caller = match gate(&req, &ports, cfg, &segments).await? {
+        Gate::Allowed(c) => c,
+        Gate::Refused(answer) => return Ok(answer),
+    };
+    let mut answer = route(&req, &ports, cfg, caller.as_ref(), &segments).await?;
+    // Every write is audited with its outcome (a sign-in audits itself: it knows who tried).
+    let method = req.method().to_string();
+    if let (Some(c), Some((action, mut target))) = (&caller, admins::audit_action(&method, &segments)) {
+        if target.is_none() && (200..300).contains(&answer.status_code()) {
+            target = created_target(&mut answer, &action).await;
+        }
+        audit_event(&ports, cfg, &req, &c.admin.email, &action, target, answer.status_code()).await;
+    }
+    Ok(answer)
+}
+
+/// What a create made, named from its answer (`user:<email>`, `profile:<id>`, …).
+async fn created_target(answer: &mut Response, action: &str) -> Option<String> {
+    let noun = action.strip_suffix(".create")?;
+    let field = match noun {
+        "user" | "admin" => "email",
+        "group" => "name",
+        _ => "id",
+    };
+    let body: serde_json::Value = answer.cloned().ok()?.json().await.ok()?;
+    body.get(field).and_then(serde_json::Value::as_str).map(|v| format!("{noun}:{v}"))
+}
+
+async fn route(
+    req: &Request,
+    ports: &EdgePorts<'_>,
+    cfg: &Config,
+    caller: Option<&Caller>,
+    segments: &[&str],
+) -> Result<Response> {
+    let (req, ports) = (req, ports);
+    if let Some(answer) = super::admin_auth::handle(req, ports, cfg, caller, segments).await {
         return answer;
     }
-    let answer = match (req.method(), segments.as_slice()) {
+    // Configuration profiles and groups.
+    if let Some(answer) = super::profiles_api::handle(req, ports, segments).await {
+        return answer;
+    }
+    let answer = match (req.method(), segments) {
+        (Method::Get, ["stats"]) => stats(ports).await,
+        (Method::Get, ["audit"]) => match AuditQuery::parse(query_pairs(req)?) {
+            Ok(q) => match index(ports)?.rows::<AuditEntry>(&q.page()).await {
+                Ok(rows) => {
+                    let (entries, next) = q.finish(rows);
+                    json(200, &serde_json::json!({ "entries": entries, "next_cursor": next }))
+                }
+                Err(e) => server_error(&e),
+            },
+            Err(m) => json_error(400, &m),
+        },
+        (Method::Get, ["server"]) => server_facts(req, cfg),
         (Method::Get, ["users"]) => match ports.kv()?.users().await {
             Ok(list) => json(
                 200,
@@ -91,48 +132,45 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         },
         (Method::Post, ["users"]) => {
             let new: NewUser = body!(req, MAX_JSON_BYTES);
-            create_user(&ports, cfg, new).await
+            create_user(ports, cfg, new).await
         }
         (Method::Delete, ["users", email]) => {
             let Some(email) = crate::http::percent_decode(email).map(|e| users::normalize_email(&e)) else {
                 return json_error(400, "malformed email");
             };
-            delete_user(&ports, &email).await
+            delete_user(ports, &email).await
         }
-        (Method::Get, ["devices"]) => match ports.kv()?.devices().await {
-            Ok(devices) => json(200, &serde_json::json!({ "devices": devices })),
-            Err(e) => server_error(&e),
-        },
+        (Method::Get, ["devices"]) => list_devices(req, ports).await,
         (Method::Get, ["devices", id]) if valid_device_id(id) => {
-            super::profiles_api::device_record(&ports, id).await
+            super::profiles_api::device_record(ports, id).await
         }
         (Method::Post, ["devices", id, "commands"]) if valid_device_id(id) => {
-            let bytes = match read_body(&req, MAX_COMMAND_JSON_BYTES).await {
+            let bytes = match read_body(req, MAX_COMMAND_JSON_BYTES).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
             match CommandRequest::from_json(&bytes) {
-                Ok(request) => device(&ports, id, DeviceCall::QueueCommand { request }).await,
+                Ok(request) => device(ports, id, DeviceCall::QueueCommand { request }).await,
                 Err(e) => json_error(400, &e),
             }
         }
         (Method::Get, ["devices", id, "commands"]) if valid_device_id(id) => {
-            device(&ports, id, DeviceCall::ListCommands).await
+            device(ports, id, DeviceCall::ListCommands).await
         }
         (Method::Get, ["devices", id, "commands", cid])
             if valid_device_id(id) && cid.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            device(&ports, id, DeviceCall::GetCommand { id: cid.to_string() }).await
+            device(ports, id, DeviceCall::GetCommand { id: cid.to_string() }).await
         }
         (Method::Delete, ["devices", id]) if valid_device_id(id) => {
-            device(&ports, id, DeviceCall::Retire).await
+            device(ports, id, DeviceCall::Retire).await
         }
         (Method::Get | Method::Delete, ["devices", _]) | (Method::Post, ["devices", _, "commands"]) => {
             json_error(400, "malformed device id")
         }
         (Method::Post, ["enrollment-tokens"]) => {
             let new: NewEnrollTokenRequest = body!(req, MAX_JSON_BYTES);
-            create_enroll_token(&ports, new).await
+            create_enroll_token(ports, new).await
         }
         (Method::Get, ["enrollment-tokens"]) => match ports.tokens(TokenCall::ListEnrollTokens).await {
             Ok(Ok(TokenReply::EnrollTokens(views))) => json(200, &serde_json::json!({ "tokens": views })),
@@ -237,4 +275,70 @@ async fn create_enroll_token(ports: &EdgePorts<'_>, new: NewEnrollTokenRequest) 
         Ok(Err(e)) => token_error(&e),
         other => server_error(&StoreError(format!("token authority answered {other:?}"))),
     }
+}
+
+fn index(ports: &EdgePorts<'_>) -> Result<Index> {
+    Ok(ports.index()?)
+}
+
+fn query_pairs(req: &Request) -> Result<Vec<(String, String)>> {
+    Ok(req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+}
+
+/// `GET /api/v1/devices`: one page from the fleet index and the count of all that match, in
+/// one round trip.
+async fn list_devices(req: &Request, ports: &EdgePorts<'_>) -> Result<Response> {
+    let q = match DeviceQuery::parse(query_pairs(req)?) {
+        Ok(q) => q,
+        Err(m) => return json_error(400, &m),
+    };
+    let rows = match index(ports)?.batch_rows::<serde_json::Value>(&[q.page(), q.count()]).await {
+        Ok(rows) => rows,
+        Err(e) => return server_error(&e),
+    };
+    let [page, count]: [Vec<serde_json::Value>; 2] = match rows.try_into() {
+        Ok(v) => v,
+        Err(_) => return server_error(&StoreError("fleet index: two results expected".into())),
+    };
+    let page: Vec<DeviceListRow> = match page.into_iter().map(serde_json::from_value).collect() {
+        Ok(p) => p,
+        Err(e) => return server_error(&StoreError(format!("fleet index row: {e}"))),
+    };
+    let total = count.first().and_then(|c| c.get("n")).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let (devices, next) = q.finish(page);
+    json(200, &serde_json::json!({ "devices": devices, "next_cursor": next, "total": total }))
+}
+
+/// `GET /api/v1/stats`: the dashboard's counts, from SQL.
+async fn stats(ports: &EdgePorts<'_>) -> Result<Response> {
+    let now = now_ms();
+    let statements =
+        fleet::stats(&format_timestamp(now - 86_400_000), &format_timestamp(now + 30 * 86_400_000));
+    match index(ports)?.batch_rows::<CountRow>(&statements).await {
+        Ok(rows) => match Stats::from_rows(rows) {
+            Some(s) => json(200, &s),
+            None => server_error(&StoreError("fleet index: stats rows".into())),
+        },
+        Err(e) => server_error(&e),
+    }
+}
+
+/// `GET /api/v1/server`: what the console shows about this deployment.
+fn server_facts(req: &Request, cfg: &Config) -> Result<Response> {
+    let base = cfg.base_url(&super::origin(req)?);
+    let server_name = base.split("://").nth(1).unwrap_or(&base).trim_end_matches('/').to_string();
+    let p = cfg.poll;
+    json(
+        200,
+        &serde_json::json!({
+            "org_name": cfg.org_name,
+            "server_name": server_name,
+            "auth_policy": cfg.auth_policy.as_str(),
+            "poll": {
+                "first_interval": p.first_interval, "first_count": p.first_count,
+                "second_interval": p.second_interval, "second_count": p.second_count,
+                "remaining_interval": p.remaining_interval, "remaining_count": p.remaining_count,
+            },
+        }),
+    )
 }

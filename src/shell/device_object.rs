@@ -22,6 +22,7 @@ use crate::device::calls::{
 use crate::device::profile_state::ProfileSync;
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
+use crate::fleet::{self, IndexRow};
 use crate::issuer::CaCall;
 use crate::object_call::StoreError;
 use crate::profiles::catalog::{Catalog, CatalogCall};
@@ -81,6 +82,7 @@ impl Store {
                         pending: s.get(LEGACY[4]).await?.unwrap_or_default(),
                         cmd_seq: s.get(LEGACY[5]).await?.unwrap_or(0),
                         profile_sync: None,
+                        index: None,
                     };
                     self.legacy.set(true);
                     row
@@ -138,13 +140,70 @@ impl DurableObject for DeviceObject {
         rpc::encode(answer)
     }
 
-    /// The retire grace period ended.
+    /// The retire grace period ended, or a fleet index write is to be retried.
     async fn alarm(&self) -> Result<Response> {
-        rpc::encode(self.serialized(DeviceCall::RetireDeadline).await)
+        let answer = self.serialized(DeviceCall::RetireDeadline).await;
+        let storage = JsonStorage(self.state.storage());
+        if storage.get::<bool>(INDEX_RETRY).await?.unwrap_or(false) {
+            if let Some(row) = storage.get::<DeviceRow>(STATE).await? {
+                index_device(storage, self.env.clone(), row, now_ms()).await;
+            }
+        }
+        rpc::encode(answer)
     }
 }
 
 type Answer = std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError>;
+
+/// Set when a fleet index write failed; the alarm retries it.
+const INDEX_RETRY: &str = "index_retry";
+/// How soon a failed fleet index write is retried.
+const INDEX_RETRY_MS: i64 = 60_000;
+
+/// Writes the device's row to the fleet index. The index is a view: a failure never fails the
+/// device's call. It is remembered (`index_retry`) and retried by the alarm, and the next
+/// index-worthy change writes the whole row again anyway.
+/// `version`: when the row was committed (calls run one at a time, so later rows have later
+/// versions and an older write that lands late changes nothing).
+async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, version: u64) {
+    let Some(record) = row.record.as_ref() else {
+        return;
+    };
+    let entry = IndexRow::of(record, row.mgmt.as_ref());
+    let written = match EdgePorts::new(&env).index() {
+        Ok(index) => index.write(&[entry.upsert(version)]).await,
+        Err(e) => Err(e),
+    };
+    let retry: std::result::Result<(), StoreError> = async {
+        let pending = storage.get::<bool>(INDEX_RETRY).await?.unwrap_or(false);
+        match &written {
+            Ok(()) if pending => {
+                let mut batch = Batch::default();
+                batch.delete(INDEX_RETRY);
+                storage.commit(batch).await
+            }
+            Ok(()) => Ok(()),
+            Err(e) => {
+                console_error!("fleet index: device {}: {e}; retrying", entry.device_id);
+                if !pending {
+                    let mut batch = Batch::default();
+                    batch.put(INDEX_RETRY, &true)?;
+                    storage.commit(batch).await?;
+                }
+                // The retire deadline's alarm, when set, retries on its way.
+                let soon = now_ms() as i64 + INDEX_RETRY_MS;
+                match storage.0.get_alarm().await.map_err(store_error)? {
+                    Some(at) if at <= soon => Ok(()),
+                    _ => storage.0.set_alarm(INDEX_RETRY_MS).await.map_err(store_error),
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = retry {
+        console_error!("fleet index retry: {e}");
+    }
+}
 
 impl DeviceObject {
     /// One call at a time, from its first read to its last effect. The input gate holds other
@@ -153,14 +212,33 @@ impl DeviceObject {
     /// (a retire lost, a re-enrollment undone, a replayed message accepted twice).
     async fn serialized(&self, call: DeviceCall) -> Answer {
         let (storage, env) = (self.state.storage(), self.env.clone());
-        self.state
+        let (answer, index) = self
+            .state
             .block_concurrency_while(async move { Ok(run(storage, env, call).await) })
             .await
-            .map_err(|e| StoreError(e.to_string()))?
+            .map_err(|e| StoreError(e.to_string()))?;
+        // After the reply: a slow or unavailable index never holds up the device.
+        if let Some((row, version)) = index {
+            let (storage, env) = (JsonStorage(self.state.storage()), self.env.clone());
+            self.state.wait_until(index_device(storage, env, row, version));
+        }
+        answer
     }
 }
 
-async fn run(storage: Storage, env: Env, call: DeviceCall) -> Answer {
+/// The call's answer, and the committed state when the fleet index is behind it.
+async fn run(storage: Storage, env: Env, call: DeviceCall) -> (Answer, Option<(DeviceRow, u64)>) {
+    let mut index = None;
+    let answer = run_call(storage, env, call, &mut index).await;
+    (answer, index)
+}
+
+async fn run_call(
+    storage: Storage,
+    env: Env,
+    call: DeviceCall,
+    index: &mut Option<(DeviceRow, u64)>,
+) -> Answer {
     {
         let store =
             Store { storage: JsonStorage(storage), row: RefCell::new(None), legacy: Cell::new(false) };
@@ -178,7 +256,18 @@ async fn run(storage: Storage, env: Env, call: DeviceCall) -> Answer {
         let ports = EdgePorts::new(&env);
         let out = Box::pin(calls::handle(&store, &ports, call, ctx)).await?;
         let mut row = store.row().await?;
-        let (changed, commands) = row.apply(out.writes);
+        let (mut changed, commands) = row.apply(out.writes);
+        // The index mark rides in the state row, written with the call's other writes.
+        let behind = row.record.as_ref().and_then(|r| {
+            let entry = IndexRow::of(r, row.mgmt.as_ref());
+            fleet::index_update(&entry, row.index.as_ref(), cfg.index_checkin_granularity_secs.into())
+        });
+        let mut reindex = None;
+        if let Some((_, mark)) = behind {
+            row.index = Some(mark);
+            changed = true;
+            reindex = Some((row.clone(), ctx.now_ms));
+        }
         let mut batch = Batch::default();
         if changed || store.legacy.get() {
             batch.put(STATE, &row)?;
@@ -197,6 +286,7 @@ async fn run(storage: Storage, env: Env, call: DeviceCall) -> Answer {
             }
         }
         store.storage.commit(batch).await?;
+        *index = reindex;
         if let Some(at) = out.alarm {
             let offset = at.saturating_sub(ctx.now_ms) as i64;
             store.storage.0.set_alarm(offset).await.map_err(store_error)?;

@@ -1,6 +1,6 @@
 //! What a request costs on the platform's meters that the runtime does not report per request:
 //! Durable Object storage rows read and written, Durable Object calls (and their wall time,
-//! which Durable Object duration bills), KV reads, writes and lists. Counted where the calls
+//! which Durable Object duration bills), KV reads, writes and lists, fleet index (D1) statements. Counted where the calls
 //! are made ([`super::storage`], [`super::rpc`], [`super::kv`]) and reported only for the
 //! benchmark: with the var `BENCH_METRICS = "true"` every response carries the counts of its
 //! request in the `x-edgemdm-metrics` header (JSON).
@@ -26,6 +26,9 @@ pub struct Counts {
     pub kv_reads: u64,
     pub kv_writes: u64,
     pub kv_lists: u64,
+    /// Fleet index (D1) statements run.
+    pub index_reads: u64,
+    pub index_writes: u64,
 }
 
 thread_local! {
@@ -56,6 +59,8 @@ impl Counts {
             kv_reads: self.kv_reads - before.kv_reads,
             kv_writes: self.kv_writes - before.kv_writes,
             kv_lists: self.kv_lists - before.kv_lists,
+            index_reads: self.index_reads - before.index_reads,
+            index_writes: self.index_writes - before.index_writes,
         }
     }
 }

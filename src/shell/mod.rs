@@ -4,19 +4,24 @@
 //!
 //! * routes: [`enrollment_service`] (Discovery, XCEP, WSTEP → [`crate::enroll::service`]),
 //!   [`management_service`] (SyncML → the device object), [`signin_page`]
-//!   (→ [`crate::signin`]), [`admin_api`] (with [`profiles_api`])
-//! * objects: [`ca_object`] (the CA key), [`device_object`], [`token_object`],
+//!   (→ [`crate::signin`]), [`admin_api`] (with [`admin_auth`]: who may call what, and the
+//!   audit log; and [`profiles_api`]), [`console`] (the admin console's static files)
+//! * objects: [`ca_object`] (the CA key), [`device_object`], [`token_object`], [`admin_object`],
 //!   [`profile_catalog`] (profiles, groups, membership); [`rpc`] encodes
 //!   their typed calls, [`storage`] commits their writes
-//! * platform: [`ports`] (the core's traits), [`kv`], [`webcrypto`] (PBKDF2 and the PKI's
+//! * platform: [`ports`] (the core's traits), [`kv`], [`index`] (the fleet index in D1), [`webcrypto`] (PBKDF2 and the PKI's
 //!   crypto provider), [`platform`] (clock, randomness), [`body`] (bounded reads), [`respond`]
 //!   (responses and error mapping), [`metrics`] (per-request counts for the benchmark)
 
 pub mod admin_api;
+pub mod admin_auth;
+pub mod admin_object;
 pub mod body;
 pub mod ca_object;
+pub mod console;
 pub mod device_object;
 pub mod enrollment_service;
+pub mod index;
 pub mod kv;
 pub mod management_service;
 pub mod metrics;
@@ -104,6 +109,8 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Get, "/windows-web-agent") => signin_page::show(req, &cfg).await,
         (Method::Post, "/windows-web-agent") => signin_page::submit(req, env, &cfg).await,
         (Method::Get, "/api/v1/ca") => admin_api::ca_certificate(env).await,
+        (Method::Get, "/api/v1/openapi.json") => console::serve(req, env).await,
+        (Method::Get, p) if p == "/admin" || p.starts_with("/admin/") => console::serve(req, env).await,
         (_, p) if p.starts_with("/api/v1/") => admin_api::handle(req, env, &cfg).await,
         _ => json_error(404, "not found"),
     }

@@ -2,7 +2,8 @@
 //! objects through their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
 
 use super::{
-    ca_object, device_object, kv::Kv, profile_catalog, rpc, storage::store_error, token_object, webcrypto,
+    admin_object, ca_object, device_object, kv::Kv, profile_catalog, rpc, storage::store_error, token_object,
+    webcrypto,
 };
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::DeviceIndexEntry;
@@ -33,6 +34,17 @@ impl<'a> EdgePorts<'a> {
             let _ = self.kv.set(Kv::open(self.env)?);
         }
         Ok(self.kv.get().expect("set above"))
+    }
+
+    pub fn index(&self) -> Result<super::index::Index, StoreError> {
+        super::index::Index::open(self.env)
+    }
+
+    pub async fn admins(
+        &self,
+        call: crate::admins::AdminCall,
+    ) -> Result<Result<crate::admins::AdminReply, crate::admins::AdminError>, StoreError> {
+        rpc::call(&self.stub(admin_object::BINDING, admin_object::INSTANCE)?, &call).await
     }
 
     fn stub(&self, binding: &str, name: &str) -> Result<Stub, StoreError> {

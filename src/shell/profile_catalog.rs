@@ -9,6 +9,7 @@
 
 use super::rpc;
 use super::storage::{store_error, Batch, JsonStorage};
+use crate::fleet::{self, Statement};
 use crate::object_call::StoreError;
 use crate::profiles::catalog::{self, CatalogCall, CatalogStorage, CatalogWrite, Counts, Group};
 use crate::profiles::{DeviceProfileStatus, Profile};
@@ -29,6 +30,7 @@ const STATUS: &str = "status:";
 #[durable_object]
 pub struct ProfileCatalog {
     state: State,
+    env: Env,
 }
 
 struct Store(JsonStorage);
@@ -103,8 +105,8 @@ impl CatalogStorage for Store {
 }
 
 impl DurableObject for ProfileCatalog {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -146,6 +148,35 @@ impl ProfileCatalog {
             }
         }
         store.0.commit(batch).await?;
+        // Membership and per-device statuses are mirrored into the fleet index, where the
+        // device list filters on them. The catalogue is the source of truth: a failed mirror
+        // is logged, and the next change of the same pair writes it again.
+        let mirror: Vec<Statement> = out
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                CatalogWrite::Member(g, d) => Some(fleet::member(g, d, true)),
+                CatalogWrite::DeleteMember(g, d) => Some(fleet::member(g, d, false)),
+                CatalogWrite::Status(s) => {
+                    Some(fleet::profile_status(&s.profile_id, &s.device_id, Some(s.status), &s.updated_at))
+                }
+                CatalogWrite::DeleteStatus(p, d) => Some(fleet::profile_status(p, d, None, "")),
+                _ => None,
+            })
+            .collect();
+        if !mirror.is_empty() {
+            // After the reply: the one catalogue instance does not wait on the index.
+            let env = self.env.clone();
+            self.state.wait_until(async move {
+                let written = match super::index::Index::open(&env) {
+                    Ok(index) => index.write(&mirror).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    console_error!("fleet index (profile catalogue): {e}");
+                }
+            });
+        }
         Ok(out.reply)
     }
 }

@@ -1,0 +1,408 @@
+//! Who is calling the admin API, and may they: the bootstrap token, per-admin API tokens and
+//! console sessions (cookie plus CSRF header), checked against [`crate::admins::access`]; the
+//! session, admin account and API token routes; and the audit log writes. Rules are in
+//! [`crate::admins`] and [`crate::fleet`].
+
+use super::admin_api::read_json;
+use super::platform::{now_ms, Csprng};
+use super::ports::EdgePorts;
+use super::respond::{json, json_error, no_content, server_error};
+use crate::admins::{
+    self, Access, AdminCall, AdminChange, AdminError, AdminReply, AdminView, Credential, NewAdmin,
+    NewApiToken, Role, SignIn, API_TOKEN_PREFIX, SESSION_COOKIE,
+};
+use crate::config::Config;
+use crate::context::Entropy;
+use crate::enroll::flow::Authority;
+use crate::fleet::AuditRecord;
+use crate::http::MAX_JSON_BYTES;
+use crate::object_call::StoreError;
+use crate::time::format_timestamp;
+use crate::tokens::authority::{TokenCall, TokenCallError};
+use crate::tokens::RateLimit;
+use crate::users::{normalize_email, verify_hash, DUMMY_HASH};
+use subtle::ConstantTimeEq;
+use worker::*;
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Bootstrap,
+    ApiToken,
+    Session,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub admin: AdminView,
+    pub via: Via,
+    pub csrf: Option<String>,
+}
+
+/// What a request is, for the audit log.
+pub struct Origin {
+    pub address: Option<String>,
+}
+
+impl Origin {
+    pub fn of(req: &Request) -> Origin {
+        let address =
+            req.headers().get("CF-Connecting-IP").ok().flatten().filter(|a| !a.is_empty() && a.len() <= 64);
+        Origin { address }
+    }
+}
+
+/// The gate's decision.
+pub enum Gate {
+    /// Go on; `None` for a public route.
+    Allowed(Option<Caller>),
+    /// The answer (401 or 403), already audited where it was a security event.
+    Refused(Response),
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let given = req.headers().get("Authorization").ok().flatten()?;
+    given.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+fn cookie(req: &Request) -> Option<String> {
+    let header = req.headers().get("Cookie").ok().flatten()?;
+    header
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('=').map(str::to_string))
+}
+
+/// Authenticates the request and checks its role (and, for a console write, its CSRF token).
+pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: &[&str]) -> Result<Gate> {
+    let method = req.method().to_string();
+    let access = admins::access(&method, segments);
+    if access == Access::Public {
+        return Ok(Gate::Allowed(None));
+    }
+    let unauthorized = || Ok(Gate::Refused(json_error(401, "missing or wrong admin credentials")?));
+    let caller = if let Some(token) = bearer(req) {
+        let is_bootstrap = cfg
+            .admin_token
+            .as_deref()
+            .is_some_and(|expected| bool::from(token.as_bytes().ct_eq(expected.as_bytes())));
+        if is_bootstrap {
+            Caller { admin: admins::bootstrap_view(), via: Via::Bootstrap, csrf: None }
+        } else if let Some(secret) = token.strip_prefix(API_TOKEN_PREFIX) {
+            match authenticate(ports, Credential::ApiToken(secret.to_string())).await {
+                Ok(Some((admin, _))) => Caller { admin, via: Via::ApiToken, csrf: None },
+                Ok(None) => return unauthorized(),
+                Err(e) => return Ok(Gate::Refused(server_error(&e)?)),
+            }
+        } else {
+            return unauthorized();
+        }
+    } else if let Some(value) = cookie(req) {
+        match authenticate(ports, Credential::Session(value)).await {
+            Ok(Some((admin, csrf))) => Caller { admin, via: Via::Session, csrf },
+            Ok(None) => return unauthorized(),
+            Err(e) => return Ok(Gate::Refused(server_error(&e)?)),
+        }
+    } else {
+        return unauthorized();
+    };
+
+    let write = !matches!(req.method(), Method::Get | Method::Head);
+    if write && caller.via == Via::Session && !csrf_ok(req, &caller)? {
+        let answer = json_error(403, "missing or wrong CSRF token")?;
+        audit_event(ports, cfg, req, &caller.admin.email, "auth.csrf_refused", Some(route(req)), 403).await;
+        return Ok(Gate::Refused(answer));
+    }
+    if let Access::Role(needed) = access {
+        if caller.admin.role < needed {
+            let message = format!("role {} may not do this", role_name(caller.admin.role));
+            audit_event(ports, cfg, req, &caller.admin.email, "auth.role_refused", Some(route(req)), 403)
+                .await;
+            return Ok(Gate::Refused(json_error(403, &message)?));
+        }
+    }
+    Ok(Gate::Allowed(Some(caller)))
+}
+
+/// A refused request's target: `route:<METHOD> <path>`.
+fn route(req: &Request) -> String {
+    format!("route:{} {}", req.method(), req.path())
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Viewer => "viewer",
+        Role::Operator => "operator",
+        Role::Admin => "admin",
+    }
+}
+
+/// A console write carries its session's CSRF token, and, when the browser says where it came
+/// from, comes from this origin.
+fn csrf_ok(req: &Request, caller: &Caller) -> Result<bool> {
+    let given = req.headers().get("X-CSRF-Token")?.unwrap_or_default();
+    let Some(expected) = caller.csrf.as_deref() else {
+        return Ok(false);
+    };
+    if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        return Ok(false);
+    }
+    match req.headers().get("Origin")? {
+        Some(o) => Ok(o == super::origin(req)?),
+        None => Ok(true),
+    }
+}
+
+async fn authenticate(
+    ports: &EdgePorts<'_>,
+    credential: Credential,
+) -> std::result::Result<Option<(AdminView, Option<String>)>, StoreError> {
+    match ports.admins(AdminCall::Authenticate { credential }).await? {
+        Ok(AdminReply::Principal(p)) => Ok(Some((p.admin, p.csrf))),
+        Ok(other) => Err(StoreError(format!("admin directory answered {other:?}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Appends to the audit log. A failure is logged and does not change the answer: the action
+/// already happened.
+pub async fn audit_event(
+    ports: &EdgePorts<'_>,
+    cfg: &Config,
+    req: &Request,
+    actor: &str,
+    action: &str,
+    target: Option<String>,
+    status: u16,
+) {
+    let now = now_ms();
+    let record = AuditRecord {
+        at: format_timestamp(now),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target,
+        address: Origin::of(req).address,
+        status,
+    };
+    let keep_from = format_timestamp(now.saturating_sub(u64::from(cfg.audit_retention_days) * 86_400_000));
+    let written = match ports.index() {
+        Ok(index) => index.write(&record.insert(&keep_from)).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        console_error!("audit log: {e} ({action} by {actor})");
+    }
+}
+
+fn is_loopback(req: &Request) -> bool {
+    req.url()
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+}
+
+/// The session cookie: `HttpOnly`, `SameSite=Strict`, and `Secure` except on a loopback host
+/// (where local development serves plain HTTP).
+fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
+    let secure = if is_loopback(req) { "" } else { "; Secure" };
+    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+fn admin_error(e: &AdminError) -> Result<Response> {
+    match e {
+        AdminError::Exists => json_error(409, "an admin with this email exists"),
+        AdminError::NoSuchAdmin => json_error(404, "no such admin"),
+        AdminError::NoSuchToken => json_error(404, "no such API token"),
+        AdminError::LastAdmin => json_error(409, "this would leave no account with the admin role"),
+        AdminError::Refused => json_error(401, "missing or wrong admin credentials"),
+        AdminError::TooMany => json_error(409, "too many API tokens; revoke one first"),
+    }
+}
+
+/// An admin directory call answered as the API answers it.
+async fn directory(ports: &EdgePorts<'_>, call: AdminCall, status: u16) -> Result<Response> {
+    match ports.admins(call).await {
+        Ok(Ok(AdminReply::Admin(a))) => json(status, &a),
+        Ok(Ok(AdminReply::Admins(list))) => json(200, &serde_json::json!({ "admins": list })),
+        Ok(Ok(AdminReply::ApiTokens(list))) => json(200, &serde_json::json!({ "tokens": list })),
+        Ok(Ok(AdminReply::ApiTokenCreated { view, token })) => {
+            let mut body = serde_json::to_value(view)?;
+            body["token"] = serde_json::Value::String(token);
+            json(201, &body)
+        }
+        Ok(Ok(AdminReply::Done)) => no_content(),
+        Ok(Ok(other)) => server_error(&StoreError(format!("admin directory answered {other:?}"))),
+        Ok(Err(e)) => admin_error(&e),
+        Err(e) => server_error(&e),
+    }
+}
+
+/// `/api/v1/session`, `/api/v1/admins…` and `/api/v1/api-tokens…`; `None` for other routes.
+pub async fn handle(
+    req: &Request,
+    ports: &EdgePorts<'_>,
+    cfg: &Config,
+    caller: Option<&Caller>,
+    segments: &[&str],
+) -> Option<Result<Response>> {
+    let answer = match (req.method(), segments, caller) {
+        (Method::Post, ["session"], _) => sign_in(req, ports, cfg).await,
+        (Method::Get, ["session"], Some(c)) => {
+            json(200, &serde_json::json!({ "admin": c.admin, "csrf_token": c.csrf }))
+        }
+        (Method::Delete, ["session"], Some(c)) => {
+            if c.via == Via::Session {
+                if let Some(value) = cookie(req) {
+                    if let Err(e) = ports.admins(AdminCall::EndSession { cookie: value }).await {
+                        return Some(server_error(&e));
+                    }
+                }
+            }
+            let mut resp = match no_content() {
+                Ok(r) => r,
+                Err(e) => return Some(Err(e)),
+            };
+            let _ = resp.headers_mut().set("Set-Cookie", &session_cookie(req, "", 0));
+            Ok(resp)
+        }
+        (Method::Get, ["admins"], _) => directory(ports, AdminCall::List, 200).await,
+        (Method::Post, ["admins"], _) => {
+            let new: NewAdmin = match read_json(req, MAX_JSON_BYTES).await {
+                Ok(v) => v,
+                Err(resp) => return Some(resp),
+            };
+            let (email, display_name) = match new.validate() {
+                Ok(v) => v,
+                Err(m) => return Some(json_error(400, &m)),
+            };
+            let password_hash = match hash(ports, cfg, &new.password).await {
+                Ok(h) => h,
+                Err(e) => return Some(server_error(&e)),
+            };
+            directory(ports, AdminCall::Create { email, display_name, role: new.role, password_hash }, 201)
+                .await
+        }
+        (Method::Patch, ["admins", email], _) => {
+            let change: AdminChange = match read_json(req, MAX_JSON_BYTES).await {
+                Ok(v) => v,
+                Err(resp) => return Some(resp),
+            };
+            let email = normalize_email(&crate::http::percent_decode(email).unwrap_or_default());
+            let display_name = match change.display_name.as_deref().map(admins::valid_name).transpose() {
+                Ok(n) => n,
+                Err(m) => return Some(json_error(400, &m)),
+            };
+            let password_hash = match &change.password {
+                Some(p) => {
+                    if let Err(m) = admins::valid_password(p) {
+                        return Some(json_error(400, &m));
+                    }
+                    match hash(ports, cfg, p).await {
+                        Ok(h) => Some(h),
+                        Err(e) => return Some(server_error(&e)),
+                    }
+                }
+                None => None,
+            };
+            directory(ports, AdminCall::Update { email, role: change.role, display_name, password_hash }, 200)
+                .await
+        }
+        (Method::Delete, ["admins", email], _) => {
+            let email = normalize_email(&crate::http::percent_decode(email).unwrap_or_default());
+            directory(ports, AdminCall::Delete { email }, 204).await
+        }
+        (Method::Get, ["api-tokens"], Some(c)) => {
+            let admin = (c.admin.role != Role::Admin).then(|| c.admin.email.clone());
+            directory(ports, AdminCall::ListApiTokens { admin }, 200).await
+        }
+        (Method::Post, ["api-tokens"], Some(c)) => {
+            let new: NewApiToken = match read_json(req, MAX_JSON_BYTES).await {
+                Ok(v) => v,
+                Err(resp) => return Some(resp),
+            };
+            let name = match admins::valid_name(&new.name) {
+                Ok(n) => n,
+                Err(m) => return Some(json_error(400, &m)),
+            };
+            if c.via == Via::Bootstrap {
+                return Some(json_error(
+                    400,
+                    "the bootstrap token cannot own API tokens; create an admin first",
+                ));
+            }
+            directory(ports, AdminCall::CreateApiToken { admin: c.admin.email.clone(), name }, 201).await
+        }
+        (Method::Delete, ["api-tokens", id], Some(c)) => {
+            if !admins::valid_id(id) {
+                return Some(json_error(404, "no such API token"));
+            }
+            let admin = (c.admin.role != Role::Admin).then(|| c.admin.email.clone());
+            directory(ports, AdminCall::RevokeApiToken { id: id.to_string(), admin }, 204).await
+        }
+        _ => return None,
+    };
+    Some(answer)
+}
+
+async fn hash(
+    ports: &EdgePorts<'_>,
+    cfg: &Config,
+    password: &str,
+) -> std::result::Result<String, StoreError> {
+    crate::users::hash_password(ports, password, Csprng.bytes(), cfg.password_iterations).await
+}
+
+/// `POST /api/v1/session`: checks the password (an unknown email against a dummy hash, so
+/// timing tells nothing), limited like the enrollment sign-in page: every attempt is counted
+/// per email and per client address before the check and given back when it succeeds.
+async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<Response> {
+    let form: SignIn = match read_json(req, MAX_JSON_BYTES).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let email = normalize_email(&form.email);
+    let client = Origin::of(req).address.unwrap_or_else(|| crate::signin::LOCAL_CLIENT.to_string());
+    let keys = vec![format!("admin-email:{email}"), format!("admin-ip:{client}")];
+    let limit = RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
+    let actor: String = email.chars().take(128).collect();
+    match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(TokenCallError::RateLimited { retry_after })) => {
+            audit_event(ports, cfg, req, &actor, "session.failed", Some(format!("admin:{actor}")), 429).await;
+            let mut resp = json_error(429, "too many failed sign-ins; try again later")?;
+            resp.headers_mut().set("Retry-After", &retry_after.to_string())?;
+            return Ok(resp);
+        }
+        Ok(Err(e)) => {
+            return server_error(&StoreError(format!("token authority refused the attempt: {e:?}")))
+        }
+        Err(e) => return server_error(&e),
+    }
+    let account = match ports.admins(AdminCall::Get { email: email.clone() }).await {
+        Ok(Ok(AdminReply::Account(a))) => a,
+        other => return server_error(&StoreError(format!("admin directory answered {other:?}"))),
+    };
+    let stored = account.as_ref().map_or(DUMMY_HASH, |a| a.password_hash.as_str());
+    let ok = match verify_hash(ports, stored, &form.password).await {
+        Ok(ok) => ok && account.is_some(),
+        Err(e) => return server_error(&e),
+    };
+    if !ok {
+        audit_event(ports, cfg, req, &actor, "session.failed", Some(format!("admin:{actor}")), 401).await;
+        return json_error(401, "wrong email or password");
+    }
+    if let Err(e) = ports.tokens(TokenCall::Release { keys }).await {
+        return server_error(&e);
+    }
+    let ttl = u64::from(cfg.admin_session_ttl_secs);
+    match ports.admins(AdminCall::StartSession { email: email.clone(), ttl_secs: ttl }).await {
+        Ok(Ok(AdminReply::SessionStarted { cookie, csrf, admin })) => {
+            audit_event(ports, cfg, req, &email, "session.create", Some(format!("admin:{email}")), 200).await;
+            let mut resp = json(200, &serde_json::json!({ "admin": admin, "csrf_token": csrf }))?;
+            resp.headers_mut().set("Set-Cookie", &session_cookie(req, &cookie, ttl))?;
+            Ok(resp)
+        }
+        Ok(Err(e)) => admin_error(&e),
+        other => server_error(&StoreError(format!("admin directory answered {other:?}"))),
+    }
+}

@@ -1,0 +1,77 @@
+//! The fleet index in D1 (binding `INDEX`): runs the statements [`crate::fleet`] builds. Tables
+//! are in `migrations/`, documented in the README.
+
+use crate::fleet::{Sql, Statement};
+use crate::object_call::StoreError;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Env};
+
+pub const BINDING: &str = "INDEX";
+
+fn index_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("fleet index: {e}"))
+}
+
+pub struct Index(D1Database);
+
+impl Index {
+    pub fn open(env: &Env) -> Result<Index, StoreError> {
+        env.d1(BINDING).map(Index).map_err(index_error)
+    }
+
+    fn prepare(&self, s: &Statement) -> Result<D1PreparedStatement, StoreError> {
+        let params: Vec<JsValue> = s
+            .params
+            .iter()
+            .map(|p| match p {
+                Sql::Text(t) => JsValue::from_str(t),
+                Sql::Int(n) => JsValue::from_f64(*n as f64),
+                Sql::Null => JsValue::NULL,
+            })
+            .collect();
+        self.0.prepare(&s.sql).bind(&params).map_err(index_error)
+    }
+
+    /// Runs the statements as one transaction (a D1 batch).
+    pub async fn write(&self, statements: &[Statement]) -> Result<(), StoreError> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let prepared = statements.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
+        super::metrics::add(|c| c.index_writes += statements.len() as u64);
+        for r in self.0.batch(prepared).await.map_err(index_error)? {
+            if let Some(e) = r.error() {
+                return Err(index_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of one query.
+    pub async fn rows<T: DeserializeOwned>(&self, s: &Statement) -> Result<Vec<T>, StoreError> {
+        super::metrics::add(|c| c.index_reads += 1);
+        let result = self.prepare(s)?.all().await.map_err(index_error)?;
+        if let Some(e) = result.error() {
+            return Err(index_error(e));
+        }
+        result.results().map_err(index_error)
+    }
+
+    /// The rows of several queries, read in one round trip.
+    pub async fn batch_rows<T: DeserializeOwned>(
+        &self,
+        statements: &[Statement],
+    ) -> Result<Vec<Vec<T>>, StoreError> {
+        let prepared = statements.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
+        super::metrics::add(|c| c.index_reads += statements.len() as u64);
+        let mut out = Vec::new();
+        for r in self.0.batch(prepared).await.map_err(index_error)? {
+            if let Some(e) = r.error() {
+                return Err(index_error(e));
+            }
+            out.push(r.results().map_err(index_error)?);
+        }
+        Ok(out)
+    }
+}
