@@ -61,6 +61,8 @@ pub struct Config {
     /// `INDEX_CHECKIN_GRANULARITY_SECONDS`: the fleet index's check-in time is rewritten at
     /// most this often per device.
     pub index_checkin_granularity_secs: u32,
+    /// `INDEX_RETRY_SECONDS`: how soon a failed fleet index write is retried.
+    pub index_retry_secs: u32,
     /// `AUDIT_RETENTION_DAYS`: audit log entries older than this are deleted.
     pub audit_retention_days: u32,
     /// `ADMIN_SESSION_TTL_SECONDS`: how long a console session lasts.
@@ -198,6 +200,7 @@ impl Config {
                 365 * 86_400,
             )?,
             index_checkin_granularity_secs: number(get, "INDEX_CHECKIN_GRANULARITY_SECONDS", 900, 0, 86_400)?,
+            index_retry_secs: number(get, "INDEX_RETRY_SECONDS", 60, 1, 86_400)?,
             audit_retention_days: number(get, "AUDIT_RETENTION_DAYS", 365, 1, 3650)?,
             admin_session_ttl_secs: number(get, "ADMIN_SESSION_TTL_SECONDS", 28_800, 60, 30 * 86_400)?,
             message_signing: match get("MESSAGE_SIGNING").map(|v| v.trim().to_ascii_lowercase()).as_deref() {

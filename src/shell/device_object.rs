@@ -157,8 +157,6 @@ type Answer = std::result::Result<std::result::Result<DeviceReply, DeviceError>,
 
 /// Set when a fleet index write failed; the alarm retries it.
 const INDEX_RETRY: &str = "index_retry";
-/// How soon a failed fleet index write is retried.
-const INDEX_RETRY_MS: i64 = 60_000;
 
 /// Writes the device's row to the fleet index. The index is a view: a failure never fails the
 /// device's call. It is remembered (`index_retry`) and retried by the alarm, and the next
@@ -191,10 +189,11 @@ async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, version: u
                     storage.commit(batch).await?;
                 }
                 // The retire deadline's alarm, when set, retries on its way.
-                let soon = now_ms() as i64 + INDEX_RETRY_MS;
+                let retry_ms = super::config(&env).map_or(60, |c| c.index_retry_secs) as i64 * 1000;
+                let soon = now_ms() as i64 + retry_ms;
                 match storage.0.get_alarm().await.map_err(store_error)? {
                     Some(at) if at <= soon => Ok(()),
-                    _ => storage.0.set_alarm(INDEX_RETRY_MS).await.map_err(store_error),
+                    _ => storage.0.set_alarm(retry_ms).await.map_err(store_error),
                 }
             }
         }

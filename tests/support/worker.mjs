@@ -27,6 +27,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { installOpenApiValidation } from './openapi.mjs';
+
+// Every /api/v1/ response the suites receive is checked against api/openapi.json.
+installOpenApiValidation();
 
 const execFileP = promisify(execFile);
 
@@ -157,6 +161,8 @@ export async function startWorker({ vars = {}, persistDir, port } = {}) {
   const envFile = path.join(envDir, 'dev.env');
   await fsp.writeFile(envFile, `ADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
 
+  await applyMigrations(persistDir);
+
   const handle = {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -274,6 +280,37 @@ async function stopChild(handle) {
   child.stderr.destroy();
   running.delete(handle);
   handle.child = null;
+}
+
+/**
+ * Applies migrations/ to the local fleet index (D1 binding INDEX) of `persistDir`, as
+ * `npm start` does; already applied ones are skipped.
+ */
+export async function applyMigrations(persistDir) {
+  try {
+    await execFileP(process.execPath, [
+      WRANGLER, 'd1', 'migrations', 'apply', 'INDEX', '--local', '--persist-to', persistDir,
+    ], { cwd: ROOT, env: { ...wranglerEnv(), CI: 'true' }, maxBuffer: 16 * 1024 * 1024 });
+  } catch (e) {
+    throw new Error(`wrangler d1 migrations apply failed: ${e.stderr || e.message}`);
+  }
+}
+
+/** Runs SQL (a file's text) against the local fleet index of `persistDir`; returns the rows. */
+export async function d1(persistDir, sql) {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'edgemdm-sql-'));
+  tempDirs.add(dir);
+  const file = path.join(dir, 'q.sql');
+  await fsp.writeFile(file, sql);
+  try {
+    const { stdout } = await execFileP(process.execPath, [
+      WRANGLER, 'd1', 'execute', 'INDEX', '--local', '--persist-to', persistDir, '--file', file, '--json',
+    ], { cwd: ROOT, env: { ...wranglerEnv(), CI: 'true' }, maxBuffer: 256 * 1024 * 1024 });
+    const out = JSON.parse(stdout);
+    return out.flatMap((r) => r.results ?? []);
+  } catch (e) {
+    throw new Error(`wrangler d1 execute failed: ${e.stderr || ""} ${e.stdout?.slice(0, 2000) || ""} ${e.message}`);
+  }
 }
 
 async function wranglerKv(persistDir, args) {
