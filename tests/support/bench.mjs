@@ -528,3 +528,115 @@ try {
     await pw.stop();
   }
 }
+
+// =============================================================================================
+// The fleet index and the console (issue 12). Its own worker: BENCH_INDEX_DEVICES (default
+// 100000) rows in the D1 fleet index, then the time per device-list page (first page, pages deep
+// in the cursor chain, search, filters), the dashboard counts and the audit page, each the
+// median of BENCH_INDEX_N (default 20) requests over HTTP to the local worker; and the console's
+// first load: bytes (raw and gzip) and the time until headless Chromium shows the sign-in form.
+// =============================================================================================
+{
+  const { startWorker: start, d1: sql } = await import('./worker.mjs');
+  const zlib = await import('node:zlib');
+  const DEVICES = Number(process.env.BENCH_INDEX_DEVICES ?? 100000);
+  const N = Number(process.env.BENCH_INDEX_N ?? 20);
+  const OS = ['10.0.19045.5247', '10.0.22631.4602', '10.0.26100.2605'];
+  const base = Date.parse('2026-11-01T00:00:00Z');
+  const iso = (ms) => new Date(ms).toISOString();
+  const iw = await start({});
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const get = async (path) => {
+    const t0 = performance.now();
+    const res = await fetch(`${iw.url}${path}`, { headers: { authorization: `Bearer ${iw.adminToken}` } });
+    const body = await res.json();
+    if (res.status !== 200) throw new Error(`bench: ${path}: ${res.status} ${JSON.stringify(body)}`);
+    return { ms: performance.now() - t0, body };
+  };
+  try {
+    const t0 = performance.now();
+    const CHUNK = 20000;
+    for (let from = 0; from < DEVICES; from += CHUNK) {
+      let text = '';
+      const rows = [];
+      const groups = [];
+      const profiles = [];
+      for (let i = from; i < Math.min(DEVICES, from + CHUNK); i++) {
+        const id = `BENCH${String(i).padStart(7, '0')}`;
+        rows.push(`('${id}','${id.toLowerCase()}','PC-${i}','pc-${i}','user${i % 500}@bench.io','user${i % 500}@bench.io',` +
+          `'${i % 20 === 0 ? 'retired' : 'enrolled'}','${OS[i % 3]}','48','Full','${iso(base - 86_400_000)}','${iso(base + i * 1000)}','${iso(base + 300 * 86_400_000)}',1)`);
+        if (i % 10 === 0) groups.push(`('${id}','finance')`);
+        if (i % 50 === 0) profiles.push(`('${id}','p1','failed','${iso(base)}')`);
+      }
+      const chunks = (list) => Array.from({ length: Math.ceil(list.length / 200) }, (_, k) => list.slice(k * 200, (k + 1) * 200));
+      for (const c of chunks(rows)) text += `INSERT INTO devices (device_id,id_lc,name,name_lc,user_email,user_lc,status,os_version,os_edition,enrollment_type,enrolled_at,last_checkin,cert_not_after,version) VALUES ${c.join(',')};\n`;
+      for (const c of chunks(groups)) text += `INSERT INTO device_groups (device_id, group_name) VALUES ${c.join(',')};\n`;
+      for (const c of chunks(profiles)) text += `INSERT INTO device_profiles (device_id, profile_id, status, updated_at) VALUES ${c.join(',')};\n`;
+      await sql(iw.persistDir, text);
+    }
+    console.log(`bench: index: ${DEVICES} devices loaded into the local fleet index in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const line = (name, xs, extra = '') => console.log(`bench: index: ${name.padEnd(56)} ${median(xs).toFixed(1).padStart(7)} ms median, ${Math.max(...xs).toFixed(1).padStart(7)} max${extra}`);
+    const timed = async (path, n = N) => {
+      const xs = [];
+      let body;
+      for (let k = 0; k < n + 2; k++) {
+        const r = await get(path);
+        if (k >= 2) xs.push(r.ms); // two warm-up requests
+        body = r.body;
+      }
+      return { xs, body };
+    };
+    const first = await timed('/api/v1/devices?limit=50');
+    line('GET /api/v1/devices, first page of 50 (with total)', first.xs, `  total ${first.body.total}`);
+    // Deep pages: follow the cursor chain 200 pages in (10,000 devices), then time that page.
+    let cursor = first.body.next_cursor;
+    for (let k = 0; k < 200 && cursor; k++) cursor = (await get(`/api/v1/devices?limit=50&cursor=${cursor}`)).body.next_cursor;
+    line('GET /api/v1/devices, page 200 (cursor)', (await timed(`/api/v1/devices?limit=50&cursor=${cursor}`)).xs);
+    line('GET /api/v1/devices?limit=200', (await timed('/api/v1/devices?limit=200')).xs);
+    for (const [name, q] of [
+      ['search q=pc-4242 (name prefix)', 'q=pc-4242'],
+      ['search q=user42@ (user prefix, 200 devices)', 'q=user42%40'],
+      ['search q=bench00123 (id prefix)', 'q=bench00123'],
+      ['status=retired', 'status=retired'],
+      ['os_version + status', `os_version=${OS[1]}&status=enrolled`],
+      ['group=finance', 'group=finance'],
+      ['profile_status=failed', 'profile_status=failed'],
+      ['sort=name', 'sort=name'],
+    ]) {
+      const r = await timed(`/api/v1/devices?limit=50&${q}`);
+      line(`GET /api/v1/devices, ${name}`, r.xs, `  total ${r.body.total}`);
+    }
+    line('GET /api/v1/stats (dashboard counts)', (await timed('/api/v1/stats')).xs);
+    line('GET /api/v1/audit, first page', (await timed('/api/v1/audit')).xs);
+
+    // The console's first load.
+    let raw = 0;
+    let gz = 0;
+    const c0 = performance.now();
+    for (const p of ['/admin/', '/admin/app.js', '/admin/app.css']) {
+      const buf = Buffer.from(await (await fetch(`${iw.url}${p}`)).arrayBuffer());
+      raw += buf.length;
+      gz += zlib.gzipSync(buf, { level: 9 }).length;
+    }
+    const fetchMs = performance.now() - c0;
+    console.log(`bench: console: first load ${raw} bytes (${gz} gzip) in 3 requests, ${fetchMs.toFixed(1)} ms over loopback`);
+    try {
+      const { chromium } = await import('playwright-core');
+      const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const times = [];
+      for (let k = 0; k < 5; k++) {
+        const s0 = performance.now();
+        await page.goto(`${iw.url}/admin/`, { waitUntil: 'load' });
+        await page.locator('input[type=password]').first().waitFor();
+        times.push(performance.now() - s0);
+      }
+      console.log(`bench: console: sign-in form shown ${median(times).toFixed(1)} ms after navigation (median of 5, headless Chromium)`);
+      await browser.close();
+    } catch (e) {
+      console.log(`bench: console: Chromium timing skipped: ${e.message.split('\n')[0]}`);
+    }
+  } finally {
+    await iw.stop();
+  }
+}
