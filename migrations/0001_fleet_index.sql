@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
   actor   TEXT NOT NULL,                    -- admin email, "bootstrap", or the email tried
   action  TEXT NOT NULL,                    -- <noun>.<verb>, e.g. device.retire
   target  TEXT,                             -- device:<id>, user:<email>, profile:<id>, ...
+  detail  TEXT,                             -- what the target does not say: the command type
   address TEXT,                             -- the client address (CF-Connecting-IP)
   result  TEXT NOT NULL,                    -- ok | denied | failed
   status  INTEGER NOT NULL                  -- the HTTP status answered

@@ -606,6 +606,7 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
+    pub detail: Option<String>,
     pub address: Option<String>,
     pub status: u16,
 }
@@ -616,8 +617,8 @@ impl AuditRecord {
     pub fn insert(&self, keep_from: &str) -> Vec<Statement> {
         vec![
             Statement::new(
-                "INSERT INTO audit_log (at, actor, action, target, address, result, status) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO audit_log (at, actor, action, target, address, result, status, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 vec![
                     self.at.as_str().into(),
                     truncate(&self.actor).as_str().into(),
@@ -626,6 +627,7 @@ impl AuditRecord {
                     self.address.as_deref().into(),
                     AuditResult::of_status(self.status).name().into(),
                     Sql::Int(self.status.into()),
+                    self.detail.as_deref().map(truncate).as_deref().into(),
                 ],
             ),
             Statement::new("DELETE FROM audit_log WHERE at < ?1", vec![keep_from.into()]),
@@ -687,7 +689,7 @@ impl AuditQuery {
         let where_ = if cond.is_empty() { String::new() } else { format!(" WHERE {}", cond.join(" AND ")) };
         Statement::new(
             format!(
-                "SELECT id, at, actor, action, target, address, result, status FROM audit_log{where_} \
+                "SELECT id, at, actor, action, target, detail, address, result, status FROM audit_log{where_} \
                  ORDER BY id DESC LIMIT ?{}",
                 params.len()
             ),
@@ -711,6 +713,7 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
+    pub detail: Option<String>,
     pub address: Option<String>,
     pub result: String,
     pub status: i64,
@@ -857,6 +860,7 @@ mod tests {
             actor: "a@b.c".into(),
             action: "user.create".into(),
             target: None,
+            detail: None,
             address: None,
             result: "ok".into(),
             status: 201,
@@ -871,6 +875,7 @@ mod tests {
             actor: "x".into(),
             action: "session.failed".into(),
             target: None,
+            detail: None,
             address: Some("1.2.3.4".into()),
             status: 401,
         }

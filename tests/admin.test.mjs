@@ -350,6 +350,8 @@ describe('fleet index', () => {
     assert.equal(enrolledRow.os_version, '10.0.19043.2364', 'as the enrollment said');
     // Enrollment said one version; the device's inventory says another, and wins.
     assert.equal((await api('POST', `/api/v1/devices/${enr.deviceId}/commands`, { body: { type: 'inventory' } })).status, 201);
+    const queued = await audit({ action: 'device.command', target: `device:${enr.deviceId}` });
+    assert.equal(queued[0].detail, 'inventory', 'the audit log says which command');
     await dev.runSession();
     const reported = dev.values['./DevDetail/SwV'];
     const first = await waitFor((r) => r.last_checkin && r.os_version === reported, 'the check-in and inventory');

@@ -1,7 +1,7 @@
 //! The admin JSON API and the public CA download. Who may call what is
 //! [`super::admin_auth`]; every write is audited there.
 
-use super::admin_auth::{audit_event, gate, Caller, Gate};
+use super::admin_auth::{audit_event, gate, Audit, Caller, Gate};
 use super::body::{read_limited, Body};
 use super::index::Index;
 use super::platform::{now_ms, Csprng};
@@ -71,14 +71,16 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         Gate::Allowed(c) => c,
         Gate::Refused(answer) => return Ok(answer),
     };
-    let mut answer = route(&req, &ports, cfg, caller.as_ref(), &segments).await?;
+    let detail = std::cell::RefCell::new(None);
+    let mut answer = route(&req, &ports, cfg, caller.as_ref(), &segments, &detail).await?;
     // Every write is audited with its outcome (a sign-in audits itself: it knows who tried).
     let method = req.method().to_string();
     if let (Some(c), Some((action, mut target))) = (&caller, admins::audit_action(&method, &segments)) {
         if target.is_none() && (200..300).contains(&answer.status_code()) {
             target = created_target(&mut answer, &action).await;
         }
-        audit_event(&ports, cfg, &req, &c.admin.email, &action, target, answer.status_code()).await;
+        let entry = Audit { actor: &c.admin.email, action: &action, target, detail: detail.take() };
+        audit_event(&ports, cfg, &req, entry, answer.status_code()).await;
     }
     Ok(answer)
 }
@@ -101,8 +103,8 @@ async fn route(
     cfg: &Config,
     caller: Option<&Caller>,
     segments: &[&str],
+    detail: &std::cell::RefCell<Option<String>>,
 ) -> Result<Response> {
-    let (req, ports) = (req, ports);
     if let Some(answer) = super::admin_auth::handle(req, ports, cfg, caller, segments).await {
         return answer;
     }
@@ -150,7 +152,11 @@ async fn route(
                 Err(resp) => return resp,
             };
             match CommandRequest::from_json(&bytes) {
-                Ok(request) => device(ports, id, DeviceCall::QueueCommand { request }).await,
+                Ok(request) => {
+                    // The audit log says which command (a wipe is not a lock).
+                    *detail.borrow_mut() = Some(request.kind().to_string());
+                    device(ports, id, DeviceCall::QueueCommand { request }).await
+                }
                 Err(e) => json_error(400, &e),
             }
         }

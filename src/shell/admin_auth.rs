@@ -110,14 +110,15 @@ pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: 
     let write = !matches!(req.method(), Method::Get | Method::Head);
     if write && caller.via == Via::Session && !csrf_ok(req, &caller)? {
         let answer = json_error(403, "missing or wrong CSRF token")?;
-        audit_event(ports, cfg, req, &caller.admin.email, "auth.csrf_refused", Some(route(req)), 403).await;
+        let entry = Audit::new(&caller.admin.email, "auth.csrf_refused", Some(route(req)));
+        audit_event(ports, cfg, req, entry, 403).await;
         return Ok(Gate::Refused(answer));
     }
     if let Access::Role(needed) = access {
         if caller.admin.role < needed {
             let message = format!("role {} may not do this", role_name(caller.admin.role));
-            audit_event(ports, cfg, req, &caller.admin.email, "auth.role_refused", Some(route(req)), 403)
-                .await;
+            let entry = Audit::new(&caller.admin.email, "auth.role_refused", Some(route(req)));
+            audit_event(ports, cfg, req, entry, 403).await;
             return Ok(Gate::Refused(json_error(403, &message)?));
         }
     }
@@ -164,23 +165,32 @@ async fn authenticate(
     }
 }
 
+/// What an audit entry says besides where and when.
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: Option<String>,
+    /// What the action was about, where the target does not say (the command type).
+    pub detail: Option<String>,
+}
+
+impl<'a> Audit<'a> {
+    pub fn new(actor: &'a str, action: &'a str, target: Option<String>) -> Self {
+        Audit { actor, action, target, detail: None }
+    }
+}
+
 /// Appends to the audit log. A failure is logged and does not change the answer: the action
 /// already happened.
-pub async fn audit_event(
-    ports: &EdgePorts<'_>,
-    cfg: &Config,
-    req: &Request,
-    actor: &str,
-    action: &str,
-    target: Option<String>,
-    status: u16,
-) {
+pub async fn audit_event(ports: &EdgePorts<'_>, cfg: &Config, req: &Request, entry: Audit<'_>, status: u16) {
     let now = now_ms();
+    let (actor, action) = (entry.actor, entry.action);
     let record = AuditRecord {
         at: format_timestamp(now),
         actor: actor.to_string(),
         action: action.to_string(),
-        target,
+        target: entry.target,
+        detail: entry.detail,
         address: Origin::of(req).address,
         status,
     };
@@ -368,7 +378,8 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
     match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await {
         Ok(Ok(_)) => {}
         Ok(Err(TokenCallError::RateLimited { retry_after })) => {
-            audit_event(ports, cfg, req, &actor, "session.failed", Some(format!("admin:{actor}")), 429).await;
+            let entry = Audit::new(&actor, "session.failed", Some(format!("admin:{actor}")));
+            audit_event(ports, cfg, req, entry, 429).await;
             let mut resp = json_error(429, "too many failed sign-ins; try again later")?;
             resp.headers_mut().set("Retry-After", &retry_after.to_string())?;
             return Ok(resp);
@@ -388,7 +399,8 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
         Err(e) => return server_error(&e),
     };
     if !ok {
-        audit_event(ports, cfg, req, &actor, "session.failed", Some(format!("admin:{actor}")), 401).await;
+        let entry = Audit::new(&actor, "session.failed", Some(format!("admin:{actor}")));
+        audit_event(ports, cfg, req, entry, 401).await;
         return json_error(401, "wrong email or password");
     }
     if let Err(e) = ports.tokens(TokenCall::Release { keys }).await {
@@ -397,7 +409,8 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
     let ttl = u64::from(cfg.admin_session_ttl_secs);
     match ports.admins(AdminCall::StartSession { email: email.clone(), ttl_secs: ttl }).await {
         Ok(Ok(AdminReply::SessionStarted { cookie, csrf, admin })) => {
-            audit_event(ports, cfg, req, &email, "session.create", Some(format!("admin:{email}")), 200).await;
+            let entry = Audit::new(&email, "session.create", Some(format!("admin:{email}")));
+            audit_event(ports, cfg, req, entry, 200).await;
             let mut resp = json(200, &serde_json::json!({ "admin": admin, "csrf_token": csrf }))?;
             resp.headers_mut().set("Set-Cookie", &session_cookie(req, &cookie, ttl))?;
             Ok(resp)
