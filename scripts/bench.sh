@@ -37,7 +37,7 @@ if [ "${BENCH_NAMES:-1}" != "0" ]; then
     CARGO_PROFILE_RELEASE_STRIP=false bash scripts/build.sh
     wasm_size build/index_bg.wasm "benchmarked build (with names)"
 fi
-EDGEMDM_SKIP_BUILD=1 node tests/support/bench.mjs "$@"
+EDGEMDM_SKIP_BUILD=1 EDGEMDM_OPENAPI_VALIDATION=0 node tests/support/bench.mjs "$@"
 if [ "${BENCH_NAMES:-1}" != "0" ]; then
     bash scripts/build.sh # leave the shipping build in build/
 fi

@@ -239,41 +239,38 @@ pub fn access(method: &str, segments: &[&str]) -> Access {
     }
 }
 
-/// The audit log's action name and target for an admin API write (`None` for reads).
+/// The audit log's action name and target for an admin API write (`None` for reads and for
+/// paths that are no route, which change nothing).
 pub fn audit_action(method: &str, segments: &[&str]) -> Option<(String, Option<String>)> {
-    let verb = match method {
-        "POST" => "create",
-        "PUT" | "PATCH" => "update",
-        "DELETE" => "delete",
-        _ => return None,
-    };
     let t = |kind: &str, id: &str| {
         Some(format!("{kind}:{}", crate::http::percent_decode(id).unwrap_or_default()))
     };
-    let (action, target) = match segments {
-        ["session"] => (format!("session.{verb}"), None),
-        ["admins"] => ("admin.create".into(), None),
-        ["admins", e] => (format!("admin.{verb}"), t("admin", e)),
-        ["api-tokens"] => ("api_token.create".into(), None),
-        ["api-tokens", id] => ("api_token.revoke".into(), t("api_token", id)),
-        ["users"] => ("user.create".into(), None),
-        ["users", e] => ("user.delete".into(), t("user", e)),
-        ["enrollment-tokens"] => ("enrollment_token.create".into(), None),
-        ["enrollment-tokens", id] => ("enrollment_token.revoke".into(), t("enrollment_token", id)),
-        ["devices", id, "commands"] => ("device.command".into(), t("device", id)),
-        ["devices", id] if verb == "delete" => ("device.retire".into(), t("device", id)),
-        ["profiles"] => ("profile.create".into(), None),
-        ["profiles", id] => (format!("profile.{verb}"), t("profile", id)),
-        ["groups"] => ("group.create".into(), None),
-        ["groups", g] => (format!("group.{verb}"), t("group", g)),
-        ["groups", g, "devices", d] if verb == "delete" => {
-            ("group.remove_device".into(), Some(format!("group:{g} device:{d}")))
+    let (action, target): (&str, Option<String>) = match (method, segments) {
+        ("POST", ["session"]) => ("session.create", None),
+        ("DELETE", ["session"]) => ("session.delete", None),
+        ("POST", ["admins"]) => ("admin.create", None),
+        ("PATCH", ["admins", e]) => ("admin.update", t("admin", e)),
+        ("DELETE", ["admins", e]) => ("admin.delete", t("admin", e)),
+        ("POST", ["api-tokens"]) => ("api_token.create", None),
+        ("DELETE", ["api-tokens", id]) => ("api_token.revoke", t("api_token", id)),
+        ("POST", ["users"]) => ("user.create", None),
+        ("DELETE", ["users", e]) => ("user.delete", t("user", e)),
+        ("POST", ["enrollment-tokens"]) => ("enrollment_token.create", None),
+        ("DELETE", ["enrollment-tokens", id]) => ("enrollment_token.revoke", t("enrollment_token", id)),
+        ("POST", ["devices", id, "commands"]) => ("device.command", t("device", id)),
+        ("DELETE", ["devices", id]) => ("device.retire", t("device", id)),
+        ("POST", ["profiles"]) => ("profile.create", None),
+        ("PUT", ["profiles", id]) => ("profile.update", t("profile", id)),
+        ("DELETE", ["profiles", id]) => ("profile.delete", t("profile", id)),
+        ("POST", ["groups"]) => ("group.create", None),
+        ("DELETE", ["groups", g]) => ("group.delete", t("group", g)),
+        ("PUT", ["groups", g, "devices", d]) => ("group.add_device", Some(format!("group:{g} device:{d}"))),
+        ("DELETE", ["groups", g, "devices", d]) => {
+            ("group.remove_device", Some(format!("group:{g} device:{d}")))
         }
-        ["groups", g, "devices", d] => ("group.add_device".into(), Some(format!("group:{g} device:{d}"))),
-        [first, ..] => (format!("{}.{verb}", first.replace('-', "_")), None),
-        [] => return None,
+        _ => return None,
     };
-    Some((action, target))
+    Some((action.to_string(), target))
 }
 
 /// A credential presented to the directory.
@@ -712,6 +709,9 @@ mod tests {
         assert_eq!(audit_action("POST", &["devices", "D", "commands"]).unwrap().0, "device.command");
         assert_eq!(audit_action("PUT", &["groups", "g", "devices", "D"]).unwrap().0, "group.add_device");
         assert_eq!(audit_action("GET", &["devices"]), None);
+        assert_eq!(audit_action("DELETE", &["profiles"]), None, "no such route, nothing changed");
+        assert_eq!(audit_action("POST", &["nope"]), None);
+        assert_eq!(audit_action("DELETE", &["profiles", "p1"]).unwrap().0, "profile.delete");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 // documented status, and a JSON body that matches the documented schema for that status.
 //
 //   import { installOpenApiValidation } from './openapi.mjs';
-//   installOpenApiValidation();   // wraps globalThis.fetch once (idempotent)
+//   installOpenApiValidation();   // wraps globalThis.fetch once (idempotent;
+//                                 // EDGEMDM_OPENAPI_VALIDATION=0 turns it off)
 //
 // After the wrap, `await fetch(url)` for a path under /api/v1/ (any host) rejects with an Error
 // that names the operation, the status and what does not match, so the calling test fails.
@@ -284,6 +285,7 @@ function parseOrText(text) {
 
 /** Wraps globalThis.fetch (once) so every /api/v1/ response is checked against the document. */
 export function installOpenApiValidation() {
+  if (process.env.EDGEMDM_OPENAPI_VALIDATION === '0') return; // e.g. for a benchmark's timings
   const current = globalThis.fetch;
   if (current[WRAPPED]) return;
   load(); // a broken document fails here, at once, not at the first request
