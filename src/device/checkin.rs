@@ -181,7 +181,7 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
     }
     let auth = device_auth(&creds, &record, input.client_cert);
     let engine_input = Input {
-        message: input.message,
+        message: input.parsed,
         auth: &auth,
         queue: &[],
         server_url: input.server_url,

@@ -140,8 +140,8 @@ impl SessionState {
 /// One call's input.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
-    /// The HTTP body (UTF-8 SyncML).
-    pub message: &'a [u8],
+    /// The device's message, parsed once by the caller ([`SyncMl::parse_bytes`]).
+    pub message: &'a SyncMl,
     pub auth: &'a DeviceAuth,
     /// Pending commands, in sending order. Ids already sent in this session are skipped.
     pub queue: &'a [QueuedCommand],
@@ -237,7 +237,7 @@ pub struct Output {
 /// Handles one device message. Errors only for bodies that are not a SyncML message (answer them
 /// with HTTP 400); everything else, including failed authentication, is a SyncML reply.
 pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, SyncMlError> {
-    let msg = SyncMl::parse_bytes(input.message)?;
+    let msg = input.message;
     let device_msg_id: u32 = msg.hdr.msg_id.parse().map_err(|_| SyncMlError::Invalid("SyncHdr/MsgID"))?;
     let mut events = Vec::new();
 
@@ -271,8 +271,8 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
     if let Err(code) = check_cred(&msg.hdr, input.auth, &state.nonce) {
         let mut preview = sess.clone();
         preview.server_msg_id = preview.server_msg_id.saturating_add(1);
-        let mut reply = Reply::new(&msg, &preview, input.server_url);
-        reply.status(hdr_status(&msg, code, Some(md5_chal(&state.nonce))));
+        let mut reply = Reply::new(msg, &preview, input.server_url);
+        reply.status(hdr_status(msg, code, Some(md5_chal(&state.nonce))));
         // Statuses only: none of its commands is executed, none of its statuses applied.
         for c in &msg.body.commands {
             if needs_status(c) {
@@ -316,8 +316,8 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
     // be replayed.
     let nonce = input.fresh_nonce.to_vec();
     events.push(Event::Authenticated);
-    let mut reply = Reply::new(&msg, &sess, input.server_url);
-    reply.status(hdr_status(&msg, CODE_OK, Some(md5_chal(&nonce))));
+    let mut reply = Reply::new(msg, &sess, input.server_url);
+    reply.status(hdr_status(msg, CODE_OK, Some(md5_chal(&nonce))));
 
     // The body, in order.
     let mut aborted = false;

@@ -99,16 +99,10 @@ fn status(cmd_id: u32, msg_ref: &str, cmd_ref: &str, cmd: &str, code: &str) -> C
 }
 
 fn run(state: &SessionState, msg: &str, queue: &[QueuedCommand], nonce_byte: u8, now: u64) -> Output {
+    let msg = SyncMl::parse_bytes(msg.as_bytes()).unwrap();
     handle_message(
         state,
-        Input {
-            message: msg.as_bytes(),
-            auth: &auth(),
-            queue,
-            server_url: SERVER,
-            now,
-            fresh_nonce: [nonce_byte; 16],
-        },
+        Input { message: &msg, auth: &auth(), queue, server_url: SERVER, now, fresh_nonce: [nonce_byte; 16] },
     )
     .unwrap()
 }
@@ -727,9 +721,17 @@ fn bad_input_is_a_typed_error() {
     let state = SessionState::new(PROVISIONED.to_vec());
     let a = auth();
     let call = |body: &[u8]| {
+        let message = SyncMl::parse_bytes(body)?;
         handle_message(
             &state,
-            Input { message: body, auth: &a, queue: &[], server_url: SERVER, now: 0, fresh_nonce: [0; 16] },
+            Input {
+                message: &message,
+                auth: &a,
+                queue: &[],
+                server_url: SERVER,
+                now: 0,
+                fresh_nonce: [0; 16],
+            },
         )
     };
     assert_eq!(call(b"\xff\xfe<"), Err(SyncMlError::NotUtf8));
@@ -761,17 +763,11 @@ fn a_verified_client_certificate_stands_in_for_the_digest() {
     let d1 = device_msg("5", 1, None, None, package1(), true);
     let mut with_cert = auth();
     with_cert.client_certificate = true;
+    let d1 = SyncMl::parse_bytes(d1.as_bytes()).unwrap();
     let input = |a: &DeviceAuth| {
         handle_message(
             &state,
-            Input {
-                message: d1.as_bytes(),
-                auth: a,
-                queue: &[],
-                server_url: SERVER,
-                now: 10,
-                fresh_nonce: [9; 16],
-            },
+            Input { message: &d1, auth: a, queue: &[], server_url: SERVER, now: 10, fresh_nonce: [9; 16] },
         )
         .unwrap()
     };
