@@ -18,7 +18,7 @@ admin_token="$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | tail -n 1 | tr -d '"'"'"'
 port="${PORT:-8787}"
 
 # The fleet index's tables (migrations/), in the local D1 database; applied ones are skipped.
-WRANGLER_SEND_METRICS=false npx wrangler d1 migrations apply INDEX --local \
+CI=true WRANGLER_SEND_METRICS=false npx wrangler d1 migrations apply INDEX --local \
     --persist-to .wrangler/state >/dev/null
 
 cat <<MSG
