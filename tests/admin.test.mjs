@@ -360,7 +360,10 @@ describe('fleet index', () => {
     assert.equal(first.device_name, 'DESKTOP-TEST');
 
     // The index goes away.
-    await d1(w.persistDir, 'ALTER TABLE devices RENAME TO devices_away;');
+    assert.equal((await api('POST', '/api/v1/groups', { body: { name: 'catch-up' } })).status, 201);
+    await d1(w.persistDir, 'ALTER TABLE devices RENAME TO devices_away; ALTER TABLE device_groups RENAME TO device_groups_away;');
+    const joined = await api('PUT', `/api/v1/groups/catch-up/devices/${enr.deviceId}`);
+    assert.equal(joined.status, 200, 'the profile catalogue does not wait for the index either');
     const retire = await api('DELETE', `/api/v1/devices/${enr.deviceId}`);
     assert.equal(retire.status, 202, 'the retire does not wait for the index');
     const session = await dev.runSession();
@@ -368,8 +371,8 @@ describe('fleet index', () => {
     assert.equal((await api('GET', '/api/v1/devices')).status, 500, 'the list needs the index');
     // It comes back; the device object's alarm retries without any new traffic.
     await new Promise((res) => setTimeout(res, 1500));
-    await d1(w.persistDir, 'ALTER TABLE devices_away RENAME TO devices;');
-    const caught = await waitFor((r) => r.status !== 'enrolled', 'the retirement');
+    await d1(w.persistDir, 'ALTER TABLE devices_away RENAME TO devices; ALTER TABLE device_groups_away RENAME TO device_groups;');
+    const caught = await waitFor((r) => r.status !== 'enrolled' && r.groups.includes('catch-up'), 'the retirement and the group');
     assert.ok(['retiring', 'retired'].includes(caught.status), caught.status);
     const record = await api('GET', `/api/v1/devices/${enr.deviceId}`);
     assert.equal(caught.status, record.body.status, 'the index says what the device object says');

@@ -5,7 +5,8 @@
 //! Storage keys (JSON text): `rev` and `seq` (numbers), `profile:<id>` ([`Profile`]),
 //! `counts:<id>` ([`Counts`]), `group:<name>` ([`Group`]), `member:<DeviceID>` (the device's
 //! group names), `gm:<group>:<DeviceID>` (the member index, `true`), `status:<id>:<DeviceID>`
-//! ([`DeviceProfileStatus`], listed in DeviceID order for the per-profile device pages).
+//! ([`DeviceProfileStatus`], listed in DeviceID order for the per-profile device pages),
+//! `mirror:…` (pairs whose fleet index write is to be retried).
 
 use super::rpc;
 use super::storage::{store_error, Batch, JsonStorage};
@@ -26,6 +27,9 @@ const GROUP: &str = "group:";
 const MEMBER: &str = "member:";
 const GROUP_MEMBER: &str = "gm:";
 const STATUS: &str = "status:";
+/// Pairs whose fleet index mirror failed: `mirror:m:<group>:<DeviceID>`,
+/// `mirror:s:<profile id>:<DeviceID>`.
+const MIRROR: &str = "mirror:";
 
 #[durable_object]
 pub struct ProfileCatalog {
@@ -116,6 +120,105 @@ impl DurableObject for ProfileCatalog {
         };
         rpc::encode(answer)
     }
+
+    /// Re-mirrors the pairs whose fleet index write failed.
+    async fn alarm(&self) -> Result<Response> {
+        let storage = JsonStorage(self.state.storage());
+        let pairs: Vec<Pair> =
+            storage.list::<bool>(MIRROR).await?.into_iter().filter_map(|(k, _)| Pair::from_key(&k)).collect();
+        if !pairs.is_empty() {
+            mirror(storage, self.env.clone(), pairs, None).await;
+        }
+        Response::empty()
+    }
+}
+
+/// A (group, device) membership or a (profile, device) status to mirror into the fleet index.
+#[derive(Debug, Clone)]
+enum Pair {
+    Member(String, String),
+    Status(String, String),
+}
+
+impl Pair {
+    /// Its key under [`MIRROR`] (group names, profile ids and device ids have no `:`).
+    fn key(&self) -> String {
+        match self {
+            Pair::Member(g, d) => format!("{MIRROR}m:{g}:{d}"),
+            Pair::Status(p, d) => format!("{MIRROR}s:{p}:{d}"),
+        }
+    }
+
+    fn from_key(rest: &str) -> Option<Pair> {
+        let mut parts = rest.splitn(3, ':');
+        match (parts.next()?, parts.next()?, parts.next()?) {
+            ("m", g, d) => Some(Pair::Member(g.into(), d.into())),
+            ("s", p, d) => Some(Pair::Status(p.into(), d.into())),
+            _ => None,
+        }
+    }
+
+    /// The statement that makes the index say what the catalogue holds now.
+    async fn statement(&self, storage: &JsonStorage) -> std::result::Result<Statement, StoreError> {
+        Ok(match self {
+            Pair::Member(g, d) => {
+                let present = storage.get::<bool>(&format!("{GROUP_MEMBER}{g}:{d}")).await?.is_some();
+                fleet::member(g, d, present)
+            }
+            Pair::Status(p, d) => {
+                match storage.get::<DeviceProfileStatus>(&format!("{STATUS}{p}:{d}")).await? {
+                    Some(s) => fleet::profile_status(p, d, Some(s.status), &s.updated_at),
+                    None => fleet::profile_status(p, d, None, ""),
+                }
+            }
+        })
+    }
+}
+
+/// Writes the pairs to the fleet index: `statements` when the call that changed them has them,
+/// else (a retry) what the catalogue holds now. On failure it remembers the pairs and sets the
+/// alarm; a retry that succeeds forgets them.
+async fn mirror(storage: JsonStorage, env: Env, pairs: Vec<Pair>, statements: Option<Vec<Statement>>) {
+    let remembered = statements.is_none();
+    let done: std::result::Result<(), StoreError> = async {
+        let statements = match statements {
+            Some(s) => s,
+            None => {
+                let mut s = Vec::new();
+                for p in &pairs {
+                    s.push(p.statement(&storage).await?);
+                }
+                s
+            }
+        };
+        let written = match super::index::Index::open(&env) {
+            Ok(index) => index.write(&statements).await,
+            Err(e) => Err(e),
+        };
+        let mut batch = Batch::default();
+        match written {
+            Ok(()) if remembered => {
+                for p in &pairs {
+                    batch.delete(&p.key());
+                }
+                storage.commit(batch).await
+            }
+            Ok(()) => Ok(()),
+            Err(e) => {
+                console_error!("fleet index (profile catalogue): {e}; retrying");
+                for p in &pairs {
+                    batch.put(&p.key(), &true)?;
+                }
+                storage.commit(batch).await?;
+                let retry_ms = super::config(&env).map_or(60, |c| c.index_retry_secs) as i64 * 1000;
+                storage.0.set_alarm(retry_ms).await.map_err(store_error)
+            }
+        }
+    }
+    .await;
+    if let Err(e) = done {
+        console_error!("fleet index mirror: {e}");
+    }
 }
 
 impl ProfileCatalog {
@@ -149,33 +252,33 @@ impl ProfileCatalog {
         }
         store.0.commit(batch).await?;
         // Membership and per-device statuses are mirrored into the fleet index, where the
-        // device list filters on them. The catalogue is the source of truth: a failed mirror
-        // is logged, and the next change of the same pair writes it again.
-        let mirror: Vec<Statement> = out
+        // device list filters on them, after the reply (the one catalogue instance does not
+        // wait on the index). The catalogue is the source of truth: the pairs of a mirror that
+        // failed are remembered and re-mirrored from what the catalogue holds then, by the
+        // alarm, so a retry can never bring back an older state.
+        let (pairs, statements): (Vec<Pair>, Vec<Statement>) = out
             .writes
             .iter()
             .filter_map(|w| match w {
-                CatalogWrite::Member(g, d) => Some(fleet::member(g, d, true)),
-                CatalogWrite::DeleteMember(g, d) => Some(fleet::member(g, d, false)),
-                CatalogWrite::Status(s) => {
-                    Some(fleet::profile_status(&s.profile_id, &s.device_id, Some(s.status), &s.updated_at))
+                CatalogWrite::Member(g, d) => {
+                    Some((Pair::Member(g.clone(), d.clone()), fleet::member(g, d, true)))
                 }
-                CatalogWrite::DeleteStatus(p, d) => Some(fleet::profile_status(p, d, None, "")),
+                CatalogWrite::DeleteMember(g, d) => {
+                    Some((Pair::Member(g.clone(), d.clone()), fleet::member(g, d, false)))
+                }
+                CatalogWrite::Status(st) => Some((
+                    Pair::Status(st.profile_id.clone(), st.device_id.clone()),
+                    fleet::profile_status(&st.profile_id, &st.device_id, Some(st.status), &st.updated_at),
+                )),
+                CatalogWrite::DeleteStatus(p, d) => {
+                    Some((Pair::Status(p.clone(), d.clone()), fleet::profile_status(p, d, None, "")))
+                }
                 _ => None,
             })
-            .collect();
-        if !mirror.is_empty() {
-            // After the reply: the one catalogue instance does not wait on the index.
-            let env = self.env.clone();
-            self.state.wait_until(async move {
-                let written = match super::index::Index::open(&env) {
-                    Ok(index) => index.write(&mirror).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = written {
-                    console_error!("fleet index (profile catalogue): {e}");
-                }
-            });
+            .unzip();
+        if !pairs.is_empty() {
+            let (storage, env) = (JsonStorage(self.state.storage()), self.env.clone());
+            self.state.wait_until(mirror(storage, env, pairs, Some(statements)));
         }
         Ok(out.reply)
     }
