@@ -106,12 +106,15 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Post, "/managementserver/mdm.svc") => {
             Box::pin(management_service::handle(req, env, &cfg)).await
         }
-        (Method::Get, "/windows-web-agent") => signin_page::show(req, &cfg).await,
-        (Method::Post, "/windows-web-agent") => signin_page::submit(req, env, &cfg).await,
-        (Method::Get, "/api/v1/ca") => admin_api::ca_certificate(env).await,
-        (Method::Get, "/api/v1/openapi.json") => console::serve(req, env).await,
-        (Method::Get, p) if p == "/admin" || p.starts_with("/admin/") => console::serve(req, env).await,
-        (_, p) if p.starts_with("/api/v1/") => admin_api::handle(req, env, &cfg).await,
+        // Each route is its own boxed future, so this one does not inline them all.
+        (Method::Get, "/windows-web-agent") => Box::pin(signin_page::show(req, &cfg)).await,
+        (Method::Post, "/windows-web-agent") => Box::pin(signin_page::submit(req, env, &cfg)).await,
+        (Method::Get, "/api/v1/ca") => Box::pin(admin_api::ca_certificate(env)).await,
+        (Method::Get, "/api/v1/openapi.json") => Box::pin(console::serve(req, env)).await,
+        (Method::Get, p) if p == "/admin" || p.starts_with("/admin/") => {
+            Box::pin(console::serve(req, env)).await
+        }
+        (_, p) if p.starts_with("/api/v1/") => Box::pin(admin_api::handle(req, env, &cfg)).await,
         _ => json_error(404, "not found"),
     }
 }

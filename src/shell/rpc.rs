@@ -13,12 +13,18 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
     stub: &Stub,
     call: &C,
 ) -> Result<Result<R, E>, StoreError> {
+    let body = serde_json::to_string(call).map_err(store_error)?;
+    let answer = Box::pin(call_text(stub, body)).await?;
+    serde_json::from_str(&answer).map_err(|e| StoreError(format!("object reply: {e}")))
+}
+
+/// The untyped part of [`call`], one copy for every call type (the typed wrapper is all that
+/// is generated per object; this keeps the wasm from holding one copy of the fetch per type).
+async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
     let mut init = RequestInit::new();
     let headers = Headers::new();
     headers.set("Content-Type", "application/json").map_err(store_error)?;
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(serde_json::to_string(call).map_err(store_error)?.into()));
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
     let req = Request::new_with_init("https://object/call", &init).map_err(store_error)?;
     let started = super::platform::now_ms() as f64;
     let mut resp = stub.fetch_with_request(req).await.map_err(store_error)?;
@@ -31,7 +37,7 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
     if status != 200 {
         return Err(StoreError(format!("object answered {status}: {body}")));
     }
-    serde_json::from_str(&body).map_err(|e| StoreError(format!("object reply: {e}")))
+    Ok(body)
 }
 
 /// Reads a call inside the object.
