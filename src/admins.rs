@@ -247,6 +247,7 @@ pub fn audit_action(method: &str, segments: &[&str]) -> Option<(String, Option<S
     };
     let (action, target): (&str, Option<String>) = match (method, segments) {
         ("POST", ["session"]) => ("session.create", None),
+        ("POST", ["index", "rebuild"]) => ("index.rebuild", None),
         ("DELETE", ["session"]) => ("session.delete", None),
         ("POST", ["admins"]) => ("admin.create", None),
         ("PATCH", ["admins", e]) => ("admin.update", t("admin", e)),
@@ -315,9 +316,12 @@ pub enum AdminCall {
     Delete {
         email: String,
     },
+    /// `password_hash`: the hash the password was checked against; a session is refused if
+    /// the password changed meanwhile.
     StartSession {
         email: String,
         ttl_secs: u64,
+        password_hash: String,
     },
     EndSession {
         cookie: String,
@@ -470,10 +474,13 @@ pub async fn handle<S: AdminStorage>(
             }
             Ok(Outcome::reply(AdminReply::Done, writes))
         }
-        AdminCall::StartSession { email, ttl_secs } => {
+        AdminCall::StartSession { email, ttl_secs, password_hash } => {
             let Some(rec) = store.admin(&email).await? else {
                 return refuse(AdminError::NoSuchAdmin);
             };
+            if !same(&rec.password_hash, &password_hash) {
+                return refuse(AdminError::Refused);
+            }
             let mut writes = Vec::new();
             // Expired sessions go now; beyond the cap, the oldest of this admin's end.
             let mut mine = Vec::new();
@@ -718,9 +725,10 @@ mod tests {
     fn sessions_authenticate_until_they_end() {
         let m = Mem::default();
         m.create("a@x.io", Role::Operator);
-        let Ok(AdminReply::SessionStarted { cookie, csrf, .. }) =
-            m.call(AdminCall::StartSession { email: "a@x.io".into(), ttl_secs: 60 }, 1000)
-        else {
+        let Ok(AdminReply::SessionStarted { cookie, csrf, .. }) = m.call(
+            AdminCall::StartSession { email: "a@x.io".into(), ttl_secs: 60, password_hash: "h".into() },
+            1000,
+        ) else {
             panic!()
         };
         let auth =
@@ -742,6 +750,26 @@ mod tests {
             m.call(AdminCall::Authenticate { credential: Credential::ApiToken(cookie) }, 2000),
             Err(AdminError::Refused)
         );
+    }
+
+    #[test]
+    fn a_session_needs_the_password_it_was_checked_with() {
+        let m = Mem::default();
+        m.create("a@x.io", Role::Admin);
+        let reset = AdminCall::Update {
+            email: "a@x.io".into(),
+            role: None,
+            display_name: None,
+            password_hash: Some("new".into()),
+        };
+        m.call(reset, 0).unwrap();
+        // A sign-in that checked the old password while the reset landed.
+        let late =
+            AdminCall::StartSession { email: "a@x.io".into(), ttl_secs: 60, password_hash: "h".into() };
+        assert_eq!(m.call(late, 1), Err(AdminError::Refused));
+        let fresh =
+            AdminCall::StartSession { email: "a@x.io".into(), ttl_secs: 60, password_hash: "new".into() };
+        assert!(m.call(fresh, 1).is_ok());
     }
 
     #[test]
@@ -811,9 +839,10 @@ mod tests {
         let m = Mem::default();
         m.create("root@x.io", Role::Admin);
         m.create("op@x.io", Role::Operator);
-        let Ok(AdminReply::SessionStarted { cookie, .. }) =
-            m.call(AdminCall::StartSession { email: "op@x.io".into(), ttl_secs: 600 }, 0)
-        else {
+        let Ok(AdminReply::SessionStarted { cookie, .. }) = m.call(
+            AdminCall::StartSession { email: "op@x.io".into(), ttl_secs: 600, password_hash: "h".into() },
+            0,
+        ) else {
             panic!()
         };
         m.call(AdminCall::CreateApiToken { admin: "op@x.io".into(), name: "t".into() }, 0).unwrap();

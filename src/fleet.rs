@@ -215,6 +215,26 @@ pub fn profile_status(
     }
 }
 
+/// Everything the index holds of one device, rewritten from the objects (`POST
+/// /api/v1/index/rebuild`: an upgrade from a version without the index, or an index restored
+/// from nothing). One transaction: the row, then its groups and profile statuses replaced.
+pub fn rebuild_device(
+    row: &IndexRow,
+    groups: &[String],
+    profiles: &[(String, ProfileStatus, String)],
+    version: u64,
+) -> Vec<Statement> {
+    let id = row.device_id.as_str();
+    let mut out = vec![
+        row.upsert(version),
+        Statement::new("DELETE FROM device_groups WHERE device_id = ?1", vec![id.into()]),
+        Statement::new("DELETE FROM device_profiles WHERE device_id = ?1", vec![id.into()]),
+    ];
+    out.extend(groups.iter().map(|g| member(g, id, true)));
+    out.extend(profiles.iter().map(|(p, status, at)| profile_status(p, id, Some(*status), at)));
+    out
+}
+
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 200;
 const MAX_QUERY_LEN: usize = 128;
@@ -778,6 +798,20 @@ mod tests {
         retired.status = DeviceStatus::Retiring;
         let row = IndexRow::of(&retired, Some(&mgmt("2026-01-01T10:01:00Z")));
         assert!(index_update(&row, Some(&mark), 900).is_some());
+    }
+
+    #[test]
+    fn a_rebuild_replaces_what_the_index_holds_of_a_device() {
+        let row = IndexRow::of(&record(), None);
+        let s =
+            rebuild_device(&row, &["g1".into()], &[("p1".into(), ProfileStatus::Verified, "t".into())], 9);
+        assert_eq!(s.len(), 5);
+        assert!(
+            s[1].sql.starts_with("DELETE FROM device_groups")
+                && s[2].sql.starts_with("DELETE FROM device_profiles")
+        );
+        assert_eq!(s[3].params, vec![Sql::Text("ABC".into()), Sql::Text("g1".into())]);
+        assert_eq!(s[4].params[2], Sql::Text("verified".into()));
     }
 
     #[test]

@@ -15,10 +15,11 @@ use crate::context::Entropy;
 use crate::device::calls::{DeviceCall, DeviceReply};
 use crate::device::valid_device_id;
 use crate::enroll::flow::{Authority, Devices, Issuer};
-use crate::fleet::{self, AuditEntry, AuditQuery, CountRow, DeviceListRow, DeviceQuery, Stats};
+use crate::fleet::{self, AuditEntry, AuditQuery, CountRow, DeviceListRow, DeviceQuery, IndexRow, Stats};
 use crate::http::{MAX_COMMAND_JSON_BYTES, MAX_JSON_BYTES};
 use crate::issuer::{CaCall, CaReply};
 use crate::object_call::StoreError;
+use crate::profiles::catalog::{Catalog, CatalogCall, CatalogReply};
 use crate::time::format_timestamp;
 use crate::tokens::authority::{valid_token_id, NewEnrollTokenRequest, TokenCall, TokenReply};
 use crate::users::{self, NewUser, UserRecord};
@@ -125,6 +126,10 @@ async fn route(
             Err(m) => json_error(400, &m),
         },
         (Method::Get, ["server"]) => server_facts(req, cfg),
+        (Method::Post, ["index", "rebuild"]) => {
+            let page: RebuildPage = body!(req, MAX_JSON_BYTES);
+            rebuild(ports, page).await
+        }
         (Method::Get, ["users"]) => match ports.kv()?.users().await {
             Ok(list) => json(
                 200,
@@ -347,4 +352,52 @@ fn server_facts(req: &Request, cfg: &Config) -> Result<Response> {
             },
         }),
     )
+}
+
+/// `POST /api/v1/index/rebuild`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebuildPage {
+    cursor: Option<String>,
+}
+
+/// Devices per rebuild call: three object calls each, well inside a request's subrequests.
+const REBUILD_PAGE: u64 = 20;
+
+/// `POST /api/v1/index/rebuild`: rewrites the index rows of one page of the devices listed in
+/// KV from their objects (record, inventory, groups, profile statuses), for a deployment that
+/// ran without the index or lost it. The admin calls it again with `next_cursor` until null.
+async fn rebuild(ports: &EdgePorts<'_>, page: RebuildPage) -> Result<Response> {
+    let (ids, next) = match ports.kv()?.device_ids(page.cursor.filter(|c| !c.is_empty()), REBUILD_PAGE).await
+    {
+        Ok(p) => p,
+        Err(e) => return json_error(400, &format!("cannot list devices from this cursor: {e}")),
+    };
+    let mut statements = Vec::new();
+    let mut indexed = 0;
+    for id in ids.iter().filter(|id| valid_device_id(id)) {
+        let view = match ports.device(id, DeviceCall::Record).await {
+            Ok(Ok(DeviceReply::View(v))) => v,
+            Ok(Err(_)) => continue, // listed but never stored: nothing to index
+            Ok(Ok(other)) => return server_error(&StoreError(format!("device object answered {other:?}"))),
+            Err(e) => return server_error(&e),
+        };
+        let groups = match ports.catalog(CatalogCall::GroupsOf { device_id: id.clone() }).await {
+            Ok(Ok(CatalogReply::GroupNames(g))) => g,
+            other => return server_error(&StoreError(format!("catalogue answered {other:?}"))),
+        };
+        let profiles = match ports.device(id, DeviceCall::Profiles).await {
+            Ok(Ok(DeviceReply::Profiles(p))) => {
+                p.into_iter().map(|p| (p.id, p.status, p.updated_at)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let row = IndexRow::of(&view.record, Some(&view.mgmt));
+        statements.extend(fleet::rebuild_device(&row, &groups, &profiles, now_ms()));
+        indexed += 1;
+    }
+    if let Err(e) = index(ports)?.write(&statements).await {
+        return server_error(&e);
+    }
+    json(200, &serde_json::json!({ "indexed": indexed, "next_cursor": next }))
 }

@@ -366,6 +366,15 @@ async fn hash(
 /// timing tells nothing), limited like the enrollment sign-in page: every attempt is counted
 /// per email and per client address before the check and given back when it succeeds.
 async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<Response> {
+    // Another site must not sign the browser in to the attacker's account (login CSRF): a
+    // cross-site form cannot send JSON, and a browser names the page's origin.
+    let content_type = req.headers().get("Content-Type")?.unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with("application/json") {
+        return json_error(415, "the sign-in body must be application/json");
+    }
+    if req.headers().get("Origin")?.is_some_and(|o| super::origin(req).is_ok_and(|ours| o != ours)) {
+        return json_error(403, "sign-in from another site refused");
+    }
     let form: SignIn = match read_json(req, MAX_JSON_BYTES).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -374,12 +383,14 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
     let client = Origin::of(req).address.unwrap_or_else(|| crate::signin::LOCAL_CLIENT.to_string());
     let keys = vec![format!("admin-email:{email}"), format!("admin-ip:{client}")];
     let limit = RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
-    let actor: String = email.chars().take(128).collect();
+    // The audit log names the account tried only when it is one an admin could have: anything
+    // else a caller types is not written under its own name (it could read "bootstrap").
+    let actor = if crate::users::valid_email(&email) { email.clone() } else { "(not an email)".to_string() };
     match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await {
         Ok(Ok(_)) => {}
+        // Not audited: nothing was checked, and the limit is what stops a flood; logging each
+        // refusal would let anyone write to the log as fast as they can send.
         Ok(Err(TokenCallError::RateLimited { retry_after })) => {
-            let entry = Audit::new(&actor, "session.failed", Some(format!("admin:{actor}")));
-            audit_event(ports, cfg, req, entry, 429).await;
             let mut resp = json_error(429, "too many failed sign-ins; try again later")?;
             resp.headers_mut().set("Retry-After", &retry_after.to_string())?;
             return Ok(resp);
@@ -393,8 +404,8 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
         Ok(Ok(AdminReply::Account(a))) => a,
         other => return server_error(&StoreError(format!("admin directory answered {other:?}"))),
     };
-    let stored = account.as_ref().map_or(DUMMY_HASH, |a| a.password_hash.as_str());
-    let ok = match verify_hash(ports, stored, &form.password).await {
+    let stored = account.as_ref().map_or(DUMMY_HASH, |a| a.password_hash.as_str()).to_string();
+    let ok = match verify_hash(ports, &stored, &form.password).await {
         Ok(ok) => ok && account.is_some(),
         Err(e) => return server_error(&e),
     };
@@ -407,7 +418,9 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
         return server_error(&e);
     }
     let ttl = u64::from(cfg.admin_session_ttl_secs);
-    match ports.admins(AdminCall::StartSession { email: email.clone(), ttl_secs: ttl }).await {
+    // The directory starts the session only if the password checked is still the account's.
+    let call = AdminCall::StartSession { email: email.clone(), ttl_secs: ttl, password_hash: stored };
+    match ports.admins(call).await {
         Ok(Ok(AdminReply::SessionStarted { cookie, csrf, admin })) => {
             let entry = Audit::new(&email, "session.create", Some(format!("admin:{email}")));
             audit_event(ports, cfg, req, entry, 200).await;

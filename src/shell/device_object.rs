@@ -144,8 +144,9 @@ impl DurableObject for DeviceObject {
     async fn alarm(&self) -> Result<Response> {
         let answer = self.serialized(DeviceCall::RetireDeadline).await;
         let storage = JsonStorage(self.state.storage());
-        if storage.get::<bool>(INDEX_RETRY).await?.unwrap_or(false) {
+        if storage.get::<u64>(INDEX_RETRY).await?.is_some() {
             if let Some(row) = storage.get::<DeviceRow>(STATE).await? {
+                // The stored row is the newest state: a version of now covers every failed one.
                 index_device(storage, self.env.clone(), row, now_ms()).await;
             }
         }
@@ -155,7 +156,7 @@ impl DurableObject for DeviceObject {
 
 type Answer = std::result::Result<std::result::Result<DeviceReply, DeviceError>, StoreError>;
 
-/// Set when a fleet index write failed; the alarm retries it.
+/// The version of the newest fleet index write that failed; the alarm retries it.
 const INDEX_RETRY: &str = "index_retry";
 
 /// Writes the device's row to the fleet index. The index is a view: a failure never fails the
@@ -172,10 +173,12 @@ async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, version: u
         Ok(index) => index.write(&[entry.upsert(version)]).await,
         Err(e) => Err(e),
     };
+    // The flag holds the version of the newest write that failed: an older write that
+    // succeeds later does not clear it.
     let retry: std::result::Result<(), StoreError> = async {
-        let pending = storage.get::<bool>(INDEX_RETRY).await?.unwrap_or(false);
+        let pending = storage.get::<u64>(INDEX_RETRY).await?;
         match &written {
-            Ok(()) if pending => {
+            Ok(()) if pending.is_some_and(|failed| failed <= version) => {
                 let mut batch = Batch::default();
                 batch.delete(INDEX_RETRY);
                 storage.commit(batch).await
@@ -183,9 +186,9 @@ async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, version: u
             Ok(()) => Ok(()),
             Err(e) => {
                 console_error!("fleet index: device {}: {e}; retrying", entry.device_id);
-                if !pending {
+                if pending.is_none_or(|failed| failed < version) {
                     let mut batch = Batch::default();
-                    batch.put(INDEX_RETRY, &true)?;
+                    batch.put(INDEX_RETRY, &version)?;
                     storage.commit(batch).await?;
                 }
                 // The retire deadline's alarm, when set, retries on its way.

@@ -91,4 +91,21 @@ impl Kv {
     pub async fn devices(&self) -> Result<Vec<DeviceIndexEntry>, StoreError> {
         self.list(DEVICE_PREFIX).await
     }
+
+    /// One page of the DeviceIDs listed under `device:`, and the cursor of the next.
+    pub async fn device_ids(
+        &self,
+        cursor: Option<String>,
+        limit: u64,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let mut q = self.0.list().prefix(DEVICE_PREFIX.to_string()).limit(limit);
+        if let Some(c) = cursor {
+            q = q.cursor(c);
+        }
+        super::metrics::add(|c| c.kv_lists += 1);
+        let page = q.execute().await.map_err(kv_error)?;
+        let ids = page.keys.iter().map(|k| k.name[DEVICE_PREFIX.len()..].to_string()).collect();
+        let next = if page.list_complete { None } else { page.cursor };
+        Ok((ids, next))
+    }
 }

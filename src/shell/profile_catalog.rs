@@ -35,6 +35,9 @@ const MIRROR: &str = "mirror:";
 pub struct ProfileCatalog {
     state: State,
     env: Env,
+    /// The last fleet index mirror started: each waits for the one before, so the index sees
+    /// the catalogue's changes in the order they were made (an add, then its removal).
+    mirrors: std::cell::RefCell<Option<js_sys::Promise>>,
 }
 
 struct Store(JsonStorage);
@@ -110,7 +113,7 @@ impl CatalogStorage for Store {
 
 impl DurableObject for ProfileCatalog {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env }
+        Self { state, env, mirrors: std::cell::RefCell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -124,10 +127,15 @@ impl DurableObject for ProfileCatalog {
     /// Re-mirrors the pairs whose fleet index write failed.
     async fn alarm(&self) -> Result<Response> {
         let storage = JsonStorage(self.state.storage());
-        let pairs: Vec<Pair> =
-            storage.list::<bool>(MIRROR).await?.into_iter().filter_map(|(k, _)| Pair::from_key(&k)).collect();
-        if !pairs.is_empty() {
-            mirror(storage, self.env.clone(), pairs, None).await;
+        let remembered: Vec<(Pair, u64)> = storage
+            .list::<u64>(MIRROR)
+            .await?
+            .into_iter()
+            .filter_map(|(k, at)| Some((Pair::from_key(&k)?, at)))
+            .collect();
+        if !remembered.is_empty() {
+            let (pairs, at): (Vec<Pair>, Vec<u64>) = remembered.into_iter().unzip();
+            mirror(storage, self.env.clone(), pairs, Mirror::Retry(at)).await;
         }
         Response::empty()
     }
@@ -175,20 +183,27 @@ impl Pair {
     }
 }
 
-/// Writes the pairs to the fleet index: `statements` when the call that changed them has them,
-/// else (a retry) what the catalogue holds now. On failure it remembers the pairs and sets the
-/// alarm; a retry that succeeds forgets them.
-async fn mirror(storage: JsonStorage, env: Env, pairs: Vec<Pair>, statements: Option<Vec<Statement>>) {
-    let remembered = statements.is_none();
+/// What a mirror writes.
+enum Mirror {
+    /// The statements of the call that changed the pairs.
+    Fresh(Vec<Statement>),
+    /// A retry: what the catalogue holds now, for pairs remembered at these times.
+    Retry(Vec<u64>),
+}
+
+/// Writes the pairs to the fleet index. On failure it remembers them (with the time) and sets
+/// the alarm; a retry that succeeds forgets each pair unless a newer failure remembered it
+/// again meanwhile.
+async fn mirror(storage: JsonStorage, env: Env, pairs: Vec<Pair>, what: Mirror) {
     let done: std::result::Result<(), StoreError> = async {
-        let statements = match statements {
-            Some(s) => s,
-            None => {
+        let (statements, remembered) = match what {
+            Mirror::Fresh(s) => (s, None),
+            Mirror::Retry(at) => {
                 let mut s = Vec::new();
                 for p in &pairs {
                     s.push(p.statement(&storage).await?);
                 }
-                s
+                (s, Some(at))
             }
         };
         let written = match super::index::Index::open(&env) {
@@ -196,18 +211,21 @@ async fn mirror(storage: JsonStorage, env: Env, pairs: Vec<Pair>, statements: Op
             Err(e) => Err(e),
         };
         let mut batch = Batch::default();
-        match written {
-            Ok(()) if remembered => {
-                for p in &pairs {
-                    batch.delete(&p.key());
+        match (written, remembered) {
+            (Ok(()), Some(at)) => {
+                for (p, at) in pairs.iter().zip(at) {
+                    if storage.get::<u64>(&p.key()).await? == Some(at) {
+                        batch.delete(&p.key());
+                    }
                 }
                 storage.commit(batch).await
             }
-            Ok(()) => Ok(()),
-            Err(e) => {
+            (Ok(()), None) => Ok(()),
+            (Err(e), _) => {
                 console_error!("fleet index (profile catalogue): {e}; retrying");
+                let now = super::platform::now_ms();
                 for p in &pairs {
-                    batch.put(&p.key(), &true)?;
+                    batch.put(&p.key(), &now)?;
                 }
                 storage.commit(batch).await?;
                 let retry_ms = super::config(&env).map_or(60, |c| c.index_retry_secs) as i64 * 1000;
@@ -278,7 +296,18 @@ impl ProfileCatalog {
             .unzip();
         if !pairs.is_empty() {
             let (storage, env) = (JsonStorage(self.state.storage()), self.env.clone());
-            self.state.wait_until(mirror(storage, env, pairs, Some(statements)));
+            let before = self.mirrors.borrow_mut().take();
+            let this = wasm_bindgen_futures::future_to_promise(async move {
+                if let Some(p) = before {
+                    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+                }
+                mirror(storage, env, pairs, Mirror::Fresh(statements)).await;
+                Ok(wasm_bindgen::JsValue::UNDEFINED)
+            });
+            *self.mirrors.borrow_mut() = Some(this.clone());
+            self.state.wait_until(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(this).await;
+            });
         }
         Ok(out.reply)
     }
