@@ -24,7 +24,7 @@ CREATE INDEX IF NOT EXISTS devices_by_name ON devices (name_lc, device_id);
 CREATE INDEX IF NOT EXISTS devices_by_user ON devices (user_lc);
 CREATE INDEX IF NOT EXISTS devices_by_id_lc ON devices (id_lc);
 CREATE INDEX IF NOT EXISTS devices_by_enrolled ON devices (enrolled_at, device_id);
-CREATE INDEX IF NOT EXISTS devices_by_os ON devices (os_version);
+CREATE INDEX IF NOT EXISTS devices_by_os ON devices (os_version, status);
 CREATE INDEX IF NOT EXISTS devices_by_cert ON devices (status, cert_not_after);
 
 CREATE TABLE IF NOT EXISTS device_groups (
