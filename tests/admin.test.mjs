@@ -5,10 +5,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { request } from './support/device.mjs';
 import { createUser, enrollDevice } from './support/enroll.mjs';
 import { SyncMLDevice } from './support/syncml-device.mjs';
-import { d1, startWorker } from './support/worker.mjs';
+import { ROOT as REPO, d1, startWorker } from './support/worker.mjs';
 
 const PW = 'a long admin passphrase';
 const USER_PW = 'device user password 1';
@@ -136,6 +138,46 @@ describe('roles', () => {
     const refused = await audit({ action: 'auth.role_refused', actor: VIEWER });
     assert.ok(refused.length >= 8, JSON.stringify(refused));
     assert.ok(refused.every((e) => e.result === 'denied' && e.status === 403 && e.target.startsWith('route:')));
+  });
+
+  test('every operation of the OpenAPI document, for every role, as its documented role says', async () => {
+    // The document names each operation's role (x-edgemdm-role); the worker must enforce
+    // exactly that. Path parameters name nothing that exists and bodies are empty, so an
+    // allowed call is refused for what it asks (400/404), never for who asks (401/403).
+    const doc = JSON.parse(fs.readFileSync(path.join(REPO, 'api', 'openapi.json'), 'utf8'));
+    const dummy = { email: 'nobody%40contoso.com', token_id: '0123456789abcdef', device_id: 'NOSUCHDEVICE', command_id: '1', group_name: 'no-such-group', profile_id: 'p999999' };
+    const rank = { viewer: 0, own: 0, operator: 1, admin: 2 };
+    let checked = 0;
+    for (const [template, ops] of Object.entries(doc.paths)) {
+      const url = template.replace(/\{(\w+)\}/g, (_, name) => {
+        assert.ok(name in dummy, `no dummy value for {${name}}`);
+        return dummy[name];
+      });
+      for (const [method, op] of Object.entries(ops)) {
+        if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+        const body = ['post', 'put', 'patch'].includes(method) ? {} : undefined;
+        const M = method.toUpperCase();
+        const needed = op['x-edgemdm-role'];
+        const secured = (op.security ?? doc.security ?? []).length > 0;
+        const anonymous = await api(M, url, { auth: null, body });
+        if (!secured) {
+          assert.notEqual(anonymous.status, 401, `${M} ${template} is public`);
+          continue;
+        }
+        assert.equal(anonymous.status, 401, `${M} ${template} without credentials: ${anonymous.text}`);
+        assert.ok(needed in rank, `${M} ${template} names its role`);
+        for (const role of ['viewer', 'operator', 'admin']) {
+          const r = await api(M, url, { auth: { token: tokens[role] }, body });
+          if (rank[role] < rank[needed]) {
+            assert.equal(r.status, 403, `${role} ${M} ${template}: ${r.text}`);
+          } else {
+            assert.ok(![401, 403].includes(r.status) && r.status < 500, `${role} ${M} ${template}: ${r.status} ${r.text}`);
+          }
+          checked += 1;
+        }
+      }
+    }
+    assert.ok(checked >= 100, `${checked} role checks`);
   });
 
   test("a viewer's token cannot write; a role change applies to it at once, a revocation too", async () => {
