@@ -446,12 +446,16 @@ impl DeviceQuery {
         Statement::new(format!("SELECT COUNT(*) AS n FROM devices{where_}"), params)
     }
 
-    /// The page's devices and the next page's cursor, from the rows of [`DeviceQuery::page`].
-    pub fn finish(&self, mut rows: Vec<DeviceListRow>) -> (Vec<DeviceSummary>, Option<String>) {
+    /// The page's devices and the next page's cursor, from the rows of [`DeviceQuery::page`]
+    /// (or what is wrong with a row the index holds).
+    pub fn finish(
+        &self,
+        mut rows: Vec<DeviceListRow>,
+    ) -> Result<(Vec<DeviceSummary>, Option<String>), String> {
         let more = rows.len() > self.limit;
         rows.truncate(self.limit);
         let next = if more { rows.last().map(|r| encode_cursor(&(&r.sort_key, &r.device_id))) } else { None };
-        (rows.into_iter().map(DeviceSummary::from).collect(), next)
+        Ok((rows.into_iter().map(DeviceSummary::try_from).collect::<Result<_, _>>()?, next))
     }
 }
 
@@ -472,40 +476,38 @@ pub struct DeviceListRow {
     pub groups: Option<String>,
 }
 
-/// A device in `GET /api/v1/devices`.
+/// A device in `GET /api/v1/devices`: its index row and its groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceSummary {
-    pub device_id: String,
-    pub device_name: Option<String>,
-    pub user: Option<String>,
-    pub status: String,
-    pub os_version: Option<String>,
-    pub os_edition: Option<String>,
-    pub enrollment_type: String,
-    pub enrolled_at: String,
-    pub last_checkin: Option<String>,
-    pub certificate_not_after: String,
+    #[serde(flatten)]
+    pub row: IndexRow,
     pub groups: Vec<String>,
 }
 
-impl From<DeviceListRow> for DeviceSummary {
-    fn from(r: DeviceListRow) -> Self {
+impl TryFrom<DeviceListRow> for DeviceSummary {
+    type Error = String;
+
+    fn try_from(r: DeviceListRow) -> Result<Self, String> {
         let mut groups: Vec<String> =
             r.groups.unwrap_or_default().split(',').filter(|g| !g.is_empty()).map(String::from).collect();
         groups.sort();
-        DeviceSummary {
-            device_id: r.device_id,
-            device_name: r.name,
-            user: r.user_email,
-            status: r.status,
-            os_version: r.os_version,
-            os_edition: r.os_edition,
-            enrollment_type: r.enrollment_type,
-            enrolled_at: r.enrolled_at,
-            last_checkin: Some(r.last_checkin).filter(|c| !c.is_empty()),
-            certificate_not_after: r.cert_not_after,
+        let enrollment_type = serde_json::from_value(serde_json::Value::String(r.enrollment_type))
+            .map_err(|e| format!("enrollment_type: {e}"))?;
+        Ok(DeviceSummary {
+            row: IndexRow {
+                status: parse_status(&r.status).ok_or_else(|| format!("status {:?}", r.status))?,
+                device_id: r.device_id,
+                device_name: r.name,
+                user: r.user_email,
+                os_version: r.os_version,
+                os_edition: r.os_edition,
+                enrollment_type,
+                enrolled_at: r.enrolled_at,
+                last_checkin: Some(r.last_checkin).filter(|c| !c.is_empty()),
+                certificate_not_after: r.cert_not_after,
+            },
             groups,
-        }
+        })
     }
 }
 
@@ -872,17 +874,20 @@ mod tests {
             sort_key: at.into(),
             groups: Some("b,a".into()),
         };
-        let (list, next) = q.finish(vec![row("C", "3"), row("B", "2"), row("A", "")]);
+        let (list, next) = q.finish(vec![row("C", "3"), row("B", "2"), row("A", "")]).unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].groups, vec!["a", "b"]);
         let next = next.expect("a third row exists");
         let q2 = DeviceQuery::parse(pairs(&[("cursor", &next)])).unwrap();
         assert_eq!(q2.after, Some(("2".into(), "B".into())));
         assert!(q2.page().sql.contains("(last_checkin, device_id) < (?1, ?2)"));
-        let (_, none) = q.finish(vec![row("C", "3")]);
+        let (_, none) = q.finish(vec![row("C", "3")]).unwrap();
         assert_eq!(none, None);
-        assert_eq!(list[1].last_checkin.as_deref(), Some("2"));
-        assert_eq!(DeviceSummary::from(row("A", "")).last_checkin, None);
+        assert_eq!(list[1].row.last_checkin.as_deref(), Some("2"));
+        assert_eq!(DeviceSummary::try_from(row("A", "")).unwrap().row.last_checkin, None);
+        let mut bad = row("A", "");
+        bad.status = "lost".into();
+        assert!(q.finish(vec![bad]).is_err(), "a row the index should not hold is an error, not a guess");
     }
 
     #[test]
