@@ -158,14 +158,40 @@ pub struct IndexMark {
     pub checkin: Option<String>,
 }
 
-/// The row to write when the index is behind: anything but the check-in time changed, or the
+/// What to write when the index is behind a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexWrite {
+    /// The whole row: something besides the check-in time changed (or nothing was written yet).
+    Row,
+    /// Only the check-in time moved: a narrow update, which D1 bills as the row and the two
+    /// indexes that hold the time, where rewriting the row touches every index (8 rows).
+    Checkin,
+}
+
+impl IndexWrite {
+    pub fn statement(self, row: &IndexRow, version: u64) -> Statement {
+        match self {
+            IndexWrite::Row => row.upsert(version),
+            IndexWrite::Checkin => Statement::new(
+                "UPDATE devices SET last_checkin = ?2, version = ?3 WHERE device_id = ?1 AND version <= ?3",
+                vec![
+                    row.device_id.as_str().into(),
+                    Sql::Text(row.last_checkin.clone().unwrap_or_default()),
+                    Sql::Int(version as i64),
+                ],
+            ),
+        }
+    }
+}
+
+/// What to write when the index is behind: anything but the check-in time changed, or the
 /// check-in time moved by `granularity_secs` or more (so the messages of one session, and a
 /// busy device, write the index once per period, not per message). Returns the new mark too.
 pub fn index_update(
     row: &IndexRow,
     mark: Option<&IndexMark>,
     granularity_secs: u64,
-) -> Option<(IndexRow, IndexMark)> {
+) -> Option<(IndexWrite, IndexMark)> {
     let digest = row.digest();
     let moved = |from: &Option<String>| match (from, &row.last_checkin) {
         (_, None) => false,
@@ -177,11 +203,13 @@ pub fn index_update(
             }
         }
     };
-    let behind = match mark {
-        None => true,
-        Some(m) => m.digest != digest || moved(&m.checkin),
+    let write = match mark {
+        None => IndexWrite::Row,
+        Some(m) if m.digest != digest => IndexWrite::Row,
+        Some(m) if moved(&m.checkin) => IndexWrite::Checkin,
+        Some(_) => return None,
     };
-    behind.then(|| (row.clone(), IndexMark { digest, checkin: row.last_checkin.clone() }))
+    Some((write, IndexMark { digest, checkin: row.last_checkin.clone() }))
 }
 
 /// Group membership, mirrored from the profile catalogue.
@@ -788,18 +816,23 @@ mod tests {
         let rec = record();
         let row = IndexRow::of(&rec, Some(&mgmt("2026-01-01T10:00:00Z")));
         assert_eq!(row.os_version.as_deref(), Some("10.0.22631.1"), "the reported version wins");
-        let (_, mark) = index_update(&row, None, 900).expect("never indexed");
+        let (write, mark) = index_update(&row, None, 900).expect("never indexed");
+        assert_eq!(write, IndexWrite::Row);
         // Another message of the same session: nothing to write.
         let later = IndexRow::of(&rec, Some(&mgmt("2026-01-01T10:05:00Z")));
         assert_eq!(index_update(&later, Some(&mark), 900), None);
-        // The next session, 15 minutes on: the check-in time moves.
+        // The next session, 15 minutes on: only the check-in time moves.
         let next = IndexRow::of(&rec, Some(&mgmt("2026-01-01T10:15:00Z")));
-        assert!(index_update(&next, Some(&mark), 900).is_some());
-        // A status change is written at once.
+        let (write, _) = index_update(&next, Some(&mark), 900).unwrap();
+        assert_eq!(write, IndexWrite::Checkin);
+        let s = write.statement(&next, 5);
+        assert!(s.sql.starts_with("UPDATE devices SET last_checkin = ?2, version = ?3"));
+        assert_eq!(s.params[1], Sql::Text("2026-01-01T10:15:00Z".into()));
+        // A status change is written at once, whole.
         let mut retired = rec.clone();
         retired.status = DeviceStatus::Retiring;
         let row = IndexRow::of(&retired, Some(&mgmt("2026-01-01T10:01:00Z")));
-        assert!(index_update(&row, Some(&mark), 900).is_some());
+        assert_eq!(index_update(&row, Some(&mark), 900).map(|(w, _)| w), Some(IndexWrite::Row));
     }
 
     #[test]

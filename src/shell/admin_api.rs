@@ -365,8 +365,9 @@ struct RebuildPage {
     cursor: Option<String>,
 }
 
-/// Devices per rebuild call: three object calls each, well inside a request's subrequests.
-const REBUILD_PAGE: u64 = 20;
+/// Devices per rebuild call: three object calls each, so a call stays inside the 50
+/// subrequests of the Workers Free plan (with the KV list and the D1 batch).
+const REBUILD_PAGE: u64 = 15;
 
 /// `POST /api/v1/index/rebuild`: rewrites the index rows of one page of the devices listed in
 /// KV from their objects (record, inventory, groups, profile statuses), for a deployment that

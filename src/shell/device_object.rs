@@ -22,7 +22,7 @@ use crate::device::calls::{
 use crate::device::profile_state::ProfileSync;
 use crate::device::{DeviceRecord, DmCredentials};
 use crate::enroll::flow::Issuer;
-use crate::fleet::{self, IndexRow};
+use crate::fleet::{self, IndexRow, IndexWrite};
 use crate::issuer::CaCall;
 use crate::object_call::StoreError;
 use crate::profiles::catalog::{Catalog, CatalogCall};
@@ -147,7 +147,7 @@ impl DurableObject for DeviceObject {
         if storage.get::<u64>(INDEX_RETRY).await?.is_some() {
             if let Some(row) = storage.get::<DeviceRow>(STATE).await? {
                 // The stored row is the newest state: a version of now covers every failed one.
-                index_device(storage, self.env.clone(), row, now_ms()).await;
+                index_device(storage, self.env.clone(), row, IndexWrite::Row, now_ms()).await;
             }
         }
         rpc::encode(answer)
@@ -164,13 +164,13 @@ const INDEX_RETRY: &str = "index_retry";
 /// index-worthy change writes the whole row again anyway.
 /// `version`: when the row was committed (calls run one at a time, so later rows have later
 /// versions and an older write that lands late changes nothing).
-async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, version: u64) {
+async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, write: IndexWrite, version: u64) {
     let Some(record) = row.record.as_ref() else {
         return;
     };
     let entry = IndexRow::of(record, row.mgmt.as_ref());
     let written = match EdgePorts::new(&env).index() {
-        Ok(index) => index.write(&[entry.upsert(version)]).await,
+        Ok(index) => index.write(&[write.statement(&entry, version)]).await,
         Err(e) => Err(e),
     };
     // The flag holds the version of the newest write that failed: an older write that
@@ -220,27 +220,25 @@ impl DeviceObject {
             .await
             .map_err(|e| StoreError(e.to_string()))?;
         // After the reply: a slow or unavailable index never holds up the device.
-        if let Some((row, version)) = index {
+        if let Some((row, write, version)) = index {
             let (storage, env) = (JsonStorage(self.state.storage()), self.env.clone());
-            self.state.wait_until(index_device(storage, env, row, version));
+            self.state.wait_until(index_device(storage, env, row, write, version));
         }
         answer
     }
 }
 
+/// The committed state the fleet index is behind, what to write of it, and its version.
+type Reindex = (DeviceRow, IndexWrite, u64);
+
 /// The call's answer, and the committed state when the fleet index is behind it.
-async fn run(storage: Storage, env: Env, call: DeviceCall) -> (Answer, Option<(DeviceRow, u64)>) {
+async fn run(storage: Storage, env: Env, call: DeviceCall) -> (Answer, Option<Reindex>) {
     let mut index = None;
     let answer = run_call(storage, env, call, &mut index).await;
     (answer, index)
 }
 
-async fn run_call(
-    storage: Storage,
-    env: Env,
-    call: DeviceCall,
-    index: &mut Option<(DeviceRow, u64)>,
-) -> Answer {
+async fn run_call(storage: Storage, env: Env, call: DeviceCall, index: &mut Option<Reindex>) -> Answer {
     {
         let store =
             Store { storage: JsonStorage(storage), row: RefCell::new(None), legacy: Cell::new(false) };
@@ -265,10 +263,10 @@ async fn run_call(
             fleet::index_update(&entry, row.index.as_ref(), cfg.index_checkin_granularity_secs.into())
         });
         let mut reindex = None;
-        if let Some((_, mark)) = behind {
+        if let Some((write, mark)) = behind {
             row.index = Some(mark);
             changed = true;
-            reindex = Some((row.clone(), ctx.now_ms));
+            reindex = Some((row.clone(), write, ctx.now_ms));
         }
         let mut batch = Batch::default();
         if changed || store.legacy.get() {

@@ -15,6 +15,9 @@ use serde::Serialize;
 use std::cell::Cell;
 
 pub const HEADER: &str = "x-edgemdm-metrics";
+/// The isolate's counts since it started: work that runs after a response (`waitUntil`, such
+/// as the fleet index writes) shows in the difference between two requests' totals.
+pub const TOTAL_HEADER: &str = "x-edgemdm-metrics-total";
 pub const VAR: &str = "BENCH_METRICS";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -29,6 +32,9 @@ pub struct Counts {
     /// Fleet index (D1) statements run.
     pub index_reads: u64,
     pub index_writes: u64,
+    /// Rows D1 reports it read and wrote (what it bills).
+    pub index_rows_read: u64,
+    pub index_rows_written: u64,
 }
 
 thread_local! {
@@ -61,6 +67,8 @@ impl Counts {
             kv_lists: self.kv_lists - before.kv_lists,
             index_reads: self.index_reads - before.index_reads,
             index_writes: self.index_writes - before.index_writes,
+            index_rows_read: self.index_rows_read - before.index_rows_read,
+            index_rows_written: self.index_rows_written - before.index_rows_written,
         }
     }
 }

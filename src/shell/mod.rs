@@ -79,6 +79,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let counts = serde_json::to_string(&metrics::snapshot().since(before)).unwrap_or_default();
         // Headers of a response made here are mutable; a failure only loses the report.
         let _ = resp.headers_mut().set(metrics::HEADER, &counts);
+        let total = serde_json::to_string(&metrics::snapshot()).unwrap_or_default();
+        let _ = resp.headers_mut().set(metrics::TOTAL_HEADER, &total);
     }
     Ok(resp)
 }

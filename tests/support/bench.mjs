@@ -59,6 +59,9 @@ const PRICES = {
   doRowsWritten: { included: 50e6, perMillion: 1.0 },
   kvReads: { included: 10e6, perMillion: 0.5 },
   kvWrites: { included: 1e6, perMillion: 5.0 }, // writes, deletes and lists are each $5/million
+  // D1 (the fleet index), developers.cloudflare.com/d1/platform/pricing: rows as D1 reports them.
+  d1RowsRead: { included: 25e9, perMillion: 0.001 },
+  d1RowsWritten: { included: 50e6, perMillion: 1.0 },
 };
 
 // The usage model: per device and month.
@@ -110,12 +113,17 @@ function cpuOf(pid) {
 }
 
 // ---- requests ---------------------------------------------------------------------------------
-const EMPTY = () => ({ rows_read: 0, rows_written: 0, do_calls: 0, do_ms: 0, kv_reads: 0, kv_writes: 0, kv_lists: 0 });
+const EMPTY = () => ({ rows_read: 0, rows_written: 0, do_calls: 0, do_ms: 0, kv_reads: 0, kv_writes: 0, kv_lists: 0, index_rows_read: 0, index_rows_written: 0 });
 let tally = EMPTY();
 let requestsSent = 0;
 
+// The isolate's cumulative counts as of the latest response (background work included).
+let lastTotal = null;
+
 function count(res) {
   requestsSent += 1;
+  const t = res.headers.get(`${METRICS_HEADER}-total`);
+  if (t) lastTotal = JSON.parse(t);
   const h = res.headers.get(METRICS_HEADER);
   if (!h) return;
   const m = JSON.parse(h);
@@ -241,7 +249,10 @@ function summarise(profile, requests, top = 10) {
 }
 
 // ---- the run ------------------------------------------------------------------------------------
-const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true' } });
+// INDEX_CHECKIN_GRANULARITY_SECONDS 0: every session here moves the device's check-in time in
+// the fleet index, as each of 3 sessions a day (8 hours apart) does in the usage model, so a
+// check-in's CPU and D1 rows include that write.
+const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true', INDEX_CHECKIN_GRANULARITY_SECONDS: '0' } });
 const results = { n: N, warmup: WARMUP, kinds: {}, fleet: {} };
 try {
   const pids = workerdPids(w.child.pid);
@@ -308,6 +319,7 @@ try {
     const inputs = k.make ? Array.from({ length: WARMUP + n }, k.make) : await renewals(WARMUP + n);
     for (let i = 0; i < WARMUP; i++) await k.run(inputs[i], i);
     tally = EMPTY();
+    const total0 = lastTotal;
     const sent0 = requestsSent;
     const a = { rt: cpuOf(pids.runtime), px: cpuOf(pids.proxy) };
     const t0 = performance.now();
@@ -317,6 +329,14 @@ try {
     const http = (requestsSent - sent0) / n;
     const per = (x) => x / n;
     const m = Object.fromEntries(Object.entries(tally).filter(([k2]) => k2 !== 'reported').map(([k2, v]) => [k2, per(v)]));
+    // The fleet index is written after the response: count D1 rows from the isolate's totals,
+    // once the last request's background work has settled (a probe that writes nothing).
+    await new Promise((r) => setTimeout(r, 300));
+    count(await request(`${w.url}/EnrollmentServer/Discovery.svc`));
+    if (total0 && lastTotal) {
+      m.index_rows_read = per(lastTotal.index_rows_read - total0.index_rows_read);
+      m.index_rows_written = per(lastTotal.index_rows_written - total0.index_rows_written);
+    }
     return {
       label: k.label, n, http,
       cpuMs: per(b.rt.ms - a.rt.ms), cpuTickMs: per(b.rt.tickMs - a.rt.tickMs), proxyCpuMs: per(b.px.ms - a.px.ms),
@@ -329,11 +349,11 @@ try {
     for (const kind of Object.keys(kinds)) out[kind] = await measure(kind, N);
     const floor = out.floor.cpuMs;
     console.log(`\nbench: ${label}: worker CPU per request kind (n=${N} after ${WARMUP} warm-up; runtime process; floor = GET Discovery.svc)`);
-    console.log(`bench:   ${'kind'.padEnd(38)} ${'CPU ms'.padStart(7)} ${'-floor'.padStart(7)} ${'ticks'.padStart(6)} ${'proxy'.padStart(6)} ${'wall'.padStart(6)}  http  rows r/w   DO calls (ms)  KV r/w/list`);
+    console.log(`bench:   ${'kind'.padEnd(38)} ${'CPU ms'.padStart(7)} ${'-floor'.padStart(7)} ${'ticks'.padStart(6)} ${'proxy'.padStart(6)} ${'wall'.padStart(6)}  http  rows r/w   DO calls (ms)  KV r/w/list  D1 rows r/w`);
     for (const r of Object.values(out)) {
       const m = r.metrics;
       const f = (x, d = 2) => (x ?? 0).toFixed(d);
-      const cols = m ? `${f(m.rows_read, 1).padStart(4)}/${f(m.rows_written, 1).padEnd(4)}  ${f(m.do_calls, 1).padStart(4)} (${f(m.do_ms, 1)})    ${f(m.kv_reads, 1)}/${f(m.kv_writes, 1)}/${f(m.kv_lists, 1)}` : 'n/a (no metrics header)';
+      const cols = m ? `${f(m.rows_read, 1).padStart(4)}/${f(m.rows_written, 1).padEnd(4)}  ${f(m.do_calls, 1).padStart(4)} (${f(m.do_ms, 1)})    ${f(m.kv_reads, 1)}/${f(m.kv_writes, 1)}/${f(m.kv_lists, 1)}    ${f(m.index_rows_read, 1)}/${f(m.index_rows_written, 1)}` : 'n/a (no metrics header)';
       console.log(`bench:   ${r.label.padEnd(38)} ${f(r.cpuMs).padStart(7)} ${f(r.cpuMs - floor).padStart(7)} ${f(r.cpuTickMs, 1).padStart(6)} ${f(r.proxyCpuMs).padStart(6)} ${f(r.wallMs).padStart(6)}  ${f(r.http, 0).padStart(4)}  ${cols}`);
     }
     return out;
@@ -390,7 +410,7 @@ try {
 
   // ---- cost per device-month ------------------------------------------------------------------
   const perDevice = (set) => {
-    const u = { workerRequests: 0, workerCpuMs: 0, doRequests: 0, doGbSeconds: 0, doRowsRead: 0, doRowsWritten: 0, kvReads: 0, kvWrites: 0 };
+    const u = { workerRequests: 0, workerCpuMs: 0, doRequests: 0, doGbSeconds: 0, doRowsRead: 0, doRowsWritten: 0, kvReads: 0, kvWrites: 0, d1RowsRead: 0, d1RowsWritten: 0 };
     const floor = set.floor.cpuMs;
     for (const [kind, perMonth] of USAGE) {
       const r = set[kind];
@@ -403,6 +423,8 @@ try {
       u.doRowsWritten += perMonth * m.rows_written;
       u.kvReads += perMonth * m.kv_reads;
       u.kvWrites += perMonth * (m.kv_writes + m.kv_lists);
+      u.d1RowsRead += perMonth * (m.index_rows_read ?? 0);
+      u.d1RowsWritten += perMonth * (m.index_rows_written ?? 0);
     }
     return u;
   };
@@ -422,7 +444,7 @@ try {
   console.log(`\nbench: cost model: per device and month ${USAGE.map(([, n, what]) => `${what.trim()} (${n.toFixed(n < 1 ? 3 : 1)})`).join('; ')}`);
   console.log(`bench: prices: ${PRICES.date}: Workers $${PRICES.base}/month incl. 10M requests + $0.30/M and 30M CPU-ms + $0.02/M; ` +
     'Durable Objects 1M requests + $0.15/M, 400k GB-s + $12.50/M GB-s (128 MB per object), SQLite rows read 25G + $0.001/M, rows written 50M + $1.00/M; ' +
-    'KV 10M reads + $0.50/M, 1M writes/lists + $5.00/M. Billed CPU taken as CPU above the floor; DO duration as the wall time of object calls measured here.');
+    'KV 10M reads + $0.50/M, 1M writes/lists + $5.00/M; D1 rows read 25G + $0.001/M, rows written 50M + $1.00/M. Billed CPU taken as CPU above the floor; DO duration as the wall time of object calls measured here.');
   const sets = [['~10 devices', results.kinds], ...(FLEET > 0 ? [[`~${results.fleetSize} devices`, results.fleet]] : [])];
   results.cost = {};
   for (const [label, set] of sets) {
@@ -430,7 +452,7 @@ try {
     const f = (x, d) => x.toFixed(d);
     console.log(`bench:   usage per device-month (measured at ${label}): ${f(u.workerRequests, 1)} Worker requests, ${f(u.workerCpuMs, 2)} CPU-ms, ` +
       `${f(u.doRequests, 1)} DO requests, ${f(u.doGbSeconds, 4)} GB-s, ${f(u.doRowsRead, 1)} rows read, ${f(u.doRowsWritten, 1)} rows written, ` +
-      `${f(u.kvReads, 2)} KV reads, ${f(u.kvWrites, 2)} KV writes`);
+      `${f(u.kvReads, 2)} KV reads, ${f(u.kvWrites, 2)} KV writes, ${f(u.d1RowsWritten, 1)} D1 rows written (fleet index)`);
     console.log(`bench:   at list price with no allowances: $${(list(u) * 1000).toFixed(4)} per 1000 device-months`);
     results.cost[label] = { usage: u, list: list(u), fleets: {} };
     for (const devices of [10, 100, 1000, 10000, 100000]) {
