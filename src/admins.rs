@@ -239,9 +239,10 @@ pub fn access(method: &str, segments: &[&str]) -> Access {
     }
 }
 
-/// The audit log's action name and target for an admin API write (`None` for reads and for
-/// paths that are no route, which change nothing).
-pub fn audit_action(method: &str, segments: &[&str]) -> Option<(String, Option<String>)> {
+/// The audit log's action name and target for an admin API write, and its detail where the
+/// route says more than the target (`None` for reads and for paths that are no route, which
+/// change nothing).
+pub fn audit_action(method: &str, segments: &[&str]) -> Option<(String, Option<String>, Option<String>)> {
     let t = |kind: &str, id: &str| {
         Some(format!("{kind}:{}", crate::http::percent_decode(id).unwrap_or_default()))
     };
@@ -265,13 +266,16 @@ pub fn audit_action(method: &str, segments: &[&str]) -> Option<(String, Option<S
         ("DELETE", ["profiles", id]) => ("profile.delete", t("profile", id)),
         ("POST", ["groups"]) => ("group.create", None),
         ("DELETE", ["groups", g]) => ("group.delete", t("group", g)),
-        ("PUT", ["groups", g, "devices", d]) => ("group.add_device", Some(format!("group:{g} device:{d}"))),
+        // The device is the target (its history lists it); the group is the detail.
+        ("PUT", ["groups", g, "devices", d]) => {
+            return Some(("group.add_device".into(), t("device", d), Some(format!("group:{g}"))))
+        }
         ("DELETE", ["groups", g, "devices", d]) => {
-            ("group.remove_device", Some(format!("group:{g} device:{d}")))
+            return Some(("group.remove_device".into(), t("device", d), Some(format!("group:{g}"))))
         }
         _ => return None,
     };
-    Some((action.to_string(), target))
+    Some((action.to_string(), target, None))
 }
 
 /// A credential presented to the directory.
@@ -707,11 +711,15 @@ mod tests {
     fn audit_actions_name_the_target() {
         assert_eq!(
             audit_action("DELETE", &["devices", "ABC"]),
-            Some(("device.retire".into(), Some("device:ABC".into())))
+            Some(("device.retire".into(), Some("device:ABC".into()), None))
         );
         assert_eq!(
             audit_action("DELETE", &["users", "a%40b.c"]),
-            Some(("user.delete".into(), Some("user:a@b.c".into())))
+            Some(("user.delete".into(), Some("user:a@b.c".into()), None))
+        );
+        assert_eq!(
+            audit_action("PUT", &["groups", "g", "devices", "D"]),
+            Some(("group.add_device".into(), Some("device:D".into()), Some("group:g".into())))
         );
         assert_eq!(audit_action("POST", &["devices", "D", "commands"]).unwrap().0, "device.command");
         assert_eq!(audit_action("PUT", &["groups", "g", "devices", "D"]).unwrap().0, "group.add_device");

@@ -422,6 +422,8 @@ describe('fleet index', () => {
     await d1(w.persistDir, 'ALTER TABLE devices RENAME TO devices_away; ALTER TABLE device_groups RENAME TO device_groups_away;');
     const joined = await api('PUT', `/api/v1/groups/catch-up/devices/${enr.deviceId}`);
     assert.equal(joined.status, 200, 'the profile catalogue does not wait for the index either');
+    const membership = await audit({ action: 'group.add_device', target: `device:${enr.deviceId}` });
+    assert.equal(membership[0]?.detail, 'group:catch-up', "the device's history names the group");
     const retire = await api('DELETE', `/api/v1/devices/${enr.deviceId}`);
     assert.equal(retire.status, 202, 'the retire does not wait for the index');
     const session = await dev.runSession();

@@ -14,9 +14,9 @@ const ACTIONS = [
 ];
 
 /**
- * What an audit target names, linked when the console has a page for it. A target may name
- * more than one thing, space-separated (group membership: `group:<name> device:<id>`); a
- * refused request is `route:<METHOD> <path>`.
+ * What an audit target (or detail) names, linked when the console has a page for it: one or
+ * more space-separated `<kind>:<id>` (a membership change names the device, its detail the
+ * group); a refused request is `route:<METHOD> <path>`.
  */
 function targetNode(target) {
   if (!target) return '—';
@@ -63,7 +63,7 @@ export async function auditPage(el, ctx) {
       { label: 'Actor', cell: (a) => filterLink('actor', a.actor) },
       { label: 'Action', header: true, cell: (a) => filterLink('action', a.action) },
       { label: 'Target', cell: (a) => targetNode(a.target), class: 'wrap' },
-      { label: 'Detail', cell: (a) => a.detail ?? '—' },
+      { label: 'Detail', cell: (a) => (/^group:/.test(a.detail ?? '') ? targetNode(a.detail) : a.detail ?? '—') },
       { label: 'Result', cell: (a) => badge(a.result) },
       { label: 'HTTP', cell: (a) => String(a.status), class: 'num' },
       { label: 'Address', cell: (a) => a.address ?? '—' },

@@ -76,11 +76,14 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let mut answer = route(&req, &ports, cfg, caller.as_ref(), &segments, &detail).await?;
     // Every write is audited with its outcome (a sign-in audits itself: it knows who tried).
     let method = req.method().to_string();
-    if let (Some(c), Some((action, mut target))) = (&caller, admins::audit_action(&method, &segments)) {
+    if let (Some(c), Some((action, mut target, route_detail))) =
+        (&caller, admins::audit_action(&method, &segments))
+    {
         if target.is_none() && (200..300).contains(&answer.status_code()) {
             target = created_target(&mut answer, &action).await;
         }
-        let entry = Audit { actor: &c.admin.email, action: &action, target, detail: detail.take() };
+        let entry =
+            Audit { actor: &c.admin.email, action: &action, target, detail: detail.take().or(route_detail) };
         audit_event(&ports, cfg, &req, entry, answer.status_code()).await;
     }
     Ok(answer)
