@@ -457,8 +457,9 @@ impl DeviceQuery {
         let where_ = if cond.is_empty() { String::new() } else { format!(" WHERE {}", cond.join(" AND ")) };
         Statement::new(
             format!(
-                "SELECT device_id, name, user_email, status, os_version, os_edition, enrollment_type, \
-                 enrolled_at, last_checkin, cert_not_after, {col} AS sort_key, \
+                "SELECT device_id, name AS device_name, user_email AS user, status, os_version, os_edition, \
+                 enrollment_type, enrolled_at, NULLIF(last_checkin, '') AS last_checkin, \
+                 cert_not_after AS certificate_not_after, {col} AS sort_key, \
                  (SELECT group_concat(group_name, ',') FROM device_groups g WHERE g.device_id = devices.device_id) AS groups \
                  FROM devices{where_} ORDER BY {col} {dir}, device_id {dir} LIMIT ?{}",
                 params.len()
@@ -474,32 +475,23 @@ impl DeviceQuery {
         Statement::new(format!("SELECT COUNT(*) AS n FROM devices{where_}"), params)
     }
 
-    /// The page's devices and the next page's cursor, from the rows of [`DeviceQuery::page`]
-    /// (or what is wrong with a row the index holds).
-    pub fn finish(
-        &self,
-        mut rows: Vec<DeviceListRow>,
-    ) -> Result<(Vec<DeviceSummary>, Option<String>), String> {
+    /// The page's devices and the next page's cursor, from the rows of [`DeviceQuery::page`].
+    pub fn finish(&self, mut rows: Vec<DeviceListRow>) -> (Vec<DeviceSummary>, Option<String>) {
         let more = rows.len() > self.limit;
         rows.truncate(self.limit);
-        let next = if more { rows.last().map(|r| encode_cursor(&(&r.sort_key, &r.device_id))) } else { None };
-        Ok((rows.into_iter().map(DeviceSummary::try_from).collect::<Result<_, _>>()?, next))
+        let next =
+            if more { rows.last().map(|r| encode_cursor(&(&r.sort_key, &r.row.device_id))) } else { None };
+        (rows.into_iter().map(DeviceSummary::from).collect(), next)
     }
 }
 
-/// A row as [`DeviceQuery::page`] selects it.
+/// A row as [`DeviceQuery::page`] selects it: the columns are named as [`IndexRow`]'s fields,
+/// so a row the index should not hold (an unknown status) fails to read rather than being
+/// guessed at.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct DeviceListRow {
-    pub device_id: String,
-    pub name: Option<String>,
-    pub user_email: Option<String>,
-    pub status: String,
-    pub os_version: Option<String>,
-    pub os_edition: Option<String>,
-    pub enrollment_type: String,
-    pub enrolled_at: String,
-    pub last_checkin: String,
-    pub cert_not_after: String,
+    #[serde(flatten)]
+    pub row: IndexRow,
     pub sort_key: String,
     pub groups: Option<String>,
 }
@@ -512,30 +504,12 @@ pub struct DeviceSummary {
     pub groups: Vec<String>,
 }
 
-impl TryFrom<DeviceListRow> for DeviceSummary {
-    type Error = String;
-
-    fn try_from(r: DeviceListRow) -> Result<Self, String> {
+impl From<DeviceListRow> for DeviceSummary {
+    fn from(r: DeviceListRow) -> Self {
         let mut groups: Vec<String> =
             r.groups.unwrap_or_default().split(',').filter(|g| !g.is_empty()).map(String::from).collect();
         groups.sort();
-        let enrollment_type = serde_json::from_value(serde_json::Value::String(r.enrollment_type))
-            .map_err(|e| format!("enrollment_type: {e}"))?;
-        Ok(DeviceSummary {
-            row: IndexRow {
-                status: parse_status(&r.status).ok_or_else(|| format!("status {:?}", r.status))?,
-                device_id: r.device_id,
-                device_name: r.name,
-                user: r.user_email,
-                os_version: r.os_version,
-                os_edition: r.os_edition,
-                enrollment_type,
-                enrolled_at: r.enrolled_at,
-                last_checkin: Some(r.last_checkin).filter(|c| !c.is_empty()),
-                certificate_not_after: r.cert_not_after,
-            },
-            groups,
-        })
+        DeviceSummary { row: r.row, groups }
     }
 }
 
@@ -893,34 +867,32 @@ mod tests {
     #[test]
     fn cursors_continue_after_the_last_row() {
         let q = DeviceQuery::parse(pairs(&[("limit", "2")])).unwrap();
-        let row = |id: &str, at: &str| DeviceListRow {
-            device_id: id.into(),
-            name: None,
-            user_email: None,
-            status: "enrolled".into(),
-            os_version: None,
-            os_edition: None,
-            enrollment_type: "Full".into(),
-            enrolled_at: "x".into(),
-            last_checkin: at.into(),
-            cert_not_after: "y".into(),
-            sort_key: at.into(),
-            groups: Some("b,a".into()),
+        // Rows as D1 returns them for the page's SELECT.
+        let json = |id: &str, at: &str, status: &str| {
+            serde_json::json!({
+                "device_id": id, "device_name": null, "user": null, "status": status,
+                "os_version": null, "os_edition": null, "enrollment_type": "Full", "enrolled_at": "x",
+                "last_checkin": if at.is_empty() { serde_json::Value::Null } else { at.into() },
+                "certificate_not_after": "y", "sort_key": at, "groups": "b,a",
+            })
         };
-        let (list, next) = q.finish(vec![row("C", "3"), row("B", "2"), row("A", "")]).unwrap();
+        let row =
+            |id: &str, at: &str| serde_json::from_value::<DeviceListRow>(json(id, at, "enrolled")).unwrap();
+        let (list, next) = q.finish(vec![row("C", "3"), row("B", "2"), row("A", "")]);
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].groups, vec!["a", "b"]);
         let next = next.expect("a third row exists");
         let q2 = DeviceQuery::parse(pairs(&[("cursor", &next)])).unwrap();
         assert_eq!(q2.after, Some(("2".into(), "B".into())));
         assert!(q2.page().sql.contains("(last_checkin, device_id) < (?1, ?2)"));
-        let (_, none) = q.finish(vec![row("C", "3")]).unwrap();
+        let (_, none) = q.finish(vec![row("C", "3")]);
         assert_eq!(none, None);
         assert_eq!(list[1].row.last_checkin.as_deref(), Some("2"));
-        assert_eq!(DeviceSummary::try_from(row("A", "")).unwrap().row.last_checkin, None);
-        let mut bad = row("A", "");
-        bad.status = "lost".into();
-        assert!(q.finish(vec![bad]).is_err(), "a row the index should not hold is an error, not a guess");
+        assert_eq!(DeviceSummary::from(row("A", "")).row.last_checkin, None);
+        assert!(
+            serde_json::from_value::<DeviceListRow>(json("A", "", "lost")).is_err(),
+            "a row the index should not hold is an error, not a guess"
+        );
     }
 
     #[test]

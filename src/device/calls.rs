@@ -793,6 +793,17 @@ pub mod memory {
             self.call_with(&NoCatalog, call, now_ms)
         }
 
+        /// The context of the native tests' calls at `now_ms`.
+        pub fn context(now_ms: u64) -> DeviceContext {
+            DeviceContext {
+                now_ms,
+                fresh_nonce: [7; 16],
+                history: HistoryLimits::default(),
+                retire_grace_secs: 7 * 86_400,
+                profile_verify_interval_secs: 28_800,
+            }
+        }
+
         /// A call of a device in a deployment whose profile catalogue is `catalog`.
         pub fn call_with<C: Catalog>(
             &self,
@@ -800,13 +811,7 @@ pub mod memory {
             call: DeviceCall,
             now_ms: u64,
         ) -> Result<DeviceReply, DeviceError> {
-            let ctx = DeviceContext {
-                now_ms,
-                fresh_nonce: [7; 16],
-                history: HistoryLimits::default(),
-                retire_grace_secs: 7 * 86_400,
-                profile_verify_interval_secs: 28_800,
-            };
+            let ctx = Self::context(now_ms);
             let out = crate::object_call::block_on(handle(self, catalog, call, ctx)).expect("memory store");
             self.commit(out.writes);
             self.effects.borrow_mut().extend(out.effects);
@@ -977,13 +982,7 @@ mod tests {
         d.call(DeviceCall::Retire, NOW).unwrap();
         let grace = 7 * 86_400_000;
         let at = |now_ms| {
-            let ctx = DeviceContext {
-                now_ms,
-                fresh_nonce: [7; 16],
-                history: HistoryLimits::default(),
-                retire_grace_secs: 7 * 86_400,
-                profile_verify_interval_secs: 28_800,
-            };
+            let ctx = MemoryDevice::context(now_ms);
             crate::object_call::block_on(handle(
                 &d,
                 &super::memory::NoCatalog,

@@ -319,12 +319,8 @@ async fn list_devices(req: &Request, ports: &EdgePorts<'_>) -> Result<Response> 
         Err(e) => return server_error(&StoreError(format!("fleet index row: {e}"))),
     };
     let total = count.first().and_then(|c| c.get("n")).and_then(serde_json::Value::as_i64).unwrap_or(0);
-    match q.finish(page) {
-        Ok((devices, next)) => {
-            json(200, &serde_json::json!({ "devices": devices, "next_cursor": next, "total": total }))
-        }
-        Err(e) => server_error(&StoreError(format!("fleet index row: {e}"))),
-    }
+    let (devices, next) = q.finish(page);
+    json(200, &serde_json::json!({ "devices": devices, "next_cursor": next, "total": total }))
 }
 
 /// `GET /api/v1/stats`: the dashboard's counts, from SQL.

@@ -88,10 +88,6 @@ impl Kv {
         self.put(&format!("{HARDWARE_PREFIX}{hw_dev_id}"), &device_id).await
     }
 
-    pub async fn devices(&self) -> Result<Vec<DeviceIndexEntry>, StoreError> {
-        self.list(DEVICE_PREFIX).await
-    }
-
     /// One page of the DeviceIDs listed under `device:`, and the cursor of the next.
     pub async fn device_ids(
         &self,
