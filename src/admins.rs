@@ -8,8 +8,12 @@
 
 use crate::codec::hex;
 use crate::context::Entropy;
+use crate::enroll::flow::Authority;
 use crate::object_call::{Outcome, StoreError};
 use crate::time::format_timestamp;
+use crate::tokens::authority::{TokenCall, TokenCallError};
+use crate::tokens::RateLimit;
+use crate::users::{verify_hash, Kdf, DUMMY_HASH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -601,6 +605,79 @@ pub async fn handle<S: AdminStorage>(
     }
 }
 
+/// The admin directory object, as the core calls it.
+#[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
+pub trait Admins {
+    async fn admins(&self, call: AdminCall) -> Result<Result<AdminReply, AdminError>, StoreError>;
+}
+
+/// How a console sign-in ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInOutcome {
+    Started {
+        cookie: String,
+        csrf: String,
+        admin: AdminView,
+    },
+    /// Wrong email or password (one answer for both), or the password changed meanwhile.
+    Refused,
+    /// The account or the address is at its failure limit: nothing was checked.
+    RateLimited {
+        retry_after: u64,
+    },
+}
+
+/// Who the audit log says tried to sign in: the email given when it is one an admin could
+/// have; anything else a caller types is not written under its own name (it could read
+/// "bootstrap").
+pub fn sign_in_actor(email: &str) -> String {
+    if crate::users::valid_email(email) {
+        email.to_string()
+    } else {
+        "(not an email)".to_string()
+    }
+}
+
+/// A console sign-in, limited like the enrollment sign-in page: the attempt counts against the
+/// account's and the client address's failure windows before the password is checked (so
+/// guesses sent in parallel are limited too) and is given back when it succeeds. An unknown
+/// email is checked against a dummy hash, so timing does not tell which accounts exist; the
+/// session starts only if the hash checked is still the account's.
+pub async fn sign_in<P: Admins + Authority + Kdf>(
+    ports: &P,
+    email: &str,
+    password: &str,
+    client: Option<&str>,
+    limit: RateLimit,
+    ttl_secs: u64,
+) -> Result<SignInOutcome, StoreError> {
+    let keys = crate::signin::attempt_keys("admin-", email, client);
+    match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await? {
+        Ok(_) => {}
+        Err(TokenCallError::RateLimited { retry_after }) => {
+            return Ok(SignInOutcome::RateLimited { retry_after })
+        }
+        Err(e) => return Err(StoreError(format!("token authority refused the attempt: {e:?}"))),
+    }
+    let account = match ports.admins(AdminCall::Get { email: email.to_string() }).await? {
+        Ok(AdminReply::Account(a)) => a,
+        other => return Err(StoreError(format!("admin directory answered {other:?}"))),
+    };
+    let stored = account.as_ref().map_or(DUMMY_HASH, |a| a.password_hash.as_str()).to_string();
+    if !(verify_hash(ports, &stored, password).await? && account.is_some()) {
+        return Ok(SignInOutcome::Refused);
+    }
+    ports.tokens(TokenCall::Release { keys }).await?.map_err(|e| StoreError(format!("{e:?}")))?;
+    let call = AdminCall::StartSession { email: email.to_string(), ttl_secs, password_hash: stored };
+    match ports.admins(call).await? {
+        Ok(AdminReply::SessionStarted { cookie, csrf, admin }) => {
+            Ok(SignInOutcome::Started { cookie, csrf, admin })
+        }
+        Err(AdminError::Refused | AdminError::NoSuchAdmin) => Ok(SignInOutcome::Refused),
+        other => Err(StoreError(format!("admin directory answered {other:?}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,6 +762,103 @@ mod tests {
             };
             self.call(call, 0).unwrap();
         }
+    }
+
+    /// The platform for [`sign_in`]: this directory, failure windows counted per key, PBKDF2.
+    struct Ports {
+        mem: Mem,
+        failures: RefCell<BTreeMap<String, u32>>,
+    }
+
+    impl Admins for Ports {
+        async fn admins(&self, call: AdminCall) -> Result<Result<AdminReply, AdminError>, StoreError> {
+            Ok(self.mem.call(call, 1000))
+        }
+    }
+
+    impl Authority for Ports {
+        async fn tokens(
+            &self,
+            call: TokenCall,
+        ) -> Result<Result<crate::tokens::authority::TokenReply, TokenCallError>, StoreError> {
+            use crate::tokens::authority::TokenReply;
+            let mut f = self.failures.borrow_mut();
+            Ok(match call {
+                TokenCall::Attempt { keys, limit } => {
+                    if keys.iter().any(|k| f.get(k).copied().unwrap_or(0) >= limit.max_failures) {
+                        Err(TokenCallError::RateLimited { retry_after: limit.window_secs })
+                    } else {
+                        keys.iter().for_each(|k| *f.entry(k.clone()).or_default() += 1);
+                        Ok(TokenReply::Admitted)
+                    }
+                }
+                TokenCall::Release { keys } => {
+                    keys.iter().for_each(|k| *f.entry(k.clone()).or_default() -= 1);
+                    Ok(TokenReply::Released)
+                }
+                other => panic!("not a sign-in call: {other:?}"),
+            })
+        }
+    }
+
+    impl Kdf for Ports {
+        async fn pbkdf2_sha256(
+            &self,
+            password: &str,
+            salt: &[u8],
+            iterations: u32,
+        ) -> Result<Vec<u8>, StoreError> {
+            let mut out = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out);
+            Ok(out.to_vec())
+        }
+    }
+
+    #[test]
+    fn sign_in_counts_every_attempt_and_gives_back_the_good_ones() {
+        let ports = Ports { mem: Mem::default(), failures: RefCell::default() };
+        let hash = crate::object_call::block_on(crate::users::hash_password(
+            &ports,
+            "a long passphrase",
+            [3; 16],
+            1000,
+        ))
+        .unwrap();
+        let create = AdminCall::Create {
+            email: "root@x.io".into(),
+            display_name: "Root".into(),
+            role: Role::Admin,
+            password_hash: hash,
+        };
+        ports.mem.call(create, 0).unwrap();
+        let limit = RateLimit { max_failures: 3, window_secs: 900 };
+        let try_ = |email: &str, pw: &str, client| {
+            crate::object_call::block_on(sign_in(&ports, email, pw, client, limit, 600)).unwrap()
+        };
+        assert_eq!(try_("root@x.io", "guess", Some("1.2.3.4")), SignInOutcome::Refused);
+        assert_eq!(
+            try_("nobody@x.io", "guess", Some("5.6.7.8")),
+            SignInOutcome::Refused,
+            "unknown: same answer"
+        );
+        let SignInOutcome::Started { admin, .. } = try_("root@x.io", "a long passphrase", Some("1.2.3.4"))
+        else {
+            panic!("the right password signs in")
+        };
+        assert_eq!(admin.role, Role::Admin);
+        // The success gave its attempt back; the guess still counts, per account and address.
+        assert_eq!(ports.failures.borrow()["admin-email:root@x.io"], 1);
+        assert_eq!(ports.failures.borrow()["admin-ip:1.2.3.4"], 1);
+        assert_eq!(try_("root@x.io", "guess", None), SignInOutcome::Refused);
+        assert_eq!(try_("root@x.io", "guess", None), SignInOutcome::Refused);
+        // At the limit nothing is checked, not even the right password.
+        assert_eq!(
+            try_("root@x.io", "a long passphrase", None),
+            SignInOutcome::RateLimited { retry_after: 900 }
+        );
+        assert_eq!(ports.failures.borrow()["admin-ip:local"], 2, "no address: the local key");
+        assert_eq!(sign_in_actor("root@x.io"), "root@x.io");
+        assert_eq!(sign_in_actor("bootstrap"), "(not an email)");
     }
 
     #[test]

@@ -271,6 +271,14 @@ pub fn message_page(org_name: &str, message: &str, nonce: &str, status: u16) -> 
 
 /// Client address key when the request has no `CF-Connecting-IP` (local development).
 pub const LOCAL_CLIENT: &str = "local";
+
+/// The failure windows a sign-in attempt counts against: its account's and its client
+/// address's. `scope` keeps the admin console's windows (`admin-`) apart from the enrollment
+/// directory's (`""`).
+pub fn attempt_keys(scope: &str, email: &str, client: Option<&str>) -> Vec<String> {
+    let client = client.filter(|a| !a.is_empty() && a.len() <= 64).unwrap_or(LOCAL_CLIENT);
+    vec![format!("{scope}email:{email}"), format!("{scope}ip:{client}")]
+}
 /// Largest sign-in form body read.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
@@ -343,8 +351,7 @@ pub async fn submit<P: Authority + Directory + Kdf>(
         return again(MSG_MISSING_FIELDS, 200);
     }
 
-    let client = client.filter(|a| !a.is_empty() && a.len() <= 64).unwrap_or(LOCAL_CLIENT);
-    let keys = vec![format!("email:{email}"), format!("ip:{client}")];
+    let keys = attempt_keys("", &email, client);
     match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit: s.limit }).await? {
         Ok(_) => {}
         Err(TokenCallError::RateLimited { .. }) => return again(MSG_RATE_LIMITED, 429),

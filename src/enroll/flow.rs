@@ -28,7 +28,6 @@ use crate::proto::discovery::ENROLLMENT_PATH_WIN10;
 use crate::proto::provdoc::{RenewalDoc, StoredCert};
 use crate::proto::soap::Credential;
 use crate::proto::wstep::RequestSecurityToken;
-use crate::signin::LOCAL_CLIENT;
 use crate::time::format_timestamp;
 use crate::tokens::authority::{precheck, Stage, TokenCall, TokenCallError, TokenReply};
 use crate::tokens::RateLimit;
@@ -100,7 +99,7 @@ pub async fn authenticate<P: Ports>(
             // Counted before the password is checked and given back on success, as on the
             // sign-in page: guesses sent in parallel cannot all pass a check made before any
             // of them failed.
-            let keys = vec![format!("email:{email}"), format!("ip:{}", req.client.unwrap_or(LOCAL_CLIENT))];
+            let keys = crate::signin::attempt_keys("", &email, req.client);
             let limit =
                 RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
             match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await.map_err(server)? {

@@ -8,19 +8,17 @@ use super::platform::{now_ms, Csprng};
 use super::ports::EdgePorts;
 use super::respond::{json, json_error, no_content, server_error};
 use crate::admins::{
-    self, Access, AdminCall, AdminChange, AdminError, AdminReply, AdminView, Credential, NewAdmin,
-    NewApiToken, Role, SignIn, API_TOKEN_PREFIX, SESSION_COOKIE,
+    self, Access, AdminCall, AdminChange, AdminError, AdminReply, AdminView, Admins, Credential, NewAdmin,
+    NewApiToken, Role, SignIn, SignInOutcome, API_TOKEN_PREFIX, SESSION_COOKIE,
 };
 use crate::config::Config;
 use crate::context::Entropy;
-use crate::enroll::flow::Authority;
 use crate::fleet::AuditRecord;
 use crate::http::MAX_JSON_BYTES;
 use crate::object_call::StoreError;
 use crate::time::format_timestamp;
-use crate::tokens::authority::{TokenCall, TokenCallError};
 use crate::tokens::RateLimit;
-use crate::users::{normalize_email, verify_hash, DUMMY_HASH};
+use crate::users::normalize_email;
 use subtle::ConstantTimeEq;
 use worker::*;
 
@@ -38,19 +36,6 @@ pub struct Caller {
     pub admin: AdminView,
     pub via: Via,
     pub csrf: Option<String>,
-}
-
-/// What a request is, for the audit log.
-pub struct Origin {
-    pub address: Option<String>,
-}
-
-impl Origin {
-    pub fn of(req: &Request) -> Origin {
-        let address =
-            req.headers().get("CF-Connecting-IP").ok().flatten().filter(|a| !a.is_empty() && a.len() <= 64);
-        Origin { address }
-    }
 }
 
 /// The gate's decision.
@@ -191,7 +176,7 @@ pub async fn audit_event(ports: &EdgePorts<'_>, cfg: &Config, req: &Request, ent
         action: action.to_string(),
         target: entry.target,
         detail: entry.detail,
-        address: Origin::of(req).address,
+        address: super::client_address(req),
         status,
     };
     let keep_from = format_timestamp(now.saturating_sub(u64::from(cfg.audit_retention_days) * 86_400_000));
@@ -362,9 +347,8 @@ async fn hash(
     crate::users::hash_password(ports, password, Csprng.bytes(), cfg.password_iterations).await
 }
 
-/// `POST /api/v1/session`: checks the password (an unknown email against a dummy hash, so
-/// timing tells nothing), limited like the enrollment sign-in page: every attempt is counted
-/// per email and per client address before the check and given back when it succeeds.
+/// `POST /api/v1/session`: the sign-in itself is [`admins::sign_in`]; here the request's
+/// shape, the audit log and the cookie.
 async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<Response> {
     // Another site must not sign the browser in to the attacker's account (login CSRF): a
     // cross-site form cannot send JSON, and a browser names the page's origin.
@@ -380,55 +364,31 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
         Err(resp) => return resp,
     };
     let email = normalize_email(&form.email);
-    let client = Origin::of(req).address.unwrap_or_else(|| crate::signin::LOCAL_CLIENT.to_string());
-    let keys = vec![format!("admin-email:{email}"), format!("admin-ip:{client}")];
     let limit = RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
-    // The audit log names the account tried only when it is one an admin could have: anything
-    // else a caller types is not written under its own name (it could read "bootstrap").
-    let actor = if crate::users::valid_email(&email) { email.clone() } else { "(not an email)".to_string() };
-    match ports.tokens(TokenCall::Attempt { keys: keys.clone(), limit }).await {
-        Ok(Ok(_)) => {}
-        // Not audited: nothing was checked, and the limit is what stops a flood; logging each
-        // refusal would let anyone write to the log as fast as they can send.
-        Ok(Err(TokenCallError::RateLimited { retry_after })) => {
-            let mut resp = json_error(429, "too many failed sign-ins; try again later")?;
-            resp.headers_mut().set("Retry-After", &retry_after.to_string())?;
-            return Ok(resp);
-        }
-        Ok(Err(e)) => {
-            return server_error(&StoreError(format!("token authority refused the attempt: {e:?}")))
-        }
-        Err(e) => return server_error(&e),
-    }
-    let account = match ports.admins(AdminCall::Get { email: email.clone() }).await {
-        Ok(Ok(AdminReply::Account(a))) => a,
-        other => return server_error(&StoreError(format!("admin directory answered {other:?}"))),
-    };
-    let stored = account.as_ref().map_or(DUMMY_HASH, |a| a.password_hash.as_str()).to_string();
-    let ok = match verify_hash(ports, &stored, &form.password).await {
-        Ok(ok) => ok && account.is_some(),
-        Err(e) => return server_error(&e),
-    };
-    if !ok {
-        let entry = Audit::new(&actor, "session.failed", Some(format!("admin:{actor}")));
-        audit_event(ports, cfg, req, entry, 401).await;
-        return json_error(401, "wrong email or password");
-    }
-    if let Err(e) = ports.tokens(TokenCall::Release { keys }).await {
-        return server_error(&e);
-    }
     let ttl = u64::from(cfg.admin_session_ttl_secs);
-    // The directory starts the session only if the password checked is still the account's.
-    let call = AdminCall::StartSession { email: email.clone(), ttl_secs: ttl, password_hash: stored };
-    match ports.admins(call).await {
-        Ok(Ok(AdminReply::SessionStarted { cookie, csrf, admin })) => {
-            let entry = Audit::new(&email, "session.create", Some(format!("admin:{email}")));
+    let client = super::client_address(req);
+    let outcome = admins::sign_in(ports, &email, &form.password, client.as_deref(), limit, ttl).await;
+    let actor = admins::sign_in_actor(&email);
+    match outcome {
+        Ok(SignInOutcome::Started { cookie, csrf, admin }) => {
+            let entry = Audit::new(&actor, "session.create", Some(format!("admin:{actor}")));
             audit_event(ports, cfg, req, entry, 200).await;
             let mut resp = json(200, &serde_json::json!({ "admin": admin, "csrf_token": csrf }))?;
             resp.headers_mut().set("Set-Cookie", &session_cookie(req, &cookie, ttl))?;
             Ok(resp)
         }
-        Ok(Err(e)) => admin_error(&e),
-        other => server_error(&StoreError(format!("admin directory answered {other:?}"))),
+        Ok(SignInOutcome::Refused) => {
+            let entry = Audit::new(&actor, "session.failed", Some(format!("admin:{actor}")));
+            audit_event(ports, cfg, req, entry, 401).await;
+            json_error(401, "wrong email or password")
+        }
+        // Not audited: nothing was checked, and the limit is what stops a flood; logging each
+        // refusal would let anyone write to the log as fast as they can send.
+        Ok(SignInOutcome::RateLimited { retry_after }) => {
+            let mut resp = json_error(429, "too many failed sign-ins; try again later")?;
+            resp.headers_mut().set("Retry-After", &retry_after.to_string())?;
+            Ok(resp)
+        }
+        Err(e) => server_error(&e),
     }
 }

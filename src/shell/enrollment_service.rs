@@ -14,7 +14,7 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let client_cert = super::management_service::verified_client_cert(&req);
     let generation = ClientGeneration::from_service_path(&req.path());
     let base_url = cfg.base_url(&super::origin(&req)?);
-    let client = req.headers().get("CF-Connecting-IP")?.filter(|a| !a.is_empty() && a.len() <= 64);
+    let client = super::client_address(&req);
     // Too large: the MessageFormat fault of `EnrollError::TooLarge`. Unreadable (the client
     // went away mid-body): answered as the empty body it amounts to, a MessageFormat fault too.
     let body = match read_limited(&req, MAX_SOAP_BYTES).await {

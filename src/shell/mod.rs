@@ -60,6 +60,12 @@ pub fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigErr
     Ok(cfg)
 }
 
+/// The client's address (`CF-Connecting-IP`), when it is a plausible one: the key of its
+/// sign-in failure window and what the audit log records.
+pub fn client_address(req: &Request) -> Option<String> {
+    req.headers().get("CF-Connecting-IP").ok().flatten().filter(|a| !a.is_empty() && a.len() <= 64)
+}
+
 /// `scheme://host[:port]` of the request.
 pub fn origin(req: &Request) -> Result<String> {
     Ok(req.url()?.origin().ascii_serialization())

@@ -1,10 +1,11 @@
-//! The core's traits over the platform: the token authority, CA, device and profile catalogue
-//! objects through their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
+//! The core's traits over the platform: the token authority, admin directory, CA, device and
+//! profile catalogue objects through their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
 
 use super::{
     admin_object, ca_object, device_object, kv::Kv, profile_catalog, rpc, storage::store_error, token_object,
     webcrypto,
 };
+use crate::admins::{AdminCall, AdminError, AdminReply, Admins};
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::DeviceIndexEntry;
 use crate::enroll::flow::{Authority, Devices, Issuer};
@@ -40,13 +41,6 @@ impl<'a> EdgePorts<'a> {
         super::index::Index::open(self.env)
     }
 
-    pub async fn admins(
-        &self,
-        call: crate::admins::AdminCall,
-    ) -> Result<Result<crate::admins::AdminReply, crate::admins::AdminError>, StoreError> {
-        rpc::call(&self.stub(admin_object::BINDING, admin_object::INSTANCE)?, &call).await
-    }
-
     fn stub(&self, binding: &str, name: &str) -> Result<Stub, StoreError> {
         self.env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(store_error)
     }
@@ -55,6 +49,12 @@ impl<'a> EdgePorts<'a> {
 impl Authority for EdgePorts<'_> {
     async fn tokens(&self, call: TokenCall) -> Result<Result<TokenReply, TokenCallError>, StoreError> {
         rpc::call(&self.stub(token_object::BINDING, token_object::INSTANCE)?, &call).await
+    }
+}
+
+impl Admins for EdgePorts<'_> {
+    async fn admins(&self, call: AdminCall) -> Result<Result<AdminReply, AdminError>, StoreError> {
+        rpc::call(&self.stub(admin_object::BINDING, admin_object::INSTANCE)?, &call).await
     }
 }
 

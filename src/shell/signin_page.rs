@@ -48,7 +48,7 @@ pub async fn submit(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     };
     let fields =
         bytes.and_then(|b| String::from_utf8(b).ok()).and_then(|text| crate::http::form_decode(&text));
-    let client = req.headers().get("CF-Connecting-IP")?;
+    let client = super::client_address(&req);
     let ports = EdgePorts::new(env);
     match signin::submit(&ports, &settings(cfg), fields.as_deref(), client.as_deref(), &nonce()).await {
         Ok(answer) => send(answer),
