@@ -605,6 +605,46 @@ pub async fn handle<S: AdminStorage>(
     }
 }
 
+/// What a request presents, besides who it is, for [`authorize`].
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// Anything but GET and HEAD.
+    pub write: bool,
+    /// Authenticated by the session cookie (a browser sends it by itself: writes need proof).
+    pub session: bool,
+    /// The session's CSRF token, and the `X-CSRF-Token` header sent.
+    pub csrf_expected: Option<&'a str>,
+    pub csrf_given: &'a str,
+    /// The `Origin` header, and this server's origin.
+    pub origin: Option<&'a str>,
+    pub ours: &'a str,
+}
+
+/// Why [`authorize`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A console write without its session's CSRF token, or from another origin.
+    Csrf,
+    /// The caller's role is below the route's.
+    Role(Role),
+}
+
+/// May an authenticated caller of `role` make this request? A console write must carry its
+/// session's CSRF token and, when the browser names its origin, come from this one; then the
+/// role must reach the route's ([`access`]).
+pub fn authorize(access: Access, role: Role, p: Presented<'_>) -> Result<(), Refusal> {
+    if p.write && p.session {
+        let token_ok = p.csrf_expected.is_some_and(|expected| same(p.csrf_given, expected));
+        if !token_ok || p.origin.is_some_and(|o| o != p.ours) {
+            return Err(Refusal::Csrf);
+        }
+    }
+    match access {
+        Access::Role(needed) if role < needed => Err(Refusal::Role(role)),
+        _ => Ok(()),
+    }
+}
+
 /// The admin directory object, as the core calls it.
 #[allow(async_fn_in_trait)] // single-threaded Worker: no `Send` bound wanted
 pub trait Admins {
@@ -859,6 +899,33 @@ mod tests {
         assert_eq!(ports.failures.borrow()["admin-ip:local"], 2, "no address: the local key");
         assert_eq!(sign_in_actor("root@x.io"), "root@x.io");
         assert_eq!(sign_in_actor("bootstrap"), "(not an email)");
+    }
+
+    #[test]
+    fn console_writes_need_their_csrf_token_and_origin() {
+        let p = Presented {
+            write: true,
+            session: true,
+            csrf_expected: Some("t0k"),
+            csrf_given: "t0k",
+            origin: Some("https://mdm.example"),
+            ours: "https://mdm.example",
+        };
+        let op = Access::Role(Role::Operator);
+        assert_eq!(authorize(op, Role::Operator, p), Ok(()));
+        assert_eq!(authorize(op, Role::Operator, Presented { origin: None, ..p }), Ok(()));
+        assert_eq!(authorize(op, Role::Admin, Presented { csrf_given: "", ..p }), Err(Refusal::Csrf));
+        assert_eq!(authorize(op, Role::Admin, Presented { csrf_given: "t0K", ..p }), Err(Refusal::Csrf));
+        assert_eq!(authorize(op, Role::Admin, Presented { csrf_expected: None, ..p }), Err(Refusal::Csrf));
+        let cross = Presented { origin: Some("https://evil.example"), ..p };
+        assert_eq!(authorize(op, Role::Admin, cross), Err(Refusal::Csrf));
+        // Reads and bearer tokens carry no CSRF token; the role still counts.
+        assert_eq!(
+            authorize(op, Role::Viewer, Presented { write: false, csrf_given: "", ..p }),
+            Err(Refusal::Role(Role::Viewer))
+        );
+        assert_eq!(authorize(op, Role::Operator, Presented { session: false, csrf_given: "", ..p }), Ok(()));
+        assert_eq!(authorize(Access::Any, Role::Viewer, Presented { write: false, ..p }), Ok(()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::ports::EdgePorts;
 use super::respond::{json, json_error, no_content, server_error};
 use crate::admins::{
     self, Access, AdminCall, AdminChange, AdminError, AdminReply, AdminView, Admins, Credential, NewAdmin,
-    NewApiToken, Role, SignIn, SignInOutcome, API_TOKEN_PREFIX, SESSION_COOKIE,
+    NewApiToken, Presented, Refusal, Role, SignIn, SignInOutcome, API_TOKEN_PREFIX, SESSION_COOKIE,
 };
 use crate::config::Config;
 use crate::context::Entropy;
@@ -92,22 +92,25 @@ pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: 
         return unauthorized();
     };
 
-    let write = !matches!(req.method(), Method::Get | Method::Head);
-    if write && caller.via == Via::Session && !csrf_ok(req, &caller)? {
-        let answer = json_error(403, "missing or wrong CSRF token")?;
-        let entry = Audit::new(&caller.admin.email, "auth.csrf_refused", Some(route(req)));
-        audit_event(ports, cfg, req, entry, 403).await;
-        return Ok(Gate::Refused(answer));
-    }
-    if let Access::Role(needed) = access {
-        if caller.admin.role < needed {
-            let message = format!("role {} may not do this", role_name(caller.admin.role));
-            let entry = Audit::new(&caller.admin.email, "auth.role_refused", Some(route(req)));
-            audit_event(ports, cfg, req, entry, 403).await;
-            return Ok(Gate::Refused(json_error(403, &message)?));
-        }
-    }
-    Ok(Gate::Allowed(Some(caller)))
+    let csrf_given = req.headers().get("X-CSRF-Token")?.unwrap_or_default();
+    let origin = req.headers().get("Origin")?;
+    let ours = super::origin(req)?;
+    let presented = Presented {
+        write: !matches!(req.method(), Method::Get | Method::Head),
+        session: caller.via == Via::Session,
+        csrf_expected: caller.csrf.as_deref(),
+        csrf_given: &csrf_given,
+        origin: origin.as_deref(),
+        ours: &ours,
+    };
+    let (status, message, action) = match admins::authorize(access, caller.admin.role, presented) {
+        Ok(()) => return Ok(Gate::Allowed(Some(caller))),
+        Err(Refusal::Csrf) => (403, "missing or wrong CSRF token".to_string(), "auth.csrf_refused"),
+        Err(Refusal::Role(r)) => (403, format!("role {} may not do this", role_name(r)), "auth.role_refused"),
+    };
+    let entry = Audit::new(&caller.admin.email, action, Some(route(req)));
+    audit_event(ports, cfg, req, entry, status).await;
+    Ok(Gate::Refused(json_error(status, &message)?))
 }
 
 /// A refused request's target: `route:<METHOD> <path>`.
@@ -120,22 +123,6 @@ fn role_name(r: Role) -> &'static str {
         Role::Viewer => "viewer",
         Role::Operator => "operator",
         Role::Admin => "admin",
-    }
-}
-
-/// A console write carries its session's CSRF token, and, when the browser says where it came
-/// from, comes from this origin.
-fn csrf_ok(req: &Request, caller: &Caller) -> Result<bool> {
-    let given = req.headers().get("X-CSRF-Token")?.unwrap_or_default();
-    let Some(expected) = caller.csrf.as_deref() else {
-        return Ok(false);
-    };
-    if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        return Ok(false);
-    }
-    match req.headers().get("Origin")? {
-        Some(o) => Ok(o == super::origin(req)?),
-        None => Ok(true),
     }
 }
 
