@@ -153,6 +153,7 @@ fn real_token() -> String {
         jti: "jti-1".into(),
         dev: Some("DEVICE".into()),
         iat_ms: 1_700_000_000_000,
+        sharded: true,
     };
     tokens::sign(TOKEN_KEY, &claims)
 }

@@ -2,8 +2,8 @@
 //! profile catalogue objects through their typed calls, KV, and WebCrypto (PBKDF2, signature verification).
 
 use super::{
-    admin_object, ca_object, device_object, kv::Kv, profile_catalog, rpc, storage::store_error, token_object,
-    webcrypto,
+    admin_object, ca_object, device_object, kv::Kv, platform, profile_catalog, rpc, storage::store_error,
+    token_object, webcrypto,
 };
 use crate::admins::{AdminCall, AdminError, AdminReply, Admins};
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
@@ -14,7 +14,8 @@ use crate::object_call::StoreError;
 use crate::pki::provider::{Hash, RsaPublicKey};
 use crate::pki::{PkiError, Verifier};
 use crate::profiles::catalog::{Catalog, CatalogCall, CatalogError, CatalogReply};
-use crate::tokens::authority::{TokenCall, TokenCallError, TokenReply};
+use crate::tokens::authority::{ObjectCall, TokenCall, TokenCallError, TokenReply};
+use crate::tokens::client::{self, TokenObjects};
 use crate::users::{Directory, Kdf, UserRecord};
 use std::cell::OnceCell;
 use worker::{Env, Stub};
@@ -46,9 +47,34 @@ impl<'a> EdgePorts<'a> {
     }
 }
 
+thread_local! {
+    /// The token-signing key, read from the root token object once per isolate: tokens are
+    /// signed and checked here without a call.
+    static TOKEN_KEY: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl TokenObjects for EdgePorts<'_> {
+    async fn token_object(
+        &self,
+        instance: &str,
+        call: ObjectCall,
+    ) -> Result<Result<TokenReply, TokenCallError>, StoreError> {
+        rpc::call(&self.stub(token_object::BINDING, instance)?, &call).await
+    }
+
+    async fn signing_key(&self) -> Result<Vec<u8>, StoreError> {
+        if let Some(k) = TOKEN_KEY.with(|k| k.borrow().clone()) {
+            return Ok(k);
+        }
+        let k = client::read_signing_key(self).await?;
+        TOKEN_KEY.with(|c| *c.borrow_mut() = Some(k.clone()));
+        Ok(k)
+    }
+}
+
 impl Authority for EdgePorts<'_> {
     async fn tokens(&self, call: TokenCall) -> Result<Result<TokenReply, TokenCallError>, StoreError> {
-        rpc::call(&self.stub(token_object::BINDING, token_object::INSTANCE)?, &call).await
+        client::call(self, call, platform::now_ms(), &mut platform::Csprng).await
     }
 }
 

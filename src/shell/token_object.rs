@@ -1,8 +1,10 @@
-//! The token authority Durable Object: the only place the token-signing key exists. One
-//! instance (named "tokens") serves the deployment; its rules are
-//! [`crate::tokens::authority`].
+//! The token authority Durable Object: the token-signing key and the state of tokens that must
+//! be consistent. Instances ([`crate::tokens::client`]): the root (named "tokens") holds the
+//! key and which user holds each enrollment token; `user:<email>` a user's tokens;
+//! `rl:<key>` one sign-in rate-limit window. Its rules are [`crate::tokens::authority`].
 //!
-//! Storage (JSON text): `hmac_key` (base64 of the 32-byte HMAC-SHA256 key), `used:<jti>`
+//! Storage (JSON text): `hmac_key` (base64 of the 32-byte HMAC-SHA256 key, root),
+//! `hold:<id>` (the email of the user whose instance holds enrollment token `<id>`, root), `used:<jti>`
 //! ([`UsedToken`]), `etok:<id>` ([`EnrollTokenRecord`]), `rl:<key>` ([`Window`], keys
 //! `email:<email>` or `ip:<address>`), `next_sweep` (unix seconds), `urev:<email>` (when the
 //! user's tokens were revoked, unix ms), `exp:<at>:u:<jti>` / `exp:<at>:w:<key>` (the expiry
@@ -13,13 +15,12 @@ use super::rpc;
 use super::storage::{store_error, Batch, JsonStorage};
 use crate::object_call::StoreError;
 use crate::tokens::authority::{
-    self, EnrollTokenRecord, Expiring, Expiry, TokenCall, TokenStorage, TokenWrite, UsedToken,
+    self, EnrollTokenRecord, Expiring, Expiry, ObjectCall, TokenStorage, TokenWrite, UsedToken,
 };
 use crate::tokens::Window;
 use worker::*;
 
 pub const BINDING: &str = "TOKENS";
-pub const INSTANCE: &str = "tokens";
 
 const KEY: &str = "hmac_key";
 const NEXT_SWEEP: &str = "next_sweep";
@@ -28,6 +29,7 @@ const ETOK: &str = "etok:";
 const RL: &str = "rl:";
 const UREV: &str = "urev:";
 const EXP: &str = "exp:";
+const HOLD: &str = "hold:";
 
 /// `exp:<at, 20 digits>:u:<jti>` or `exp:<at>:w:<key>`: the expiry index.
 fn expiry_key(e: &Expiry) -> String {
@@ -78,6 +80,15 @@ impl TokenStorage for Store {
     async fn user_revoked(&self, email: &str) -> std::result::Result<Option<u64>, StoreError> {
         self.0.get(&format!("{UREV}{email}")).await
     }
+    async fn holder(&self, id: &str) -> std::result::Result<Option<String>, StoreError> {
+        self.0.get(&format!("{HOLD}{id}")).await
+    }
+    async fn holders(&self) -> std::result::Result<Vec<String>, StoreError> {
+        let mut v: Vec<String> = self.0.list(HOLD).await?.into_iter().map(|(_, e)| e).collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
     async fn expired(&self, now: u64, limit: usize) -> std::result::Result<Vec<Expiry>, StoreError> {
         // Keys sort by their zero-padded time: everything due is one bounded range.
         let end = format!("{EXP}{:020}~", now);
@@ -99,7 +110,7 @@ impl DurableObject for TokenAuthority {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let answer = match rpc::decode::<TokenCall>(&mut req).await {
+        let answer = match rpc::decode::<ObjectCall>(&mut req).await {
             Ok(call) => self.run(call).await,
             Err(e) => Err(e),
         };
@@ -110,7 +121,7 @@ impl DurableObject for TokenAuthority {
 impl TokenAuthority {
     async fn run(
         &self,
-        call: TokenCall,
+        call: ObjectCall,
     ) -> std::result::Result<std::result::Result<authority::TokenReply, authority::TokenCallError>, StoreError>
     {
         let store = Store(JsonStorage(self.state.storage()));
@@ -128,6 +139,7 @@ impl TokenAuthority {
                 TokenWrite::UserRevoked(email, at) => batch.put(&format!("{UREV}{email}"), at)?,
                 TokenWrite::Expiry(e) => batch.put(&expiry_key(e), &e.at)?,
                 TokenWrite::DeleteExpiry(e) => batch.delete(&expiry_key(e)),
+                TokenWrite::Holder(id, email) => batch.put(&format!("{HOLD}{id}"), email)?,
             }
         }
         store.0.commit(batch).await?;

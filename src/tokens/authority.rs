@@ -5,8 +5,8 @@
 //! at a time (its input gate), and every call here reads, decides and returns its writes,
 //! which the object commits together.
 
-use super::{sign, verify, Claims, RateLimit, TokenError, TokenType, Window, KEY_LEN, MAX_TOKEN_LEN};
-use crate::codec::{decode_base64, encode_base64, hex};
+use super::{Claims, RateLimit, TokenError, TokenType, Window, KEY_LEN, MAX_TOKEN_LEN};
+use crate::codec::{decode_base64, encode_base64};
 use crate::context::Entropy;
 use crate::object_call::{Outcome, StoreError};
 use crate::time::format_timestamp;
@@ -123,7 +123,8 @@ pub fn precheck(token: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
-/// An operation of the token authority object.
+/// What the token authority does, as the rest of the server asks it ([`super::client::call`]
+/// runs it at the edge over the token objects).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum TokenCall {
@@ -179,6 +180,57 @@ pub enum TokenCall {
     },
 }
 
+/// An operation of one token object instance: the root ([`super::ROOT`]), a user's
+/// ([`super::user_shard`]) or a rate-limit key's ([`super::window_shard`]). Signatures are
+/// checked at the edge before a call is made; an object keeps only what must be consistent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ObjectCall {
+    /// The token-signing key, created on first use (root). Each edge isolate reads it once.
+    SigningKey,
+    /// Check or spend a token whose signature and expiry the edge has verified.
+    Use {
+        claims: Claims,
+        stage: Stage,
+        device_id: Option<String>,
+    },
+    /// Keep a new enrollment token (its user's instance).
+    PutEnrollToken {
+        record: EnrollTokenRecord,
+    },
+    /// Remember which user's instance holds an enrollment token (root).
+    RegisterEnrollToken {
+        id: String,
+        email: String,
+    },
+    /// The enrollment tokens this instance holds and (root) the users whose instances hold
+    /// the others.
+    ListEnrollTokens,
+    /// Revoke a token this instance holds; the root answers with the user whose instance
+    /// holds it.
+    RevokeEnrollToken {
+        id: String,
+    },
+    Attempt {
+        keys: Vec<String>,
+        limit: RateLimit,
+    },
+    Release {
+        keys: Vec<String>,
+    },
+    CheckLimit {
+        keys: Vec<String>,
+        limit: RateLimit,
+    },
+    Failed {
+        keys: Vec<String>,
+        limit: RateLimit,
+    },
+    RevokeUser {
+        email: String,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenReply {
@@ -203,6 +255,20 @@ pub enum TokenReply {
     Noted,
     UserRevoked {
         enrollment_tokens: usize,
+    },
+    /// (Object replies.) The signing key, base64.
+    SigningKey {
+        key: String,
+    },
+    Stored,
+    /// The tokens an instance holds, and the users whose instances hold others (root only).
+    EnrollTokenList {
+        tokens: Vec<EnrollTokenView>,
+        owners: Vec<String>,
+    },
+    /// The token is held by this user's instance (root's answer to a revocation).
+    HeldBy {
+        email: String,
     },
 }
 
@@ -230,6 +296,10 @@ pub trait TokenStorage {
     async fn next_sweep(&self) -> Result<Option<u64>, StoreError>;
     /// When the user's tokens were revoked (Unix milliseconds), if they were.
     async fn user_revoked(&self, email: &str) -> Result<Option<u64>, StoreError>;
+    /// (Root.) The user whose instance holds an enrollment token.
+    async fn holder(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// (Root.) Every user whose instance holds enrollment tokens, once each.
+    async fn holders(&self) -> Result<Vec<String>, StoreError>;
     /// Entries of the expiry index due at or before `now` (Unix seconds), oldest first, at
     /// most `limit`: what the sweep deletes, found without reading anything else.
     async fn expired(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError>;
@@ -265,37 +335,31 @@ pub enum TokenWrite {
     UserRevoked(String, u64),
     Expiry(Expiry),
     DeleteExpiry(Expiry),
+    /// (Root.) Enrollment token id → the user whose instance holds it.
+    Holder(String, String),
 }
 
 type TokenOutcome = Outcome<TokenReply, TokenCallError, TokenWrite>;
 
-/// Runs one token authority call. `now_ms`: Unix milliseconds.
+/// Runs one call of a token object instance. `now_ms`: Unix milliseconds.
 pub async fn handle<S: TokenStorage>(
     store: &S,
-    call: TokenCall,
+    call: ObjectCall,
     now_ms: u64,
     entropy: &mut impl Entropy,
 ) -> Result<TokenOutcome, StoreError> {
     let now = now_ms / 1000;
     let mut writes = Vec::new();
     match call {
-        TokenCall::IssueLogin { sub, dev, ttl_secs, release } => {
+        ObjectCall::SigningKey => {
             let key = signing_key(store, entropy, &mut writes).await?;
-            let exp = now + ttl_secs.max(1);
-            let jti = hex(&entropy.bytes::<16>());
-            let claims = Claims { typ: TokenType::Login, sub, exp, jti, dev, iat_ms: now_ms };
-            release_into(store, &release, now, &mut writes).await?;
-            Ok(Outcome::reply(TokenReply::LoginIssued { token: sign(&key, &claims), exp }, writes))
+            Ok(Outcome::reply(TokenReply::SigningKey { key: encode_base64(&key) }, writes))
         }
-        TokenCall::Use { token, stage, device_id, email } => {
-            let key = signing_key(store, entropy, &mut writes).await?;
-            let refuse = |e| Ok(Outcome { reply: Err(TokenCallError::Refused(e)), writes: writes.clone() });
-            let claims = match verify(&key, &token, now) {
-                Ok(c) => c,
-                Err(e) => return refuse(e),
-            };
-            if email.as_deref().is_some_and(|e| e != claims.sub) {
-                return refuse(TokenError::WrongUser);
+        ObjectCall::Use { claims, stage, device_id } => {
+            let refuse = |e| Ok(Outcome::refuse(TokenCallError::Refused(e)));
+            // The edge checked the expiry too; checked again against this object's clock.
+            if now >= claims.exp {
+                return refuse(TokenError::Expired);
             }
             // A deleted user's login tokens are refused by their issue time; enrollment tokens
             // are marked revoked one by one when the user is deleted (no read needed here).
@@ -330,6 +394,9 @@ pub async fn handle<S: TokenStorage>(
                     let Some(mut rec) = store.enroll_token(&claims.jti).await? else {
                         return refuse(TokenError::Unknown);
                     };
+                    if rec.email != claims.sub {
+                        return refuse(TokenError::Unknown);
+                    }
                     if rec.revoked {
                         return refuse(TokenError::Revoked);
                     }
@@ -352,45 +419,32 @@ pub async fn handle<S: TokenStorage>(
             }
             Ok(Outcome::reply(TokenReply::Accepted { sub: claims.sub, typ: claims.typ }, writes))
         }
-        TokenCall::CreateEnrollToken { email, expires_in_seconds, uses } => {
-            let key = signing_key(store, entropy, &mut writes).await?;
-            let rec = EnrollTokenRecord {
-                id: hex(&entropy.bytes::<8>()),
-                email,
-                created_at: format_timestamp(now_ms),
-                exp: now + expires_in_seconds,
-                uses,
-                remaining: uses,
-                revoked: false,
-                devices: Vec::new(),
-            };
-            let claims = Claims {
-                typ: TokenType::Enroll,
-                sub: rec.email.clone(),
-                exp: rec.exp,
-                jti: rec.id.clone(),
-                dev: None,
-                iat_ms: now_ms,
-            };
-            let reply = TokenReply::EnrollTokenCreated { view: rec.view(now), token: sign(&key, &claims) };
-            writes.push(TokenWrite::EnrollToken(rec));
-            Ok(Outcome::reply(reply, writes))
+        ObjectCall::PutEnrollToken { record } => {
+            writes.push(TokenWrite::EnrollToken(record));
+            Ok(Outcome::reply(TokenReply::Stored, writes))
         }
-        TokenCall::ListEnrollTokens => {
-            let mut recs = store.enroll_tokens().await?;
-            recs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-            Ok(Outcome::reply(TokenReply::EnrollTokens(recs.iter().map(|r| r.view(now)).collect()), writes))
+        ObjectCall::RegisterEnrollToken { id, email } => {
+            writes.push(TokenWrite::Holder(id, email));
+            Ok(Outcome::reply(TokenReply::Stored, writes))
         }
-        TokenCall::RevokeEnrollToken { id } => {
+        ObjectCall::ListEnrollTokens => {
+            let recs = store.enroll_tokens().await?;
+            let tokens = recs.iter().map(|r| r.view(now)).collect();
+            Ok(Outcome::reply(TokenReply::EnrollTokenList { tokens, owners: store.holders().await? }, writes))
+        }
+        ObjectCall::RevokeEnrollToken { id } => {
             let Some(mut rec) = store.enroll_token(&id).await? else {
-                return Ok(Outcome::refuse(TokenCallError::NoSuchToken));
+                return Ok(match store.holder(&id).await? {
+                    Some(email) => Outcome::reply(TokenReply::HeldBy { email }, writes),
+                    None => Outcome::refuse(TokenCallError::NoSuchToken),
+                });
             };
             rec.revoked = true;
             let view = rec.view(now);
             writes.push(TokenWrite::EnrollToken(rec));
             Ok(Outcome::reply(TokenReply::Revoked(view), writes))
         }
-        TokenCall::Attempt { keys, limit } => {
+        ObjectCall::Attempt { keys, limit } => {
             for k in &keys {
                 let current = store.window(k).await?;
                 match limit.admit(current, now) {
@@ -412,11 +466,11 @@ pub async fn handle<S: TokenStorage>(
             sweep_into(store, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Admitted, writes))
         }
-        TokenCall::Release { keys } => {
+        ObjectCall::Release { keys } => {
             release_into(store, &keys, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Released, writes))
         }
-        TokenCall::CheckLimit { keys, limit } => {
+        ObjectCall::CheckLimit { keys, limit } => {
             for k in &keys {
                 if let Some(w) =
                     store.window(k).await?.filter(|w| now < w.reset_at && w.count >= limit.max_failures)
@@ -427,7 +481,7 @@ pub async fn handle<S: TokenStorage>(
             }
             Ok(Outcome::reply(TokenReply::Noted, writes))
         }
-        TokenCall::Failed { keys, limit } => {
+        ObjectCall::Failed { keys, limit } => {
             for k in &keys {
                 let current = store.window(k).await?;
                 // At the limit the window is left as it is (and keeps refusing until it ends).
@@ -444,7 +498,7 @@ pub async fn handle<S: TokenStorage>(
             sweep_into(store, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Noted, writes))
         }
-        TokenCall::RevokeUser { email } => {
+        ObjectCall::RevokeUser { email } => {
             let mut n = 0;
             for mut rec in store.enroll_tokens().await?.into_iter().filter(|r| r.email == email && !r.revoked)
             {
@@ -527,15 +581,18 @@ async fn sweep_into<S: TokenStorage>(
     Ok(())
 }
 
-/// An in-memory token authority for native tests: the rules above over maps.
+/// An in-memory token authority for native tests: the object rules above over maps, one
+/// [`MemoryObject`] per instance, and the edge's rules ([`super::client`]) over them.
 #[cfg(test)]
 pub mod memory {
+    use super::super::client::{self, TokenObjects};
     use super::*;
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
+    use std::rc::Rc;
 
     #[derive(Default)]
-    pub struct MemoryTokens {
+    pub struct MemoryObject {
         pub key: RefCell<Option<String>>,
         pub used: RefCell<BTreeMap<String, UsedToken>>,
         pub etoks: RefCell<BTreeMap<String, EnrollTokenRecord>>,
@@ -543,9 +600,10 @@ pub mod memory {
         pub next_sweep: RefCell<Option<u64>>,
         pub revoked_users: RefCell<BTreeMap<String, u64>>,
         pub expiry: RefCell<std::collections::BTreeSet<Expiry>>,
+        pub holders: RefCell<BTreeMap<String, String>>,
     }
 
-    impl TokenStorage for MemoryTokens {
+    impl TokenStorage for MemoryObject {
         async fn key(&self) -> Result<Option<String>, StoreError> {
             Ok(self.key.borrow().clone())
         }
@@ -570,9 +628,18 @@ pub mod memory {
         async fn expired(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError> {
             Ok(self.expiry.borrow().iter().take_while(|e| e.at <= now).take(limit).cloned().collect())
         }
+        async fn holder(&self, id: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.holders.borrow().get(id).cloned())
+        }
+        async fn holders(&self) -> Result<Vec<String>, StoreError> {
+            let mut v: Vec<String> = self.holders.borrow().values().cloned().collect();
+            v.sort();
+            v.dedup();
+            Ok(v)
+        }
     }
 
-    impl MemoryTokens {
+    impl MemoryObject {
         pub fn commit(&self, writes: Vec<TokenWrite>) {
             for w in writes {
                 match w {
@@ -602,27 +669,100 @@ pub mod memory {
                     TokenWrite::DeleteExpiry(e) => {
                         self.expiry.borrow_mut().remove(&e);
                     }
+                    TokenWrite::Holder(id, email) => {
+                        self.holders.borrow_mut().insert(id, email);
+                    }
                 }
             }
         }
+    }
 
-        /// One call as the object runs it: decide, then commit.
+    /// Every instance by name, the edge's key cache, and a count of object calls.
+    #[derive(Default)]
+    pub struct MemoryTokens {
+        pub objects: RefCell<BTreeMap<String, Rc<MemoryObject>>>,
+        pub cached_key: RefCell<Option<Vec<u8>>>,
+        pub calls: RefCell<Vec<String>>,
+        now_ms: Cell<u64>,
+        entropy: Cell<u64>,
+    }
+
+    impl MemoryTokens {
+        /// An authority whose objects draw other random numbers (another signing key).
+        pub fn seeded(seed: u64) -> Self {
+            let t = Self::default();
+            t.entropy.set(seed);
+            t
+        }
+    }
+
+    impl TokenObjects for MemoryTokens {
+        async fn token_object(
+            &self,
+            instance: &str,
+            call: ObjectCall,
+        ) -> Result<Result<TokenReply, TokenCallError>, StoreError> {
+            self.calls.borrow_mut().push(instance.to_string());
+            let object = self.at(instance);
+            let mut e = crate::context::Counter(self.entropy.get());
+            let out = handle(&*object, call, self.now_ms.get(), &mut e).await?;
+            self.entropy.set(e.0 + 1_000_000);
+            object.commit(out.writes);
+            Ok(out.reply)
+        }
+
+        async fn signing_key(&self) -> Result<Vec<u8>, StoreError> {
+            if let Some(k) = self.cached_key.borrow().clone() {
+                return Ok(k);
+            }
+            let k = client::read_signing_key(self).await?;
+            *self.cached_key.borrow_mut() = Some(k.clone());
+            Ok(k)
+        }
+    }
+
+    impl MemoryTokens {
+        /// The instance of that name (created empty on first use, as the platform does).
+        pub fn at(&self, instance: &str) -> Rc<MemoryObject> {
+            self.objects.borrow_mut().entry(instance.to_string()).or_default().clone()
+        }
+
+        /// The objects' clock for calls made directly, Unix milliseconds.
+        pub fn set_now(&self, now_ms: u64) {
+            self.now_ms.set(now_ms);
+        }
+
+        /// The consumed login tokens of every instance.
+        pub fn used(&self) -> BTreeMap<String, UsedToken> {
+            self.objects.borrow().values().flat_map(|o| o.used.borrow().clone()).collect()
+        }
+
+        /// The enrollment token records of every instance.
+        pub fn etoks(&self) -> BTreeMap<String, EnrollTokenRecord> {
+            self.objects.borrow().values().flat_map(|o| o.etoks.borrow().clone()).collect()
+        }
+
+        /// The rate-limit windows of every instance.
+        pub fn windows(&self) -> BTreeMap<String, Window> {
+            self.objects.borrow().values().flat_map(|o| o.windows.borrow().clone()).collect()
+        }
+
+        /// One call as the edge runs it.
         pub fn call(
             &self,
             call: TokenCall,
             now_ms: u64,
             entropy: &mut impl Entropy,
         ) -> Result<TokenReply, TokenCallError> {
-            let out =
-                crate::object_call::block_on(handle(self, call, now_ms, entropy)).expect("memory store");
-            self.commit(out.writes);
-            out.reply
+            self.now_ms.set(now_ms);
+            crate::object_call::block_on(client::call(self, call, now_ms, entropy)).expect("memory store")
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{user_shard, window_shard, ROOT};
     use super::memory::MemoryTokens;
     use super::*;
     use crate::context::Counter;
@@ -662,25 +802,28 @@ mod tests {
     }
 
     #[test]
-    fn key_is_created_once_and_kept() {
+    fn key_is_created_once_read_once_and_kept() {
         let t = MemoryTokens::default();
         let e = &mut Counter(0);
         let a = issue_login(&t, None, e);
-        let key = t.key.borrow().clone().unwrap();
+        let key = t.at(ROOT).key.borrow().clone().unwrap();
         let b = issue_login(&t, None, e);
-        assert_eq!(t.key.borrow().clone().unwrap(), key);
+        assert_eq!(t.at(ROOT).key.borrow().clone().unwrap(), key);
         assert_ne!(a, b, "fresh jti per token");
-        // A token signed by another authority's key does not verify here.
-        let other = MemoryTokens::default();
+        assert_eq!(*t.calls.borrow(), [ROOT], "the edge reads the key once, then signs alone");
+        // A token signed by another authority's key does not verify here, and reaches no object.
+        let other = MemoryTokens::seeded(999);
         let foreign = issue_login(&other, None, &mut Counter(999));
+        t.calls.borrow_mut().clear();
         assert_eq!(
             refused(t.call(use_token(&foreign, Stage::Check, None, None), NOW, e)),
             TokenError::BadSignature
         );
+        assert!(t.calls.borrow().is_empty(), "a forged token costs no object call");
     }
 
     #[test]
-    fn login_token_is_checked_many_times_and_consumed_once() {
+    fn login_token_is_checked_many_times_and_consumed_once_in_its_users_instance() {
         let t = MemoryTokens::default();
         let e = &mut Counter(0);
         let tok = issue_login(&t, Some("DEV1"), e);
@@ -692,9 +835,11 @@ mod tests {
             refused(t.call(use_token(&tok, Stage::Consume, Some("DEV2"), None), NOW, e)),
             TokenError::WrongDevice
         );
-        assert!(t.used.borrow().is_empty(), "a refusal writes nothing");
+        let user = t.at(&user_shard("a@x.io"));
+        assert!(user.used.borrow().is_empty(), "a refusal writes nothing");
         assert!(t.call(use_token(&tok, Stage::Consume, Some("DEV1"), None), NOW, e).is_ok());
-        assert_eq!(t.used.borrow().values().next().unwrap().device_id.as_deref(), Some("DEV1"));
+        assert_eq!(user.used.borrow().values().next().unwrap().device_id.as_deref(), Some("DEV1"));
+        assert!(t.at(ROOT).used.borrow().is_empty(), "the root holds no user's state");
         assert_eq!(
             refused(t.call(use_token(&tok, Stage::Consume, Some("DEV1"), None), NOW, e)),
             TokenError::AlreadyUsed
@@ -702,6 +847,57 @@ mod tests {
         assert_eq!(
             refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)),
             TokenError::AlreadyUsed
+        );
+    }
+
+    #[test]
+    fn tokens_from_before_sharding_keep_their_state_in_the_root() {
+        let t = MemoryTokens::default();
+        let e = &mut Counter(0);
+        let _ = issue_login(&t, None, e); // creates the key
+        let key = t.cached_key.borrow().clone().unwrap();
+        let legacy = |typ, jti: &str| {
+            let c = Claims {
+                typ,
+                sub: "a@x.io".into(),
+                exp: NOW / 1000 + 600,
+                jti: jti.into(),
+                dev: None,
+                iat_ms: NOW,
+                sharded: false,
+            };
+            super::super::sign(&key, &c)
+        };
+        let login = legacy(TokenType::Login, "0011");
+        assert!(t.call(use_token(&login, Stage::Consume, None, None), NOW, e).is_ok());
+        assert!(t.at(ROOT).used.borrow().contains_key("0011"));
+        assert_eq!(
+            refused(t.call(use_token(&login, Stage::Check, None, None), NOW, e)),
+            TokenError::AlreadyUsed
+        );
+        // An enrollment token whose record the root kept from before, listed and revoked there.
+        let rec = EnrollTokenRecord {
+            id: "00000000000000aa".into(),
+            email: "a@x.io".into(),
+            created_at: "2027-01-01T00:00:00Z".into(),
+            exp: NOW / 1000 + 600,
+            uses: 2,
+            remaining: 2,
+            revoked: false,
+            devices: vec![],
+        };
+        t.at(ROOT).etoks.borrow_mut().insert(rec.id.clone(), rec.clone());
+        let enroll = legacy(TokenType::Enroll, &rec.id);
+        assert!(t.call(use_token(&enroll, Stage::Consume, Some("D1"), None), NOW, e).is_ok());
+        assert_eq!(t.at(ROOT).etoks.borrow()[&rec.id].remaining, 1);
+        let Ok(TokenReply::EnrollTokens(list)) = t.call(TokenCall::ListEnrollTokens, NOW, e) else {
+            panic!()
+        };
+        assert_eq!(list.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), [rec.id.as_str()]);
+        t.call(TokenCall::RevokeEnrollToken { id: rec.id.clone() }, NOW, e).unwrap();
+        assert_eq!(
+            refused(t.call(use_token(&enroll, Stage::Check, None, None), NOW, e)),
+            TokenError::Revoked
         );
     }
 
@@ -720,6 +916,29 @@ mod tests {
             refused(t.call(use_token(&tok, Stage::Consume, None, None), later, e)),
             TokenError::Expired
         );
+    }
+
+    #[test]
+    fn an_object_refuses_expired_claims_itself() {
+        let t = MemoryTokens::default();
+        let claims = Claims {
+            typ: TokenType::Login,
+            sub: "a@x.io".into(),
+            exp: NOW / 1000,
+            jti: "01".into(),
+            dev: None,
+            iat_ms: 0,
+            sharded: true,
+        };
+        let call = ObjectCall::Use { claims, stage: Stage::Consume, device_id: None };
+        t.set_now(NOW);
+        let r = crate::object_call::block_on(super::super::client::TokenObjects::token_object(
+            &t,
+            &user_shard("a@x.io"),
+            call,
+        ))
+        .unwrap();
+        assert_eq!(r, Err(TokenCallError::Refused(TokenError::Expired)));
     }
 
     fn create(t: &MemoryTokens, uses: u32, e: &mut Counter) -> (String, String) {
@@ -744,17 +963,20 @@ mod tests {
         let t = MemoryTokens::default();
         let e = &mut Counter(0);
         let (id, tok) = create(&t, 2, e);
+        let user = t.at(&user_shard("k@x.io"));
         assert!(t.call(use_token(&tok, Stage::Check, None, None), NOW, e).is_ok());
-        assert_eq!(t.etoks.borrow()[&id].remaining, 2, "a check spends nothing");
+        assert_eq!(user.etoks.borrow()[&id].remaining, 2, "a check spends nothing");
         for d in ["D1", "D2"] {
             assert!(t.call(use_token(&tok, Stage::Consume, Some(d), None), NOW, e).is_ok());
         }
-        assert_eq!(t.etoks.borrow()[&id].devices, ["D1", "D2"]);
+        assert_eq!(user.etoks.borrow()[&id].devices, ["D1", "D2"]);
         assert_eq!(
             refused(t.call(use_token(&tok, Stage::Consume, Some("D3"), None), NOW, e)),
             TokenError::Exhausted
         );
         assert_eq!(refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)), TokenError::Exhausted);
+        assert!(t.at(ROOT).etoks.borrow().is_empty(), "the root only knows who holds it");
+        assert_eq!(t.at(ROOT).holders.borrow()[&id], "k@x.io");
     }
 
     #[test]
@@ -763,8 +985,13 @@ mod tests {
         let e = &mut Counter(0);
         let (id, tok) = create(&t, 5, e);
         let (_id2, tok2) = create(&t, 5, e);
+        let other = TokenCall::CreateEnrollToken { email: "z@x.io".into(), expires_in_seconds: 60, uses: 1 };
+        t.call(other, NOW, e).unwrap();
         match t.call(TokenCall::ListEnrollTokens, NOW, e) {
-            Ok(TokenReply::EnrollTokens(v)) => assert_eq!(v.len(), 2),
+            Ok(TokenReply::EnrollTokens(v)) => {
+                assert_eq!(v.len(), 3);
+                assert!(v.windows(2).all(|w| (&w[0].created_at, &w[0].id) <= (&w[1].created_at, &w[1].id)));
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(
@@ -776,10 +1003,11 @@ mod tests {
         );
         assert_eq!(refused(t.call(use_token(&tok, Stage::Check, None, None), NOW, e)), TokenError::Revoked);
         // The record's own expiry is enforced even where the claim would still pass.
-        let id2 = t.etoks.borrow().values().find(|r| !r.revoked).unwrap().id.clone();
-        t.etoks.borrow_mut().get_mut(&id2).unwrap().exp = NOW / 1000;
+        let user = t.at(&user_shard("k@x.io"));
+        let id2 = user.etoks.borrow().values().find(|r| !r.revoked).unwrap().id.clone();
+        user.etoks.borrow_mut().get_mut(&id2).unwrap().exp = NOW / 1000;
         assert_eq!(refused(t.call(use_token(&tok2, Stage::Check, None, None), NOW, e)), TokenError::Expired);
-        t.etoks.borrow_mut().clear();
+        user.etoks.borrow_mut().clear();
         assert_eq!(refused(t.call(use_token(&tok2, Stage::Check, None, None), NOW, e)), TokenError::Unknown);
     }
 
@@ -793,15 +1021,38 @@ mod tests {
         assert_eq!(t.call(attempt(&keys), NOW, e), Ok(TokenReply::Admitted));
         assert_eq!(t.call(attempt(&keys), NOW, e), Ok(TokenReply::Admitted));
         assert_eq!(t.call(attempt(&keys), NOW, e), Err(TokenCallError::RateLimited { retry_after: 60 }));
-        // Another address for the same email is limited by the email key.
-        let other = vec!["email:a@x.io".to_string(), "ip:5.6.7.8".to_string()];
+        // Another address for the same email is limited by the email key, and the address's
+        // attempt is given back: the other address's first attempt is not counted.
+        let other = vec!["ip:5.6.7.8".to_string(), "email:a@x.io".to_string()];
         assert!(matches!(t.call(attempt(&other), NOW, e), Err(TokenCallError::RateLimited { .. })));
-        assert!(t.windows.borrow().get("ip:5.6.7.8").is_none(), "refused attempts count nowhere");
+        assert!(t.at(&window_shard("ip:5.6.7.8")).windows.borrow().get("ip:5.6.7.8").is_none());
         assert_eq!(t.call(TokenCall::Release { keys: keys.clone() }, NOW, e), Ok(TokenReply::Released));
         assert_eq!(t.call(attempt(&keys), NOW, e), Ok(TokenReply::Admitted));
         // The window ends.
         assert_eq!(t.call(attempt(&keys), NOW + 61_000, e), Ok(TokenReply::Admitted));
-        assert_eq!(t.windows.borrow()["email:a@x.io"].count, 1);
+        let email = t.at(&window_shard("email:a@x.io"));
+        assert_eq!(email.windows.borrow()["email:a@x.io"].count, 1);
+        assert!(t.at(ROOT).windows.borrow().is_empty(), "no window is counted in the root");
+    }
+
+    #[test]
+    fn failures_are_counted_and_checked_per_key() {
+        let t = MemoryTokens::default();
+        let e = &mut Counter(0);
+        let limit = RateLimit { max_failures: 2, window_secs: 60 };
+        let keys = vec!["email:a@x.io".to_string(), "ip:1.2.3.4".to_string()];
+        for _ in 0..2 {
+            assert_eq!(
+                t.call(TokenCall::CheckLimit { keys: keys.clone(), limit }, NOW, e),
+                Ok(TokenReply::Noted)
+            );
+            t.call(TokenCall::Failed { keys: keys.clone(), limit }, NOW, e).unwrap();
+        }
+        let only_ip = vec!["email:b@x.io".to_string(), "ip:1.2.3.4".to_string()];
+        assert!(matches!(
+            t.call(TokenCall::CheckLimit { keys: only_ip, limit }, NOW, e),
+            Err(TokenCallError::RateLimited { retry_after: 60 })
+        ));
     }
 
     #[test]
@@ -810,12 +1061,19 @@ mod tests {
         let e = &mut Counter(0);
         let tok = issue_login(&t, None, e);
         t.call(use_token(&tok, Stage::Consume, None, None), NOW, e).unwrap();
-        assert_eq!(t.used.borrow().len(), 1);
-        let limit = RateLimit { max_failures: 5, window_secs: 60 };
+        let user = t.at(&user_shard("a@x.io"));
+        assert_eq!(user.used.borrow().len(), 1);
         let later = NOW + 3_601_000;
-        t.call(TokenCall::Attempt { keys: vec!["ip:x".into()], limit }, later, e).unwrap();
-        assert!(t.used.borrow().is_empty(), "expired consumed tokens are swept");
-        assert_eq!(*t.next_sweep.borrow(), Some(later / 1000 + SWEEP_EVERY_SECS));
+        let Ok(TokenReply::LoginIssued { token, .. }) = t.call(
+            TokenCall::IssueLogin { sub: "a@x.io".into(), dev: None, ttl_secs: 600, release: vec![] },
+            later,
+            e,
+        ) else {
+            panic!()
+        };
+        t.call(use_token(&token, Stage::Consume, None, None), later, e).unwrap();
+        assert_eq!(user.used.borrow().len(), 1, "the expired consumed token is swept, the new one kept");
+        assert_eq!(*user.next_sweep.borrow(), Some(later / 1000 + SWEEP_EVERY_SECS));
     }
 
     #[test]
@@ -823,17 +1081,22 @@ mod tests {
         let t = MemoryTokens::default();
         let e = &mut Counter(0);
         let limit = RateLimit { max_failures: 5, window_secs: 60 };
-        t.call(TokenCall::Failed { keys: vec!["ip:a".into()], limit }, NOW, e).unwrap();
+        let ip = t.at(&window_shard("ip:b"));
         t.call(TokenCall::Attempt { keys: vec!["ip:b".into()], limit }, NOW, e).unwrap();
-        assert_eq!(t.expiry.borrow().len(), 2);
+        assert_eq!(ip.expiry.borrow().len(), 1);
         // b is given back and opened again later: its old index entry must not delete the new one.
         t.call(TokenCall::Release { keys: vec!["ip:b".into()] }, NOW, e).unwrap();
         let later = NOW + 3_600_000;
         t.call(TokenCall::Attempt { keys: vec!["ip:b".into()], limit }, later - 10_000, e).unwrap();
-        t.call(TokenCall::Failed { keys: vec!["email:x".into()], limit }, later, e).unwrap();
-        assert!(t.windows.borrow().get("ip:a").is_none(), "ended windows are deleted");
-        assert!(t.windows.borrow().get("ip:b").is_some(), "a window opened again is kept");
-        assert!(t.expiry.borrow().iter().all(|x| x.at > NOW / 1000 + 60), "used index entries are deleted");
+        t.call(TokenCall::Failed { keys: vec!["ip:b".into()], limit }, later, e).unwrap();
+        assert_eq!(ip.windows.borrow()["ip:b"].count, 2, "a window opened again is kept");
+        assert!(ip.expiry.borrow().iter().all(|x| x.at > NOW / 1000 + 60), "used index entries are deleted");
+        // A window that ended is deleted at the instance's next sweep.
+        let a = t.at(&window_shard("ip:a"));
+        t.call(TokenCall::Failed { keys: vec!["ip:a".into()], limit }, NOW, e).unwrap();
+        t.call(TokenCall::Failed { keys: vec!["ip:a".into()], limit }, later + 3_700_000, e).unwrap();
+        assert_eq!(a.windows.borrow()["ip:a"].count, 1, "the ended window was replaced by a new one");
+        assert_eq!(a.expiry.borrow().len(), 1);
     }
 
     #[test]
@@ -885,11 +1148,11 @@ mod tests {
 
     #[test]
     fn calls_and_replies_survive_the_wire() {
-        let call = TokenCall::Attempt {
+        let call = ObjectCall::Attempt {
             keys: vec!["ip:x".into()],
             limit: RateLimit { max_failures: 1, window_secs: 2 },
         };
-        let back: TokenCall = serde_json::from_str(&serde_json::to_string(&call).unwrap()).unwrap();
+        let back: ObjectCall = serde_json::from_str(&serde_json::to_string(&call).unwrap()).unwrap();
         assert_eq!(back, call);
         let err = TokenCallError::Refused(TokenError::AlreadyUsed);
         let back: TokenCallError = serde_json::from_str(&serde_json::to_string(&err).unwrap()).unwrap();

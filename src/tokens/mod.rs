@@ -17,6 +17,7 @@
 //! The payload is parsed only after its MAC checks out.
 
 pub mod authority;
+pub mod client;
 
 use crate::codec::{decode_base64url, encode_base64url};
 use hmac::{Hmac, Mac};
@@ -53,10 +54,47 @@ pub struct Claims {
     /// refused. Absent (0) in tokens issued before this field existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub iat_ms: u64,
+    /// Where the token's state lives: `true`, in its user's token object ([`user_shard`]);
+    /// absent in tokens issued before the state was sharded, whose state stays in the root
+    /// instance ([`ROOT`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sharded: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The token object instance that holds the signing key, the directory of enrollment tokens
+/// (which user's instance holds each) and the state of tokens issued before sharding.
+pub const ROOT: &str = "tokens";
+
+/// The token object instance of one user: their login tokens' single use, their enrollment
+/// tokens' use counts and revocation, and when their tokens were revoked. Spending a token
+/// is strongly consistent within it; no one instance serves every user.
+pub fn user_shard(email: &str) -> String {
+    format!("user:{email}")
+}
+
+/// The token object instance of one sign-in rate-limit key (`email:<email>`, `ip:<address>`,
+/// and their `admin-` forms): each failure window is counted in its own place.
+pub fn window_shard(key: &str) -> String {
+    format!("rl:{key}")
+}
+
+impl Claims {
+    /// The instance that holds this token's state.
+    pub fn shard(&self) -> String {
+        if self.sharded {
+            user_shard(&self.sub)
+        } else {
+            ROOT.to_string()
+        }
+    }
 }
 
 /// Why a token is refused. All of them become the MS-WSTEP Authentication fault.
@@ -250,6 +288,7 @@ mod tests {
             jti: "0a1b".into(),
             dev: None,
             iat_ms: 0,
+            sharded: false,
         }
     }
 

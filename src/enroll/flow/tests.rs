@@ -253,7 +253,7 @@ fn a_login_token_enrolls_a_device_through_every_object() {
     assert!(doc.contains(&record.certificate.thumbprint), "the document carries the issued certificate");
     assert_eq!(w.ca.records.borrow()[&record.certificate.serial].device_id, "DEV-1");
     assert_eq!(w.index.borrow()["DEV-1"].status, DeviceStatus::Enrolled);
-    assert_eq!(w.tokens.used.borrow().values().next().unwrap().device_id.as_deref(), Some("DEV-1"));
+    assert_eq!(w.tokens.used().values().next().unwrap().device_id.as_deref(), Some("DEV-1"));
     // The token was single use.
     let (_, der2) = csr(&dir, "dev2");
     let again = enroll(&w, &token_principal(&token), "DEV-2", &der2);
@@ -267,7 +267,7 @@ fn a_bad_csr_is_refused_before_the_token_is_spent() {
     let token = w.login_token(None);
     let r = enroll(&w, &token_principal(&token), "DEV-1", b"not a CSR");
     assert!(matches!(r, Err(EnrollError::Csr(_))), "{r:?}");
-    assert!(w.tokens.used.borrow().is_empty(), "the token is still good");
+    assert!(w.tokens.used().is_empty(), "the token is still good");
     assert_eq!(*w.ca.counter.borrow(), 0);
 }
 
@@ -282,7 +282,7 @@ fn the_ca_fails_after_the_token_was_spent() {
     assert!(matches!(r, Err(EnrollError::Server(_))), "{r:?}");
     assert_eq!(r.unwrap_err().fault_code(), crate::proto::soap::FaultCode::EnrollmentServer);
     // The spend happened (it is atomic in the authority and comes first); nothing else did.
-    assert_eq!(w.tokens.used.borrow().len(), 1);
+    assert_eq!(w.tokens.used().len(), 1);
     assert!(w.ca.records.borrow().is_empty());
     assert!(w.device("DEV-1").is_none());
     assert!(w.index.borrow().is_empty());
@@ -347,12 +347,12 @@ fn credentials_are_checked_without_telling_which_users_exist() {
     }
     // What is not an email at all is refused before anything (its form says nothing of users,
     // and it never becomes a rate-limit key).
-    let before = (w.kdf_calls.get(), w.tokens.windows.borrow().len());
+    let before = (w.kdf_calls.get(), w.tokens.windows().len());
     assert!(matches!(
         auth(&w, Some(&cred(&"x".repeat(70_000), PASSWORD))),
         Err(EnrollError::Authentication(_))
     ));
-    assert_eq!((w.kdf_calls.get(), w.tokens.windows.borrow().len()), before);
+    assert_eq!((w.kdf_calls.get(), w.tokens.windows().len()), before);
     assert!(matches!(auth(&w, None), Err(EnrollError::Authentication(_))));
     let garbage = Credential::UserToken(vec![0xff, 0xfe]);
     assert!(matches!(auth(&w, Some(&garbage)), Err(EnrollError::Authentication(_))));
@@ -360,7 +360,7 @@ fn credentials_are_checked_without_telling_which_users_exist() {
     let token = w.login_token(None);
     let p = auth(&w, Some(&Credential::UserToken(token.clone().into_bytes()))).unwrap();
     assert_eq!(p.token.as_deref(), Some(token.as_str()));
-    assert!(w.tokens.used.borrow().is_empty());
+    assert!(w.tokens.used().is_empty());
 }
 
 #[test]
@@ -371,7 +371,7 @@ fn a_token_bound_to_another_device_spends_nothing() {
     let (_, der) = csr(&dir, "dev");
     let r = enroll(&w, &token_principal(&token), "DEV-B", &der);
     assert!(matches!(r, Err(EnrollError::Authentication(_))), "{r:?}");
-    assert!(w.tokens.used.borrow().is_empty());
+    assert!(w.tokens.used().is_empty());
     assert!(w.ca.records.borrow().is_empty());
     enroll(&w, &token_principal(&token), "DEV-A", &der).unwrap();
 }
@@ -510,7 +510,7 @@ fn another_user_cannot_take_an_enrolled_device_id() {
     assert_eq!(r.unwrap_err().fault_code(), crate::proto::soap::FaultCode::Authorization);
     assert_eq!(w.device("DEV-1").unwrap(), before, "nothing about the device changed");
     assert_eq!(*w.ca.counter.borrow(), signed, "nothing was signed");
-    assert_eq!(w.tokens.etoks.borrow().values().next().unwrap().remaining, 1, "Bob's token is not spent");
+    assert_eq!(w.tokens.etoks().values().next().unwrap().remaining, 1, "Bob's token is not spent");
     assert!(matches!(enroll(&w, &bob(), "DEV-1", &der2), Err(EnrollError::NotAuthorized(_))));
 }
 
@@ -612,7 +612,7 @@ fn passwords_are_refused_under_federated_and_limited_under_on_premise() {
     assert_eq!(w.kdf_calls.get(), before, "no hash is derived while limited");
     // The window ends.
     let later = World { now: w.now + 901, ..World::new() };
-    later.tokens.windows.replace(w.tokens.windows.borrow().clone());
+    later.tokens.objects.replace(w.tokens.objects.borrow().clone());
     assert!(auth(&later, Some(&cred(PASSWORD))).is_ok());
 }
 
