@@ -62,10 +62,23 @@ impl std::error::Error for NotXmlChar {}
 /// Whether every character of `s` can be carried in an XML 1.0 document (as text or an
 /// attribute value, escaped as usual); the first one that cannot otherwise.
 pub fn check_chars(s: &str) -> Result<(), NotXmlChar> {
-    match s.char_indices().find(|(_, c)| !is_xml_char(*c)) {
-        None => Ok(()),
-        Some((at, ch)) => Err(NotXmlChar { at, ch }),
+    // Byte by byte, without decoding: in valid UTF-8 the only characters outside `Char` are
+    // the C0 controls other than tab, LF and CR (one byte each) and U+FFFE / U+FFFF (EF BF BE,
+    // EF BF BF; 0xEF is always a lead byte). Surrogates cannot occur in a `str`.
+    let b = s.as_bytes();
+    for (at, &c) in b.iter().enumerate() {
+        let bad = match c {
+            0x09 | 0x0A | 0x0D => false,
+            0x00..=0x1F => true,
+            0xEF => b.get(at + 1) == Some(&0xBF) && matches!(b.get(at + 2), Some(0xBE | 0xBF)),
+            _ => false,
+        };
+        if bad {
+            let ch = s[at..].chars().next().unwrap_or('\u{FFFD}');
+            return Err(NotXmlChar { at, ch });
+        }
     }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -562,6 +575,15 @@ mod tests {
         assert_eq!(check_chars("ab\u{1}c"), Err(NotXmlChar { at: 2, ch: '\u{1}' }));
         assert_eq!(check_chars("é\u{FFFF}"), Err(NotXmlChar { at: 2, ch: '\u{FFFF}' }));
         assert!(check_chars("\u{1}").unwrap_err().to_string().contains("U+0001"));
+    }
+
+    #[test]
+    fn the_byte_scan_agrees_with_char_for_every_character() {
+        for ch in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s = format!("é{ch}\u{FFFD}");
+            let expected = if is_xml_char(ch) { Ok(()) } else { Err(NotXmlChar { at: 2, ch }) };
+            assert_eq!(check_chars(&s), expected, "U+{:04X}", ch as u32);
+        }
     }
 
     #[test]
