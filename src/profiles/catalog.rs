@@ -131,6 +131,61 @@ pub enum CatalogCall {
     },
 }
 
+impl CatalogCall {
+    /// Whether the call may move the revision devices reconcile against.
+    pub fn may_change_rev(&self) -> bool {
+        !matches!(
+            self,
+            CatalogCall::GetProfile { .. }
+                | CatalogCall::ListProfiles
+                | CatalogCall::ProfileDevices { .. }
+                | CatalogCall::ListGroups
+                | CatalogCall::GroupsOf { .. }
+                | CatalogCall::Sync { .. }
+                | CatalogCall::Report { .. }
+        )
+    }
+}
+
+/// How long an isolate trusts the catalogue revision it last learned.
+pub const REV_CACHE_MS: u64 = 10_000;
+
+/// The catalogue revision an isolate last learned, and when. A device starting a session with
+/// that revision within [`REV_CACHE_MS`] is told it is current without a call to the one
+/// catalogue every device shares; a change made through the same isolate forgets it at once,
+/// one made elsewhere reaches the device at most that much later (or at its next session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownRev {
+    pub rev: u64,
+    pub at_ms: u64,
+}
+
+impl KnownRev {
+    /// The answer to `call` without asking the catalogue, when this revision gives it.
+    pub fn answer(known: Option<KnownRev>, call: &CatalogCall, now_ms: u64) -> Option<CatalogReply> {
+        let (CatalogCall::Sync { known_rev, .. }, Some(k)) = (call, known) else { return None };
+        let fresh = now_ms >= k.at_ms && now_ms - k.at_ms < REV_CACHE_MS;
+        (fresh && k.rev == *known_rev).then_some(CatalogReply::Current { rev: k.rev })
+    }
+
+    /// What the isolate knows after `call` was answered `reply`: the revision a sync reported,
+    /// nothing after a change, the same as before otherwise.
+    pub fn after(
+        known: Option<KnownRev>,
+        call: &CatalogCall,
+        reply: &CatalogReply,
+        now_ms: u64,
+    ) -> Option<KnownRev> {
+        match reply {
+            _ if call.may_change_rev() => None,
+            CatalogReply::Current { rev } | CatalogReply::Changed { rev, .. } => {
+                Some(KnownRev { rev: *rev, at_ms: now_ms })
+            }
+            _ => known,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CatalogReply {
@@ -652,6 +707,43 @@ mod tests {
         match c.call(CatalogCall::CreateProfile { request: request(targets, "0"), now: "t".into() }) {
             Ok(CatalogReply::Profile(v)) => *v,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_isolate_answers_a_current_device_from_the_revision_it_learned() {
+        let c = MemoryCatalog::default();
+        let now = 1_000_000;
+        let call = |rev| CatalogCall::Sync { device_id: "D1".into(), known_rev: rev };
+        // Nothing learned yet: ask.
+        assert_eq!(KnownRev::answer(None, &call(0), now), None);
+        let reply = sync(&c, "D1", 0);
+        let known = KnownRev::after(None, &call(0), &reply, now);
+        assert_eq!(known, Some(KnownRev { rev: 0, at_ms: now }));
+        // The same revision, soon after: answered here, as the catalogue would.
+        assert_eq!(KnownRev::answer(known, &call(0), now + 9_999), Some(sync(&c, "D1", 0)));
+        // Too late, another revision, or before it was learned: ask.
+        assert_eq!(KnownRev::answer(known, &call(0), now + REV_CACHE_MS), None);
+        assert_eq!(KnownRev::answer(known, &call(7), now + 1), None);
+        assert_eq!(KnownRev::answer(known, &call(0), now - 1), None);
+        // A change through this isolate forgets it; reads keep it.
+        let create = CatalogCall::CreateProfile { request: request(Targets::All, "0"), now: "t".into() };
+        let created = c.call(create.clone()).unwrap();
+        assert_eq!(KnownRev::after(known, &create, &created, now + 1), None);
+        assert_eq!(
+            KnownRev::after(known, &CatalogCall::ListGroups, &CatalogReply::Groups(vec![]), now + 1),
+            known
+        );
+        // The device, asking again, learns the new revision and what it brings.
+        assert!(matches!(sync(&c, "D1", 0), CatalogReply::Changed { rev: 1, .. }));
+        for call in [
+            CatalogCall::DeleteProfile { id: "x".into() },
+            CatalogCall::CreateGroup { name: "g".into(), now: "t".into() },
+            CatalogCall::DeleteGroup { name: "g".into() },
+            CatalogCall::AddMember { group: "g".into(), device_id: "D1".into() },
+            CatalogCall::RemoveMember { group: "g".into(), device_id: "D1".into() },
+        ] {
+            assert!(call.may_change_rev(), "{call:?}");
         }
     }
 

@@ -13,7 +13,7 @@ use crate::issuer::{CaCall, CaError, CaReply};
 use crate::object_call::StoreError;
 use crate::pki::provider::{Hash, RsaPublicKey};
 use crate::pki::{PkiError, Verifier};
-use crate::profiles::catalog::{Catalog, CatalogCall, CatalogError, CatalogReply};
+use crate::profiles::catalog::{Catalog, CatalogCall, CatalogError, CatalogReply, KnownRev};
 use crate::tokens::authority::{ObjectCall, TokenCall, TokenCallError, TokenReply};
 use crate::tokens::client::{self, TokenObjects};
 use crate::users::{Directory, Kdf, UserRecord};
@@ -100,9 +100,25 @@ impl Devices for EdgePorts<'_> {
     }
 }
 
+thread_local! {
+    /// The catalogue revision this isolate last learned ([`KnownRev`]).
+    static CATALOG_REV: std::cell::Cell<Option<KnownRev>> = const { std::cell::Cell::new(None) };
+}
+
 impl Catalog for EdgePorts<'_> {
     async fn catalog(&self, call: CatalogCall) -> Result<Result<CatalogReply, CatalogError>, StoreError> {
-        rpc::call(&self.stub(profile_catalog::BINDING, profile_catalog::INSTANCE)?, &call).await
+        let now = platform::now_ms();
+        if let Some(reply) = KnownRev::answer(CATALOG_REV.get(), &call, now) {
+            return Ok(Ok(reply));
+        }
+        let answer = rpc::call(&self.stub(profile_catalog::BINDING, profile_catalog::INSTANCE)?, &call).await;
+        let known = match &answer {
+            Ok(Ok(reply)) => KnownRev::after(CATALOG_REV.get(), &call, reply, now),
+            // A change whose answer did not arrive may have been made.
+            _ => None,
+        };
+        CATALOG_REV.set(known);
+        answer
     }
 }
 
