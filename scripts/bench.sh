@@ -5,7 +5,8 @@
 # per device-month.
 #
 # The requests run against a second release build that keeps the wasm name section
-# (CARGO_PROFILE_RELEASE_STRIP=false), so that the V8 profile names Rust functions; its code
+# (CARGO_PROFILE_RELEASE_STRIP=false) and unminified JS glue, so that the V8 profile names Rust
+# and glue functions; its code
 # section is printed beside the shipping build's. BENCH_NAMES=0 benchmarks the shipping build
 # instead (faster, but the profile shows wasm-function[N]). See tests/support/bench.mjs for the
 # BENCH_* variables.
@@ -34,7 +35,8 @@ wasm_size build/index_bg.wasm "shipping build"
 cargo bench --quiet --bench core 2>/dev/null | grep '^bench:'
 
 if [ "${BENCH_NAMES:-1}" != "0" ]; then
-    CARGO_PROFILE_RELEASE_STRIP=false bash scripts/build.sh
+    # NO_MINIFY: worker-build leaves the JS glue unminified, so the profile names its functions too.
+    NO_MINIFY=1 CARGO_PROFILE_RELEASE_STRIP=false bash scripts/build.sh
     wasm_size build/index_bg.wasm "benchmarked build (with names)"
 fi
 EDGEMDM_SKIP_BUILD=1 EDGEMDM_OPENAPI_VALIDATION=0 node tests/support/bench.mjs "$@"

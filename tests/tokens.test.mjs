@@ -334,3 +334,67 @@ describe('sign-in rate limit', () => {
     assert.equal((await signIn(email, PASSWORD, { ip: '192.0.2.212' })).status, 429);
   });
 });
+
+// The token authority has no one object every sign-in and enrollment goes through: the edge
+// checks signatures with the key it read once, and only a token's spend or check of its state
+// goes to an object (its user's). Counted with the worker's own request metrics.
+describe('tokens without a global object', () => {
+  let m;
+  const url = (p) => `${m.url}/EnrollmentServer/${p}`;
+  const calls = (res) => JSON.parse(res.headers.get('x-edgemdm-metrics')).do_calls;
+
+  before(async () => {
+    m = await startWorker({ vars: { BENCH_METRICS: 'true' } });
+    await createUser(m, EMAIL, PASSWORD, 'Bob');
+  });
+  after(async () => {
+    await m?.stop();
+  });
+
+  async function mPolicy(token) {
+    const u = url('PolicyEnrollmentWebservice.svc');
+    const { res, xml } = await post(u, getPoliciesRequest(u, userTokenSecurity(token)));
+    return { fault: faultType(xml), calls: calls(res) };
+  }
+
+  test('forged, expired and garbage tokens reach no object; a genuine one reaches one and enrolls once', async () => {
+    const res = await fetch(`${m.url}/windows-web-agent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '198.51.100.9' },
+      body: new URLSearchParams({ appru: APPRU, email: EMAIL, password: PASSWORD }),
+    });
+    const html = await res.text();
+    const token = html.match(/name="wresult" value="([^"]*)"/)?.[1]?.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+    assert.ok(token, html);
+    const [v, payload, sig] = token.split('.');
+    const claims = claimsOf(token);
+    assert.equal(claims.sharded, true, 'a new token says its state is in its user\'s object');
+
+    // The attacker's tokens: another user or a later expiry under the genuine signature, an
+    // invented signature, an expired payload, garbage. Each is refused at the edge.
+    const attacks = [
+      `${v}.${b64url(JSON.stringify({ ...claims, sub: OTHER }))}.${sig}`,
+      `${v}.${b64url(JSON.stringify({ ...claims, exp: claims.exp + 86400 }))}.${sig}`,
+      `${v}.${payload}.${b64url('x'.repeat(32))}`,
+      `${v}.${b64url(JSON.stringify({ ...claims, exp: 1 }))}.${sig}`,
+      'v1.garbage.garbage',
+    ];
+    for (const t of attacks) {
+      const r = await mPolicy(t);
+      assert.deepEqual(r, { fault: 'Authentication', calls: 0 }, t);
+    }
+
+    // The genuine token: one object call per check (its user's object), and it still enrolls.
+    assert.deepEqual(await mPolicy(token), { fault: null, calls: 1 });
+    const deviceId = newDeviceId();
+    const u = url('Win10DeviceEnrollmentWebservice.svc');
+    const csr = windowsCsr(deviceId, newKey());
+    const body = rstRequest(u, userTokenSecurity(token), { token: csr.toString('base64'), context: win10Context(deviceId) });
+    const enrolled = await post(u, body);
+    assert.equal(faultType(enrolled.xml), null, enrolled.text);
+    // Spent: refused from its user's object, which the replay still has to ask.
+    assert.deepEqual(await mPolicy(token), { fault: 'Authentication', calls: 1 });
+    const replay = await post(u, rstRequest(u, userTokenSecurity(token), { token: windowsCsr(newDeviceId(), newKey()).toString('base64'), context: win10Context(deviceId) }));
+    assert.equal(faultType(replay.xml), 'Authentication');
+  });
+});
