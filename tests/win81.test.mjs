@@ -14,6 +14,7 @@ import {
   renewalPkcs7, rstRequest, sha1Hex, tempDir, usernameToken, windowsCsr, xmlEscape,
 } from './support/device.mjs';
 import { admin, createUser, enrollDevice } from './support/enroll.mjs';
+import { SyncMLDevice } from './support/syncml-device.mjs';
 
 const TESTDATA = path.join(ROOT, 'src/proto/testdata');
 // The Windows Phone 8 RST's own account; its password is shorter than the admin API accepts,
@@ -167,6 +168,52 @@ describe('Windows Phone 8 RST at the 8.1 service', () => {
     assert.equal(rec.body.certificate.thumbprint, cert.thumbprint);
     assert.equal(rec.body.device_type, 'WindowsPhone');
     assert.equal(rec.body.user, PHONE_EMAIL);
+  });
+});
+
+describe('a Windows 8.1 device that reports its own DeviceID', () => {
+  test('is managed under the DeviceID it was enrolled with; its LocURI names no other device', async () => {
+    const key = newKey();
+    const rst = (await fs.readFile(path.join(TESTDATA, 'wstep_request_onprem_wp80_10517.xml'), 'utf8'))
+      .replace(/(<wsse:Password[^>]*>)[^<]*(<\/wsse:Password>)/, `$1${xmlEscape(PASSWORD)}$2`)
+      .replace(/(<wsse:BinarySecurityToken[^>]*>)[^<]*(<\/wsse:BinarySecurityToken>)/, `$1${windowsCsr('B1C43CD0-1624-5FBB-8E54-34CF17DFD3A1', key).toString('base64')}$2`);
+    const enr = await post(url81(), rst);
+    assert.equal(faultType(enr.xml), null, enr.text);
+    const app = characteristic(doc(enr.xml), 'APPLICATION');
+    const appsrv = characteristics(app, 'APPAUTH').find((a) => parm(a, 'AAUTHLEVEL') === 'APPSRV');
+    const enrolledAs = parm(appsrv, 'AAUTHNAME');
+    // The phone's own id, which the enrollment never told the server.
+    const own = crypto.randomBytes(16).toString('hex').toUpperCase();
+    assert.notEqual(own, enrolledAs);
+    const phone = new SyncMLDevice({
+      deviceId: own, name: enrolledAs, secret: parm(appsrv, 'AAUTHSECRET'), nonce: parm(appsrv, 'AAUTHDATA'), addr: parm(app, 'ADDR'),
+    });
+    const queued = await admin(w, 'POST', `/api/v1/devices/${enrolledAs}/commands`, { type: 'get', uri: './DevDetail/SwV' });
+    assert.equal(queued.status, 201, JSON.stringify(queued.body));
+    const s = await phone.runSession();
+    assert.equal(s.replies[0].hdrCode, '200');
+    assert.match(s.replies[0].msg.hdr.respUri, new RegExp(`[?&]dev=${enrolledAs}$`));
+    assert.ok(s.replies.length >= 2, 'the session went on past its first message, at the RespURI');
+    const cmd = await admin(w, 'GET', `/api/v1/devices/${enrolledAs}/commands`);
+    assert.equal(cmd.body.commands.find((c) => c.id === queued.body.id).status, 'acknowledged', JSON.stringify(cmd.body));
+    // No device record was made for the id the phone reports.
+    assert.equal((await admin(w, 'GET', `/api/v1/devices/${own}`)).status, 404);
+
+    // A later message that names the device nowhere but in the RespURI still reaches its object;
+    // sent to the plain management URL, it reaches the object its LocURI names, which refuses it.
+    const again = await admin(w, 'POST', `/api/v1/devices/${enrolledAs}/commands`, { type: 'get', uri: './DevDetail/FwV' });
+    assert.equal(again.status, 201);
+    phone.startSession();
+    const r1 = await phone.send(phone.message(phone.package1()));
+    assert.equal(r1.hdrCode, '200');
+    assert.ok(r1.commands.some((c) => c.name === 'Get'), r1.text);
+    const answer = phone.message(phone.respond(r1), { locName: '' });
+    const misrouted = await phone.send(answer, { query: '', absorb: false, strict: false, base: phone.addr });
+    assert.notEqual(misrouted.hdrCode, '200', misrouted.text);
+    const r2 = await phone.send(answer);
+    assert.equal(r2.hdrCode, '200', r2.text);
+    const done = await admin(w, 'GET', `/api/v1/devices/${enrolledAs}/commands`);
+    assert.equal(done.body.commands.find((c) => c.id === again.body.id).status, 'acknowledged');
   });
 });
 

@@ -927,6 +927,49 @@ mod tests {
     }
 
     #[test]
+    fn a_device_reporting_another_device_id_is_sent_back_to_its_object() {
+        // A Windows 8.1 device enrolled under a DeviceID the server chose ("GEN1") reports its
+        // own ("PHONE-OWN") in LocURI, and the credential's name in LocName.
+        let d = enrolled("GEN1");
+        let msg = message("GEN1", "1", 1, Some(&[1; 16]), ALERT_1201)
+            .replace("<Source><LocURI>GEN1</LocURI>", "<Source><LocURI>PHONE-OWN</LocURI>");
+        let hdr = crate::proto::syncml::message::SyncMl::parse(&msg).unwrap().hdr;
+        assert_eq!(crate::device::checkin::route(&hdr, None), "GEN1");
+        let reply = syncml(&d, msg);
+        assert_eq!(hdr_status(&reply), "200");
+        assert_eq!(reply.hdr.target.loc_uri, "PHONE-OWN", "answered as it named itself");
+        assert_eq!(reply.hdr.resp_uri.as_deref(), Some(format!("{SERVER}?dev=GEN1").as_str()));
+        // Its next message carries no LocName: the RespURI's parameter routes it.
+        let next = message("GEN1", "1", 2, Some(&[7; 16]), "").replace(
+            "<Source><LocURI>GEN1</LocURI><LocName>GEN1</LocName>",
+            "<Source><LocURI>PHONE-OWN</LocURI>",
+        );
+        let hdr = crate::proto::syncml::message::SyncMl::parse(&next).unwrap().hdr;
+        assert_eq!(crate::device::checkin::route(&hdr, None), "PHONE-OWN");
+        assert_eq!(crate::device::checkin::route(&hdr, Some("GEN1")), "GEN1");
+        // A device that names itself as enrolled gets no RespURI.
+        let w10 = enrolled("DEV");
+        let reply = syncml(&w10, message("DEV", "1", 1, Some(&[1; 16]), ALERT_1201));
+        assert_eq!((hdr_status(&reply).as_str(), reply.hdr.resp_uri), ("200", None));
+    }
+
+    #[test]
+    fn routing_prefers_the_url_then_the_credential_name_and_ignores_what_is_no_device_id() {
+        use crate::device::checkin::route;
+        let hdr = |uri: &str, name: Option<&str>| {
+            let mut h = crate::proto::syncml::message::SyncHdr::default();
+            h.source.loc_uri = uri.into();
+            h.source.loc_name = name.map(Into::into);
+            h
+        };
+        assert_eq!(route(&hdr("A", None), None), "A");
+        assert_eq!(route(&hdr("A", Some("B")), None), "B");
+        assert_eq!(route(&hdr("A", Some("B")), Some("C")), "C");
+        assert_eq!(route(&hdr("A", Some("")), Some("bad/id")), "A");
+        assert_eq!(route(&hdr(" A ", Some("x y")), Some(&"C".repeat(129))), "A");
+    }
+
+    #[test]
     fn check_in_delivers_queued_commands_and_records_statuses() {
         let d = enrolled("DEV");
         let queued = d.call(DeviceCall::QueueCommand { request: CommandRequest::Lock }, NOW).unwrap();

@@ -7,12 +7,12 @@
 
 use super::lifecycle::{self, SessionAccess};
 use super::profile_state::{self, ProfileChanges, ProfileState};
-use super::{DeviceRecord, DeviceStatus, DmCredentials};
+use super::{valid_device_id, DeviceRecord, DeviceStatus, DmCredentials};
 use crate::codec::decode_base64;
 use crate::commands::{self, CommandRecord, CommandRequest, Management};
 use crate::config::MessageSigning;
 use crate::proto::syncml::codes::{CODE_FORBIDDEN, CODE_INVALID_CREDENTIALS};
-use crate::proto::syncml::message::SyncMl;
+use crate::proto::syncml::message::{SyncHdr, SyncMl};
 use crate::proto::syncml::session::{self, DeviceAuth, Input, SessionState};
 use crate::proto::syncml::SyncMlError;
 use crate::time::format_timestamp;
@@ -136,6 +136,37 @@ pub fn authenticates(state: &CheckinState, msg: &SyncMl, client_cert: Option<&st
     session::credential_ok(session, &msg.hdr, &device_auth(creds, record, client_cert))
 }
 
+/// The query parameter of the management URL that names the device object ([`route`]).
+pub const ROUTE_PARAM: &str = "dev";
+
+/// Which device object a message goes to. `routed`: the [`ROUTE_PARAM`] of the URL it was
+/// posted to (the `RespURI` of the server's last reply), then the name its credential gives
+/// (`Source/LocName`, the `AAUTHNAME` of its provisioning document, which is the DeviceID it
+/// was enrolled under), then `Source/LocURI`. A Windows 8.1 device enrolls without telling its
+/// DeviceID ([MS-MDE] RSTs carry only `DeviceType` and `ApplicationVersion`), so it is enrolled
+/// under one the server chose and reports its own in `LocURI`. Only where the message goes:
+/// the object it reaches authenticates it with its own credentials.
+pub fn route<'a>(hdr: &'a SyncHdr, routed: Option<&'a str>) -> &'a str {
+    [routed, hdr.source.loc_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|d| valid_device_id(d))
+        .unwrap_or_else(|| hdr.source.loc_uri.trim())
+}
+
+/// Where the session's next message goes: this object named in the management URL, when the
+/// device's `LocURI` does not name it (its later messages carry no `LocName`).
+fn resp_uri(msg: &SyncMl, record: &DeviceRecord, server_url: &str) -> Option<String> {
+    let id = &record.identity.device_id;
+    (msg.hdr.source.loc_uri.trim() != id).then(|| {
+        let sep = if server_url.contains('?') { '&' } else { '?' };
+        // DeviceIDs are URL-safe but for the braces of a `{GUID}`.
+        let id = id.replace('{', "%7B").replace('}', "%7D");
+        format!("{server_url}{sep}{ROUTE_PARAM}={id}")
+    })
+}
+
 /// Runs one device message against the device's state.
 pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, SyncMlError> {
     let msg = input.parsed;
@@ -180,11 +211,13 @@ pub fn checkin(state: CheckinState, input: CheckinInput<'_>) -> Result<Checkin, 
         });
     }
     let auth = device_auth(&creds, &record, input.client_cert);
+    let resp_uri = resp_uri(msg, &record, input.server_url);
     let engine_input = Input {
         message: input.parsed,
         auth: &auth,
         queue: &[],
         server_url: input.server_url,
+        resp_uri: resp_uri.as_deref(),
         now: input.now_ms / 1000,
         fresh_nonce: input.fresh_nonce,
     };

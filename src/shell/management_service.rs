@@ -8,7 +8,7 @@ use crate::commands::refusal;
 use crate::config::Config;
 use crate::config::MessageSigning;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
-use crate::device::checkin::MessageSignature;
+use crate::device::checkin::{route, MessageSignature, ROUTE_PARAM};
 use crate::device::valid_device_id;
 use crate::enroll::flow::Devices;
 use crate::proto::syncml::codes::CODE_INVALID_CREDENTIALS;
@@ -65,7 +65,9 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         Ok(m) => m,
         Err(e) => return fixed(400, TEXT, format!("malformed SyncML: {e}\n")),
     };
-    let device_id = msg.hdr.source.loc_uri.trim();
+    let url = req.url()?;
+    let routed = url.query_pairs().find(|(k, _)| k == ROUTE_PARAM).map(|(_, v)| v.into_owned());
+    let device_id = route(&msg.hdr, routed.as_deref());
     if !valid_device_id(device_id) {
         return fixed(200, CONTENT_TYPE, refusal(&msg, CODE_INVALID_CREDENTIALS, &server_url));
     }

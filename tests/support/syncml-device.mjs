@@ -166,6 +166,7 @@ export function parseSyncML(text) {
       target: childText(child(hdr, 'Target'), 'LocURI'),
       source: childText(child(hdr, 'Source'), 'LocURI'),
       sourceName: childText(child(hdr, 'Source'), 'LocName'),
+      respUri: childText(hdr, 'RespURI'),
       cred: cred ? { ...parseMeta(child(cred, 'Meta')), data: childText(cred, 'Data') } : null,
       meta: parseMeta(child(hdr, 'Meta')),
     },
@@ -355,6 +356,7 @@ export class SyncMLDevice {
     this.authenticated = false;
     this.exempt = false;
     this.lastServerMsgId = 0;
+    this.respUri = null;
     return this.sessionId;
   }
 
@@ -399,8 +401,10 @@ export class SyncMLDevice {
    * only 212 exempts the rest of the session from sending a Cred.
    * Returns the reply: { status, headers, text, msg, hdrStatus, hdrCode, statuses, commands, final, request }.
    */
-  async send(text, { query = this.query, headers = {}, absorb = true, strict = this.strict } = {}) {
-    const res = await httpPost(`${this.addr}${query}`, text, { ...WINDOWS_HEADERS, ...headers });
+  async send(text, { query = this.query, headers = {}, absorb = true, strict = this.strict, base = this.respUri ?? this.addr } = {}) {
+    // As OMA-DM clients do, the rest of a session goes where the server's RespURI says (`base`).
+    const target = query && base.includes('?') ? `${base}&${query.replace(/^\?/, '')}` : `${base}${query}`;
+    const res = await httpPost(target, text, { ...WINDOWS_HEADERS, ...headers });
     const reply = { status: res.status, headers: res.headers, text: res.text, request: text, msg: null };
     let request;
     try {
@@ -431,6 +435,7 @@ export class SyncMLDevice {
       const nn = reply.hdrStatus?.chal?.nextNonce;
       if (nn) this.nonce = nn;
       if (['200', '212'].includes(reply.hdrCode)) this.authenticated = true;
+      if (reply.msg.hdr.respUri) this.respUri = reply.msg.hdr.respUri;
       if (['401', '407', '403'].includes(reply.hdrCode)) this.authenticated = false;
       this.exempt = reply.hdrCode === '212' || (this.exempt && reply.hdrCode === '200');
       // A refused message does not advance the server's side of the session.

@@ -147,6 +147,9 @@ pub struct Input<'a> {
     pub queue: &'a [QueuedCommand],
     /// Our management URL (`SyncHdr/Source/LocURI` of the reply).
     pub server_url: &'a str,
+    /// Where the device sends the session's next message, when not to `server_url`
+    /// (`SyncHdr/RespURI`, OMA-DM 1.2 Representation Protocol §6.1.18).
+    pub resp_uri: Option<&'a str>,
     /// Seconds since the Unix epoch.
     pub now: u64,
     /// 16 random bytes; becomes the next nonce if this reply carries a `Chal`.
@@ -271,7 +274,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
     if let Err(code) = check_cred(&msg.hdr, input.auth, &state.nonce) {
         let mut preview = sess.clone();
         preview.server_msg_id = preview.server_msg_id.saturating_add(1);
-        let mut reply = Reply::new(msg, &preview, input.server_url);
+        let mut reply = Reply::new(msg, &preview, input.server_url, input.resp_uri);
         reply.status(hdr_status(msg, code, Some(md5_chal(&state.nonce))));
         // Statuses only: none of its commands is executed, none of its statuses applied.
         for c in &msg.body.commands {
@@ -316,7 +319,7 @@ pub fn handle_message(state: &SessionState, input: Input<'_>) -> Result<Output, 
     // be replayed.
     let nonce = input.fresh_nonce.to_vec();
     events.push(Event::Authenticated);
-    let mut reply = Reply::new(msg, &sess, input.server_url);
+    let mut reply = Reply::new(msg, &sess, input.server_url, input.resp_uri);
     reply.status(hdr_status(msg, CODE_OK, Some(md5_chal(&nonce))));
 
     // The body, in order.
@@ -542,7 +545,7 @@ struct Reply {
 }
 
 impl Reply {
-    fn new(msg: &SyncMl, sess: &Session, server_url: &str) -> Reply {
+    fn new(msg: &SyncMl, sess: &Session, server_url: &str, resp_uri: Option<&str>) -> Reply {
         Reply {
             hdr: SyncHdr {
                 ver_dtd: "1.2".into(),
@@ -551,6 +554,7 @@ impl Reply {
                 msg_id: sess.server_msg_id.to_string(),
                 target: Target::new(msg.hdr.source.loc_uri.clone()),
                 source: Source::new(server_url),
+                resp_uri: resp_uri.map(str::to_string),
                 ..Default::default()
             },
             device_msg_id: msg.hdr.msg_id.clone(),

@@ -102,7 +102,15 @@ fn run(state: &SessionState, msg: &str, queue: &[QueuedCommand], nonce_byte: u8,
     let msg = SyncMl::parse_bytes(msg.as_bytes()).unwrap();
     handle_message(
         state,
-        Input { message: &msg, auth: &auth(), queue, server_url: SERVER, now, fresh_nonce: [nonce_byte; 16] },
+        Input {
+            message: &msg,
+            auth: &auth(),
+            queue,
+            server_url: SERVER,
+            resp_uri: None,
+            now,
+            fresh_nonce: [nonce_byte; 16],
+        },
     )
     .unwrap()
 }
@@ -729,6 +737,7 @@ fn bad_input_is_a_typed_error() {
                 auth: &a,
                 queue: &[],
                 server_url: SERVER,
+                resp_uri: None,
                 now: 0,
                 fresh_nonce: [0; 16],
             },
@@ -767,7 +776,15 @@ fn a_verified_client_certificate_stands_in_for_the_digest() {
     let input = |a: &DeviceAuth| {
         handle_message(
             &state,
-            Input { message: &d1, auth: a, queue: &[], server_url: SERVER, now: 10, fresh_nonce: [9; 16] },
+            Input {
+                message: &d1,
+                auth: a,
+                queue: &[],
+                server_url: SERVER,
+                resp_uri: None,
+                now: 10,
+                fresh_nonce: [9; 16],
+            },
         )
         .unwrap()
     };
