@@ -79,12 +79,15 @@ pub struct Principal {
 /// Checks the header credential: a UsernameToken against the user directory (OnPremise only,
 /// and counted against the same per-email and per-address failure limits as the sign-in
 /// page), a DeviceEnrollmentUserToken (login token or admin enrollment token) with the token
-/// authority, without spending it.
+/// authority, without spending it: `stage` [`Stage::Check`] asks the token's object whether it
+/// is still good (a policy request); [`Stage::Verify`] checks its signature only, for an
+/// enrollment, which spends it (and so checks its state) before anything is issued.
 pub async fn authenticate<P: Ports>(
     ports: &P,
     cfg: &Config,
     req: &SoapRequest<'_>,
     cred: Option<&Credential>,
+    stage: Stage,
 ) -> Result<Principal, EnrollError> {
     match cred {
         Some(Credential::UsernameToken { username, password }) => {
@@ -121,7 +124,7 @@ pub async fn authenticate<P: Ports>(
         }
         Some(Credential::UserToken(bytes)) => {
             let token = user_token(bytes)?;
-            let email = use_token(ports, &token, Stage::Check, None).await?;
+            let email = use_token(ports, &token, stage, None).await?;
             Ok(Principal { email, token: Some(token) })
         }
         Some(Credential::Other { value_type }) => Err(EnrollError::Authentication(format!(

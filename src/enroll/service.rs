@@ -17,6 +17,7 @@ use crate::proto::wstep::{
     RequestSecurityToken, RequestSecurityTokenResponseCollection, RequestType, TokenRequest, WstepError,
 };
 use crate::proto::xcep::{GetPolicies, GetPoliciesResponse};
+use crate::tokens::authority::Stage;
 use crate::xml::{El, XmlError};
 
 /// `Content-Type` of every answer.
@@ -114,7 +115,7 @@ async fn dispatch<P: Ports>(
             Ok((ns::ACTION_DISCOVER_RESPONSE, Vec::new(), answer.to_element()))
         }
         Some(ns::ACTION_GET_POLICIES) => {
-            flow::authenticate(ports, cfg, req, env.header.credential.as_ref()).await?;
+            flow::authenticate(ports, cfg, req, env.header.credential.as_ref(), Stage::Check).await?;
             GetPolicies::parse(&env.body).ok_or(EnrollError::NotAGetPolicies)?;
             let resp = GetPoliciesResponse {
                 common_name: cfg.provider_id.clone(),
@@ -128,8 +129,8 @@ async fn dispatch<P: Ports>(
             let rst = RequestSecurityToken::parse(&env.body)?;
             let doc = match (&rst.request_type, &rst.token) {
                 (RequestType::Issue, TokenRequest::Pkcs10(csr)) => {
-                    let principal =
-                        flow::authenticate(ports, cfg, req, env.header.credential.as_ref()).await?;
+                    let cred = env.header.credential.as_ref();
+                    let principal = flow::authenticate(ports, cfg, req, cred, Stage::Verify).await?;
                     flow::issue(ports, cfg, req, &rst, csr, &principal, entropy).await?
                 }
                 // ROBO renewal authenticates with the current key (the PKCS#7 signature), not a

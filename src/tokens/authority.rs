@@ -23,6 +23,9 @@ pub const SWEEP_EVERY_SECS: u64 = 3600;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// The signature, expiry and user only, at the edge, with no object call: an enrollment
+    /// request's credential, whose state is checked when the same request spends it.
+    Verify,
     /// Policy request, or an enrollment token typed on the sign-in page: verify only.
     Check,
     /// Enrollment (RST): verify and spend, atomically.

@@ -12,7 +12,7 @@
 //!   by some keys and refused by another gives the admitted attempts back.
 
 use super::authority::{
-    EnrollTokenRecord, EnrollTokenView, ObjectCall, TokenCall, TokenCallError, TokenReply,
+    EnrollTokenRecord, EnrollTokenView, ObjectCall, Stage, TokenCall, TokenCallError, TokenReply,
 };
 use super::{sign, user_shard, verify, window_shard, Claims, TokenError, TokenType, ROOT};
 use crate::codec::{decode_base64, hex};
@@ -75,6 +75,9 @@ pub async fn call<O: TokenObjects>(
             };
             if email.as_deref().is_some_and(|e| e != claims.sub) {
                 return Ok(Err(TokenCallError::Refused(TokenError::WrongUser)));
+            }
+            if stage == Stage::Verify {
+                return Ok(Ok(TokenReply::Accepted { sub: claims.sub, typ: claims.typ }));
             }
             let instance = claims.shard();
             objects.token_object(&instance, ObjectCall::Use { claims, stage, device_id }).await

@@ -237,7 +237,7 @@ fn token_principal(token: &str) -> Principal {
 
 fn auth(w: &World, cred: Option<&Credential>) -> Result<Principal, EnrollError> {
     let cfg = config();
-    block_on(authenticate(w, &cfg, &request(w.now * 1000), cred))
+    block_on(authenticate(w, &cfg, &request(w.now * 1000), cred, Stage::Check))
 }
 
 #[test]
@@ -259,6 +259,32 @@ fn a_login_token_enrolls_a_device_through_every_object() {
     let again = enroll(&w, &token_principal(&token), "DEV-2", &der2);
     assert!(matches!(again, Err(EnrollError::Authentication(_))), "{again:?}");
     assert!(w.device("DEV-2").is_none());
+}
+
+#[test]
+fn an_enrollment_asks_the_token_object_once_to_spend_its_token() {
+    let dir = TempDir::new("flow-one-token-call");
+    let w = World::new();
+    let token = w.login_token(None);
+    let cfg = config();
+    let cred = Credential::UserToken(token.clone().into_bytes());
+    w.tokens.calls.borrow_mut().clear();
+    // The RST's credential is checked at the edge only (signature, expiry) ...
+    let principal =
+        block_on(authenticate(&w, &cfg, &request(w.now * 1000), Some(&cred), Stage::Verify)).unwrap();
+    assert!(w.tokens.calls.borrow().is_empty());
+    // ... and its state once, where the enrollment spends it.
+    let (_, der) = csr(&dir, "dev");
+    enroll(&w, &principal, "DEV-1", &der).unwrap();
+    assert_eq!(*w.tokens.calls.borrow(), ["user:alice@contoso.com"]);
+    // Spent, the same credential still passes the edge's check, and is refused where it is spent.
+    let principal =
+        block_on(authenticate(&w, &cfg, &request(w.now * 1000), Some(&cred), Stage::Verify)).unwrap();
+    let (_, der2) = csr(&dir, "dev2");
+    assert!(matches!(enroll(&w, &principal, "DEV-2", &der2), Err(EnrollError::Authentication(_))));
+    assert!(w.device("DEV-2").is_none());
+    // A policy request asks the object.
+    assert!(matches!(auth(&w, Some(&cred)), Err(EnrollError::Authentication(_))));
 }
 
 #[test]
@@ -600,7 +626,8 @@ fn passwords_are_refused_under_federated_and_limited_under_on_premise() {
     let cred =
         |p: &str| Credential::UsernameToken { username: "alice@contoso.com".into(), password: p.into() };
     let federated = Config::from_lookup(&|_| None).unwrap();
-    let r = block_on(authenticate(&w, &federated, &request(w.now * 1000), Some(&cred(PASSWORD))));
+    let r =
+        block_on(authenticate(&w, &federated, &request(w.now * 1000), Some(&cred(PASSWORD)), Stage::Check));
     assert!(matches!(r, Err(EnrollError::Authentication(_))), "only tokens under Federated");
     // OnPremise, LOGIN_MAX_FAILURES 3: three wrong guesses, then even the right password waits.
     for _ in 0..3 {
