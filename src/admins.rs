@@ -302,7 +302,7 @@ pub struct Principal {
 
 /// An operation of the admin directory object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AdminCall {
     Create {
         email: String,

@@ -160,7 +160,7 @@ impl<K> Ca<K> {
 
 /// An operation of the CA object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum CaCall {
     /// The CA certificate (public).
     Certificate,

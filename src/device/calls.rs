@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 /// An operation of the device object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceCall {
     /// The record and management state (never the credentials).
     Record,

@@ -73,7 +73,7 @@ pub struct ProfileView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum CatalogCall {
     CreateProfile {
         request: ProfileRequest,
@@ -667,7 +667,12 @@ pub mod memory {
         }
 
         pub fn call(&self, call: CatalogCall) -> Result<CatalogReply, CatalogError> {
-            let name = serde_json::to_value(&call).unwrap()["op"].as_str().unwrap().to_string();
+            // Externally tagged: "list_profiles", or {"sync": {…}}.
+            let name = match serde_json::to_value(&call).unwrap() {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Object(m) => m.keys().next().unwrap().clone(),
+                other => panic!("{other:?}"),
+            };
             self.calls.borrow_mut().push(name);
             let out = crate::object_call::block_on(handle(self, call)).expect("memory store");
             self.commit(out.writes);

@@ -127,9 +127,8 @@ pub fn precheck(token: &str) -> Result<(), TokenError> {
 }
 
 /// What the token authority does, as the rest of the server asks it ([`super::client::call`]
-/// runs it at the edge over the token objects).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+/// runs it at the edge over the token objects). Never sent anywhere: it has no wire form.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCall {
     /// Issue a login token (the sign-in page's `wresult`) and give back the admitted attempt
     /// of the sign-in that earned it.
@@ -186,8 +185,10 @@ pub enum TokenCall {
 /// An operation of one token object instance: the root ([`super::ROOT`]), a user's
 /// ([`super::user_shard`]) or a rate-limit key's ([`super::window_shard`]). Signatures are
 /// checked at the edge before a call is made; an object keeps only what must be consistent.
+/// On the wire externally tagged (`{"use":{…}}`): serde reads it in one pass, without
+/// buffering the call to find an internal tag first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ObjectCall {
     /// The token-signing key, created on first use (root). Each edge isolate reads it once.
     SigningKey,
