@@ -397,4 +397,30 @@ describe('tokens without a global object', () => {
     const replay = await post(u, rstRequest(u, userTokenSecurity(token), { token: windowsCsr(newDeviceId(), newKey()).toString('base64'), context: win10Context(deviceId) }));
     assert.equal(faultType(replay.xml), 'Authentication');
   });
+
+  test('the listing pages through every user\'s tokens, 40 users a page, and refuses a cursor that is no email', async () => {
+    const emails = Array.from({ length: 44 }, (_, i) => `pager${String(i).padStart(2, '0')}@contoso.com`);
+    for (const e of emails) await createUser(m, e, PASSWORD, e);
+    const created = new Set();
+    for (const e of [EMAIL, ...emails]) {
+      const r = await admin(m, 'POST', '/api/v1/enrollment-tokens', { email: e });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      created.add(r.body.id);
+    }
+    const seen = [];
+    let cursor = null;
+    let pages = 0;
+    do {
+      const r = await admin(m, 'GET', `/api/v1/enrollment-tokens${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(r.body.tokens.length > 0);
+      pages += 1;
+      seen.push(...r.body.tokens.map((t) => t.id));
+      cursor = r.body.next_cursor;
+    } while (cursor);
+    assert.equal(pages, 2);
+    assert.equal(seen.length, created.size);
+    assert.deepEqual(new Set(seen), created);
+    assert.equal((await admin(m, 'GET', '/api/v1/enrollment-tokens?cursor=not-an-email')).status, 400);
+  });
 });

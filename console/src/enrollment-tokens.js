@@ -27,10 +27,23 @@ function tokenState(t) {
   return 'active';
 }
 
+/** Every page of the listing (40 users' tokens a page), up to 1000 users. */
+async function allTokens() {
+  const tokens = [];
+  let cursor = null;
+  for (let page = 0; page < 25; page += 1) {
+    const r = await get(`/api/v1/enrollment-tokens${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`);
+    tokens.push(...r.tokens);
+    cursor = r.next_cursor;
+    if (!cursor) break;
+  }
+  return { tokens };
+}
+
 export async function enrollmentTokensPage(el, ctx) {
   el.append(pageTitle('Enrollment tokens'));
   const [{ tokens }, users] = await Promise.all([
-    get('/api/v1/enrollment-tokens'),
+    allTokens(),
     can('administer') ? get('/api/v1/users').then((r) => r.users) : Promise.resolve([]),
   ]);
   const messages = messageArea();

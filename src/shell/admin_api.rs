@@ -186,10 +186,18 @@ async fn route(
             let new: NewEnrollTokenRequest = body!(req, MAX_JSON_BYTES);
             create_enroll_token(ports, new).await
         }
-        (Method::Get, ["enrollment-tokens"]) => match ports.tokens(TokenCall::ListEnrollTokens).await {
-            Ok(Ok(TokenReply::EnrollTokens(views))) => json(200, &serde_json::json!({ "tokens": views })),
-            other => server_error(&StoreError(format!("token authority answered {other:?}"))),
-        },
+        (Method::Get, ["enrollment-tokens"]) => {
+            let after = query_pairs(req)?.into_iter().find(|(k, _)| k == "cursor").map(|(_, v)| v);
+            if after.as_deref().is_some_and(|a| !crate::users::valid_email(a)) {
+                return json_error(400, "cursor is not the next_cursor of a page");
+            }
+            match ports.tokens(TokenCall::ListEnrollTokens { after }).await {
+                Ok(Ok(TokenReply::EnrollTokens { tokens, next_cursor })) => {
+                    json(200, &serde_json::json!({ "tokens": tokens, "next_cursor": next_cursor }))
+                }
+                other => server_error(&StoreError(format!("token authority answered {other:?}"))),
+            }
+        }
         (Method::Delete, ["enrollment-tokens", id]) => {
             if !valid_token_id(id) {
                 return json_error(400, "malformed enrollment token id");

@@ -152,7 +152,11 @@ pub enum TokenCall {
         expires_in_seconds: u64,
         uses: u32,
     },
-    ListEnrollTokens,
+    /// One page of enrollment tokens: those of the users after `after` (an email, the
+    /// `next_cursor` of the page before), [`super::client::MAX_HOLDERS_LISTED`] users a page.
+    ListEnrollTokens {
+        after: Option<String>,
+    },
     RevokeEnrollToken {
         id: String,
     },
@@ -251,7 +255,11 @@ pub enum TokenReply {
         view: EnrollTokenView,
         token: String,
     },
-    EnrollTokens(Vec<EnrollTokenView>),
+    /// A page of enrollment tokens; `next_cursor` names the last user listed when more follow.
+    EnrollTokens {
+        tokens: Vec<EnrollTokenView>,
+        next_cursor: Option<String>,
+    },
     Revoked(EnrollTokenView),
     Admitted,
     Released,
@@ -894,7 +902,9 @@ mod tests {
         let enroll = legacy(TokenType::Enroll, &rec.id);
         assert!(t.call(use_token(&enroll, Stage::Consume, Some("D1"), None), NOW, e).is_ok());
         assert_eq!(t.at(ROOT).etoks.borrow()[&rec.id].remaining, 1);
-        let Ok(TokenReply::EnrollTokens(list)) = t.call(TokenCall::ListEnrollTokens, NOW, e) else {
+        let Ok(TokenReply::EnrollTokens { tokens: list, .. }) =
+            t.call(TokenCall::ListEnrollTokens { after: None }, NOW, e)
+        else {
             panic!()
         };
         assert_eq!(list.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), [rec.id.as_str()]);
@@ -991,8 +1001,8 @@ mod tests {
         let (_id2, tok2) = create(&t, 5, e);
         let other = TokenCall::CreateEnrollToken { email: "z@x.io".into(), expires_in_seconds: 60, uses: 1 };
         t.call(other, NOW, e).unwrap();
-        match t.call(TokenCall::ListEnrollTokens, NOW, e) {
-            Ok(TokenReply::EnrollTokens(v)) => {
+        match t.call(TokenCall::ListEnrollTokens { after: None }, NOW, e) {
+            Ok(TokenReply::EnrollTokens { tokens: v, next_cursor: None }) => {
                 assert_eq!(v.len(), 3);
                 assert!(v.windows(2).all(|w| (&w[0].created_at, &w[0].id) <= (&w[1].created_at, &w[1].id)));
             }
@@ -1013,6 +1023,48 @@ mod tests {
         assert_eq!(refused(t.call(use_token(&tok2, Stage::Check, None, None), NOW, e)), TokenError::Expired);
         user.etoks.borrow_mut().clear();
         assert_eq!(refused(t.call(use_token(&tok2, Stage::Check, None, None), NOW, e)), TokenError::Unknown);
+    }
+
+    #[test]
+    fn enroll_tokens_are_listed_a_page_of_users_at_a_time() {
+        use super::super::client::MAX_HOLDERS_LISTED;
+        let t = MemoryTokens::default();
+        let e = &mut Counter(0);
+        let users = MAX_HOLDERS_LISTED + 5;
+        for i in 0..users {
+            let email = format!("u{i:03}@x.io");
+            for _ in 0..2 {
+                let call =
+                    TokenCall::CreateEnrollToken { email: email.clone(), expires_in_seconds: 60, uses: 1 };
+                t.call(call, NOW, e).unwrap();
+            }
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            t.calls.borrow_mut().clear();
+            let Ok(TokenReply::EnrollTokens { tokens, next_cursor }) =
+                t.call(TokenCall::ListEnrollTokens { after: after.clone() }, NOW, e)
+            else {
+                panic!()
+            };
+            assert!(t.calls.borrow().len() <= MAX_HOLDERS_LISTED + 1, "bounded object calls per page");
+            pages += 1;
+            seen.extend(tokens.into_iter().map(|v| (v.email, v.id)));
+            match next_cursor {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 2);
+        assert_eq!(seen.len(), users * 2, "every token once");
+        let mut ids: Vec<_> = seen.iter().map(|(_, id)| id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), users * 2);
+        // Grouped by user, in order across pages.
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 
     #[test]

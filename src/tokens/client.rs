@@ -20,8 +20,8 @@ use crate::context::Entropy;
 use crate::object_call::StoreError;
 use crate::time::format_timestamp;
 
-/// Most users whose enrollment tokens one listing gathers (one object call each; the free
-/// plan allows 50 subrequests per request).
+/// Users whose enrollment tokens one page of the listing gathers (one object call each; the
+/// free plan allows 50 subrequests per request).
 pub const MAX_HOLDERS_LISTED: usize = 40;
 
 type Answer = Result<TokenReply, TokenCallError>;
@@ -113,13 +113,20 @@ pub async fn call<O: TokenObjects>(
             stored(objects.token_object(&instance, ObjectCall::PutEnrollToken { record }).await?)?;
             Ok(Ok(TokenReply::EnrollTokenCreated { view, token: sign(&key, &claims) }))
         }
-        TokenCall::ListEnrollTokens => {
-            let (mut all, holders) = list(objects, ROOT).await?;
-            for email in holders.iter().take(MAX_HOLDERS_LISTED) {
-                all.extend(list(objects, &user_shard(email)).await?.0);
+        TokenCall::ListEnrollTokens { after } => {
+            // The root's own tokens (from before sharding) come on the first page.
+            let (root_tokens, holders) = list(objects, ROOT).await?;
+            let mut page = if after.is_none() { root_tokens } else { Vec::new() };
+            let mut rest = holders.iter().filter(|h| after.as_ref().is_none_or(|a| *h > a));
+            let mut last = None;
+            for email in rest.by_ref().take(MAX_HOLDERS_LISTED) {
+                let mut theirs = list(objects, &user_shard(email)).await?.0;
+                theirs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+                page.extend(theirs);
+                last = Some(email.clone());
             }
-            all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-            Ok(Ok(TokenReply::EnrollTokens(all)))
+            let next_cursor = if rest.next().is_some() { last } else { None };
+            Ok(Ok(TokenReply::EnrollTokens { tokens: page, next_cursor }))
         }
         TokenCall::RevokeEnrollToken { id } => {
             match objects.token_object(ROOT, ObjectCall::RevokeEnrollToken { id: id.clone() }).await? {
