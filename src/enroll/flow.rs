@@ -79,9 +79,10 @@ pub struct Principal {
 /// Checks the header credential: a UsernameToken against the user directory (OnPremise only,
 /// and counted against the same per-email and per-address failure limits as the sign-in
 /// page), a DeviceEnrollmentUserToken (login token or admin enrollment token) with the token
-/// authority, without spending it: `stage` [`Stage::Check`] asks the token's object whether it
-/// is still good (a policy request); [`Stage::Verify`] checks its signature only, for an
-/// enrollment, which spends it (and so checks its state) before anything is issued.
+/// authority, without spending it: [`Stage::Verify`] checks its signature, expiry and type at
+/// the edge only (a policy request, which spends nothing, and an enrollment, which spends the
+/// token, and so checks its state, before anything is issued); [`Stage::Check`] also asks the
+/// token's object whether it is still good.
 pub async fn authenticate<P: Ports>(
     ports: &P,
     cfg: &Config,

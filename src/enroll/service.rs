@@ -115,7 +115,9 @@ async fn dispatch<P: Ports>(
             Ok((ns::ACTION_DISCOVER_RESPONSE, Vec::new(), answer.to_element()))
         }
         Some(ns::ACTION_GET_POLICIES) => {
-            flow::authenticate(ports, cfg, req, env.header.credential.as_ref(), Stage::Check).await?;
+            // The policy is public and the request spends nothing: a token is checked at the edge
+            // (signature, expiry, type) and its state where the RST spends it.
+            flow::authenticate(ports, cfg, req, env.header.credential.as_ref(), Stage::Verify).await?;
             GetPolicies::parse(&env.body).ok_or(EnrollError::NotAGetPolicies)?;
             let resp = GetPoliciesResponse {
                 common_name: cfg.provider_id.clone(),

@@ -23,10 +23,12 @@ pub const SWEEP_EVERY_SECS: u64 = 3600;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// The signature, expiry and user only, at the edge, with no object call: an enrollment
-    /// request's credential, whose state is checked when the same request spends it.
+    /// The signature, expiry and user only, at the edge, with no object call: a policy
+    /// request's credential (the policy is public), and an enrollment request's, whose state is
+    /// checked when the same request spends it.
     Verify,
-    /// Policy request, or an enrollment token typed on the sign-in page: verify only.
+    /// Also whether the token is still good (not spent, revoked or exhausted), without spending
+    /// it: an enrollment token typed on the sign-in page.
     Check,
     /// Enrollment (RST): verify and spend, atomically.
     Consume,

@@ -283,7 +283,7 @@ fn an_enrollment_asks_the_token_object_once_to_spend_its_token() {
     let (_, der2) = csr(&dir, "dev2");
     assert!(matches!(enroll(&w, &principal, "DEV-2", &der2), Err(EnrollError::Authentication(_))));
     assert!(w.device("DEV-2").is_none());
-    // A policy request asks the object.
+    // A check of its state (an enrollment token typed on the sign-in page) asks the object.
     assert!(matches!(auth(&w, Some(&cred)), Err(EnrollError::Authentication(_))));
 }
 
