@@ -17,7 +17,7 @@
 #     (cargo install without --locked: one of its locked deps is not on crates.io)
 #   - node_modules                            (npm ci, when missing or older than package-lock.json)
 #   - openssl (the admin token, certificate checks) and, for the tests only, Debian chromium
-#     (e2e browser tests), via apt-get
+#     (e2e browser tests) and sqlite3 (reading objects' local storage), via apt-get
 
 _edgemdm_bootstrap() (
     set -euo pipefail
@@ -72,6 +72,10 @@ _edgemdm_bootstrap() (
         apt_pkgs+=(chromium)
     fi
     command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
+    # The tests read Durable Object storage as workerd keeps it locally (SQLite files).
+    if [ "$for_tests" = 1 ]; then
+        command -v sqlite3 >/dev/null 2>&1 || apt_pkgs+=(sqlite3)
+    fi
     if [ "${#apt_pkgs[@]}" -gt 0 ]; then
         apt_install() {
             local sudo=""

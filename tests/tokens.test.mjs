@@ -4,7 +4,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker } from './support/worker.mjs';
+import { objectKeys, startWorker } from './support/worker.mjs';
 import {
   faultType, getPoliciesRequest, newDeviceId, newKey, post, rstRequest, userTokenSecurity, win10Context, windowsCsr, NS,
 } from './support/device.mjs';
@@ -426,5 +426,38 @@ describe('tokens without a global object', () => {
     assert.equal(seen.length, created.size);
     assert.deepEqual(new Set(seen), created);
     assert.equal((await admin(m, 'GET', '/api/v1/enrollment-tokens?cursor=not-an-email')).status, 400);
+  });
+});
+
+// An attacker who guesses from many addresses leaves one failure window per address; each
+// window's object deletes it when it ends, so nothing stays behind.
+describe('failure windows end without a trace', () => {
+  test('an address seen once keeps no storage after its window; the legitimate user signs in throughout', async () => {
+    const s = await startWorker({ vars: { LOGIN_WINDOW_SECONDS: '2' } });
+    try {
+      await createUser(s, EMAIL, PASSWORD, 'Bob');
+      const signInAt = async (password, ip) => {
+        const res = await fetch(`${s.url}/windows-web-agent`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': ip },
+          body: new URLSearchParams({ appru: APPRU, email: EMAIL, password }),
+        });
+        return (await res.text()).includes('name="wresult"');
+      };
+      for (let i = 1; i <= 3; i++) assert.equal(await signInAt('wrong guess', `203.0.113.${i}`), false);
+      const during = objectKeys(s.persistDir, 'TokenAuthority').filter(([, keys]) => keys.some((k) => k.startsWith('rl:')));
+      assert.equal(during.length, 4, JSON.stringify(during)); // three addresses and the email
+      assert.equal(await signInAt(PASSWORD, '198.51.100.20'), true, 'the user is not locked out');
+      const deadline = Date.now() + 15_000;
+      let left;
+      do {
+        await new Promise((r) => setTimeout(r, 500));
+        left = objectKeys(s.persistDir, 'TokenAuthority').filter(([, keys]) => keys.some((k) => k.startsWith('rl:') || k.startsWith('exp:')));
+      } while (left.length && Date.now() < deadline);
+      assert.deepEqual(left, []);
+      assert.equal(await signInAt(PASSWORD, '203.0.113.1'), true);
+    } finally {
+      await s.stop();
+    }
   });
 });

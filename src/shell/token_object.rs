@@ -89,6 +89,18 @@ impl TokenStorage for Store {
         v.dedup();
         Ok(v)
     }
+    async fn next_expiry_after(&self, now: u64) -> std::result::Result<Option<u64>, StoreError> {
+        let start = format!("{EXP}{:020}~", now);
+        let opts = ListOptions::new().start(&start).prefix(EXP).limit(1);
+        let map = self.0 .0.list_with_options(opts).await.map_err(store_error)?;
+        let mut first = None;
+        map.for_each(&mut |_, key| {
+            if first.is_none() {
+                first = key.as_string().and_then(|k| expiry_from_key(&k)).map(|e| e.at);
+            }
+        });
+        Ok(first)
+    }
     async fn expired(&self, now: u64, limit: usize) -> std::result::Result<Vec<Expiry>, StoreError> {
         // Keys sort by their zero-padded time: everything due is one bounded range.
         let end = format!("{EXP}{:020}~", now);
@@ -116,6 +128,15 @@ impl DurableObject for TokenAuthority {
         };
         rpc::encode(answer)
     }
+
+    /// Deletes what ended; asks to run again when the next entry is due.
+    async fn alarm(&self) -> Result<Response> {
+        let answer = self.run(ObjectCall::Sweep).await;
+        if let Ok(Ok(authority::TokenReply::Swept { next_due: Some(at) })) = &answer {
+            self.wake_at(*at).await?;
+        }
+        rpc::encode(answer)
+    }
 }
 
 impl TokenAuthority {
@@ -136,6 +157,7 @@ impl TokenAuthority {
                 TokenWrite::Window(k, w) => batch.put(&format!("{RL}{k}"), w)?,
                 TokenWrite::DeleteWindow(k) => batch.delete(&format!("{RL}{k}")),
                 TokenWrite::NextSweep(t) => batch.put(NEXT_SWEEP, t)?,
+                TokenWrite::DeleteNextSweep => batch.delete(NEXT_SWEEP),
                 TokenWrite::UserRevoked(email, at) => batch.put(&format!("{UREV}{email}"), at)?,
                 TokenWrite::Expiry(e) => batch.put(&expiry_key(e), &e.at)?,
                 TokenWrite::DeleteExpiry(e) => batch.delete(&expiry_key(e)),
@@ -143,6 +165,26 @@ impl TokenAuthority {
             }
         }
         store.0.commit(batch).await?;
+        // Whatever gets an expiry also gets the alarm that deletes it when due.
+        let due = out
+            .writes
+            .iter()
+            .filter_map(|w| if let TokenWrite::Expiry(e) = w { Some(e.at) } else { None })
+            .min();
+        if let Some(at) = due {
+            self.wake_at(at).await?;
+        }
         Ok(out.reply)
+    }
+
+    /// Sets the alarm for `at` (Unix seconds; a second after, so the entry is due), unless it
+    /// is set for earlier.
+    async fn wake_at(&self, at: u64) -> std::result::Result<(), StoreError> {
+        let storage = self.state.storage();
+        let when_ms = (at as i64 + 1) * 1000;
+        match storage.get_alarm().await.map_err(store_error)? {
+            Some(set) if set <= when_ms => Ok(()),
+            _ => storage.set_alarm((when_ms - now_ms() as i64).max(0)).await.map_err(store_error),
+        }
     }
 }

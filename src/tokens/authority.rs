@@ -239,6 +239,10 @@ pub enum ObjectCall {
     RevokeUser {
         email: String,
     },
+    /// The object's alarm: delete everything the expiry index says is due, whenever the last
+    /// sweep was, so that an instance whose windows and spent tokens have all ended (a client
+    /// address never seen again) keeps no rows.
+    Sweep,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,6 +288,10 @@ pub enum TokenReply {
     HeldBy {
         email: String,
     },
+    /// Swept; when the next entry of the expiry index is due (Unix seconds), if any is left.
+    Swept {
+        next_due: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +322,8 @@ pub trait TokenStorage {
     async fn holder(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// (Root.) Every user whose instance holds enrollment tokens, once each.
     async fn holders(&self) -> Result<Vec<String>, StoreError>;
+    /// When the first entry of the expiry index due after `now` (Unix seconds) is due.
+    async fn next_expiry_after(&self, now: u64) -> Result<Option<u64>, StoreError>;
     /// Entries of the expiry index due at or before `now` (Unix seconds), oldest first, at
     /// most `limit`: what the sweep deletes, found without reading anything else.
     async fn expired(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError>;
@@ -346,6 +356,7 @@ pub enum TokenWrite {
     Window(String, Window),
     DeleteWindow(String),
     NextSweep(u64),
+    DeleteNextSweep,
     UserRevoked(String, u64),
     Expiry(Expiry),
     DeleteExpiry(Expiry),
@@ -512,6 +523,17 @@ pub async fn handle<S: TokenStorage>(
             sweep_into(store, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Noted, writes))
         }
+        ObjectCall::Sweep => {
+            let next_due = if delete_due(store, now, &mut writes).await? {
+                Some(now)
+            } else {
+                store.next_expiry_after(now).await?
+            };
+            if next_due.is_none() {
+                writes.push(TokenWrite::DeleteNextSweep);
+            }
+            Ok(Outcome::reply(TokenReply::Swept { next_due }, writes))
+        }
         ObjectCall::RevokeUser { email } => {
             let mut n = 0;
             for mut rec in store.enroll_tokens().await?.into_iter().filter(|r| r.email == email && !r.revoked)
@@ -569,9 +591,21 @@ async fn sweep_into<S: TokenStorage>(
     if store.next_sweep().await?.is_some_and(|t| now < t) {
         return Ok(());
     }
-    let due = store.expired(now, SWEEP_BATCH).await?;
     // A full batch may not be all: sweep again at the next call instead of in an hour, so
     // that entries made faster than one batch an hour cannot pile up.
+    let more = delete_due(store, now, writes).await?;
+    writes.push(TokenWrite::NextSweep(if more { now } else { now + SWEEP_EVERY_SECS }));
+    Ok(())
+}
+
+/// Deletes at most [`SWEEP_BATCH`] entries of the expiry index that are due, and what they
+/// point at; whether there may be more.
+async fn delete_due<S: TokenStorage>(
+    store: &S,
+    now: u64,
+    writes: &mut Vec<TokenWrite>,
+) -> Result<bool, StoreError> {
+    let due = store.expired(now, SWEEP_BATCH).await?;
     let more = due.len() == SWEEP_BATCH;
     for e in due {
         match &e.target {
@@ -591,8 +625,7 @@ async fn sweep_into<S: TokenStorage>(
         }
         writes.push(TokenWrite::DeleteExpiry(e));
     }
-    writes.push(TokenWrite::NextSweep(if more { now } else { now + SWEEP_EVERY_SECS }));
-    Ok(())
+    Ok(more)
 }
 
 /// An in-memory token authority for native tests: the object rules above over maps, one
@@ -645,6 +678,9 @@ pub mod memory {
         async fn holder(&self, id: &str) -> Result<Option<String>, StoreError> {
             Ok(self.holders.borrow().get(id).cloned())
         }
+        async fn next_expiry_after(&self, now: u64) -> Result<Option<u64>, StoreError> {
+            Ok(self.expiry.borrow().iter().find(|e| e.at > now).map(|e| e.at))
+        }
         async fn holders(&self) -> Result<Vec<String>, StoreError> {
             let mut v: Vec<String> = self.holders.borrow().values().cloned().collect();
             v.sort();
@@ -674,6 +710,7 @@ pub mod memory {
                         self.windows.borrow_mut().remove(&k);
                     }
                     TokenWrite::NextSweep(t) => *self.next_sweep.borrow_mut() = Some(t),
+                    TokenWrite::DeleteNextSweep => *self.next_sweep.borrow_mut() = None,
                     TokenWrite::UserRevoked(e, at) => {
                         self.revoked_users.borrow_mut().insert(e, at);
                     }
@@ -1155,6 +1192,34 @@ mod tests {
         t.call(TokenCall::Failed { keys: vec!["ip:a".into()], limit }, later + 3_700_000, e).unwrap();
         assert_eq!(a.windows.borrow()["ip:a"].count, 1, "the ended window was replaced by a new one");
         assert_eq!(a.expiry.borrow().len(), 1);
+    }
+
+    #[test]
+    fn the_alarm_leaves_an_instance_whose_windows_ended_empty() {
+        let t = MemoryTokens::default();
+        let e = &mut Counter(0);
+        let limit = RateLimit { max_failures: 5, window_secs: 60 };
+        let key = "ip:198.51.100.4".to_string();
+        t.call(TokenCall::Failed { keys: vec![key.clone()], limit }, NOW, e).unwrap();
+        let ip = t.at(&window_shard(&key));
+        assert!(!ip.windows.borrow().is_empty() && ip.next_sweep.borrow().is_some());
+        let sweep = |at_ms| {
+            t.set_now(at_ms);
+            crate::object_call::block_on(super::super::client::TokenObjects::token_object(
+                &t,
+                &window_shard(&key),
+                ObjectCall::Sweep,
+            ))
+            .unwrap()
+        };
+        // Before the window ends nothing goes, and the alarm is asked for again at its end.
+        assert_eq!(sweep(NOW + 1_000), Ok(TokenReply::Swept { next_due: Some(NOW / 1000 + 60) }));
+        assert_eq!(ip.windows.borrow().len(), 1);
+        // After it, nothing is left at all.
+        assert_eq!(sweep(NOW + 61_000), Ok(TokenReply::Swept { next_due: None }));
+        assert!(ip.windows.borrow().is_empty());
+        assert!(ip.expiry.borrow().is_empty());
+        assert_eq!(*ip.next_sweep.borrow(), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 // EDGEMDM_WRANGLER_LOG_LEVEL=log (default warn) also shows the Worker's console
 // output and one line per request. w.logs() returns the last 64 KiB of each.
 
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -294,6 +294,20 @@ export async function applyMigrations(persistDir) {
   } catch (e) {
     throw new Error(`wrangler d1 migrations apply failed: ${e.stderr || e.message}`);
   }
+}
+
+/**
+ * The storage keys of every local instance of a Durable Object class, as workerd keeps them
+ * (one SQLite file per instance, keys in `_cf_KV`): [[file name, [keys]]], sorted.
+ */
+export function objectKeys(persistDir, className) {
+  const dir = path.join(persistDir, 'v3', 'do', `edgemdm-${className}`);
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir)
+    .filter((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite')
+    .sort()
+    .map((f) => [f, execFileSync('sqlite3', [path.join(dir, f), 'SELECT key FROM _cf_KV ORDER BY key'])
+      .toString().split('\n').filter(Boolean)]);
 }
 
 /** Runs SQL (a file's text) against the local fleet index of `persistDir`; returns the rows. */
