@@ -445,13 +445,16 @@ impl DeviceQuery {
     /// The page (one row more than the limit, to know whether another page follows).
     pub fn page(&self) -> Statement {
         let (mut cond, mut params) = self.filters();
-        let col = self.sort.column();
+        // Qualified: in ORDER BY a bare name means the result column of that alias first, and
+        // `NULLIF(last_checkin, '') AS last_checkin` would then sort by an expression no index
+        // covers (a scan and a sort of every row) instead of walking the index.
+        let col = format!("devices.{}", self.sort.column());
         let (cmp, dir) = if self.sort.descending() { ("<", "DESC") } else { (">", "ASC") };
         if let Some((key, id)) = &self.after {
             params.push(Sql::Text(key.clone()));
             params.push(Sql::Text(id.clone()));
             let n = params.len();
-            cond.push(format!("({col}, device_id) {cmp} (?{}, ?{n})", n - 1));
+            cond.push(format!("({col}, devices.device_id) {cmp} (?{}, ?{n})", n - 1));
         }
         params.push(Sql::Int(self.limit as i64 + 1));
         let where_ = if cond.is_empty() { String::new() } else { format!(" WHERE {}", cond.join(" AND ")) };
@@ -461,7 +464,7 @@ impl DeviceQuery {
                  enrollment_type, enrolled_at, NULLIF(last_checkin, '') AS last_checkin, \
                  cert_not_after AS certificate_not_after, {col} AS sort_key, \
                  (SELECT group_concat(group_name, ',') FROM device_groups g WHERE g.device_id = devices.device_id) AS groups \
-                 FROM devices{where_} ORDER BY {col} {dir}, device_id {dir} LIMIT ?{}",
+                 FROM devices{where_} ORDER BY {col} {dir}, devices.device_id {dir} LIMIT ?{}",
                 params.len()
             ),
             params,
@@ -884,7 +887,10 @@ mod tests {
         let next = next.expect("a third row exists");
         let q2 = DeviceQuery::parse(pairs(&[("cursor", &next)])).unwrap();
         assert_eq!(q2.after, Some(("2".into(), "B".into())));
-        assert!(q2.page().sql.contains("(last_checkin, device_id) < (?1, ?2)"));
+        let sql = q2.page().sql;
+        assert!(sql.contains("(devices.last_checkin, devices.device_id) < (?1, ?2)"), "{sql}");
+        // The table's column, not the `NULLIF(…) AS last_checkin` result column: the index sorts.
+        assert!(sql.contains("ORDER BY devices.last_checkin DESC, devices.device_id DESC"), "{sql}");
         let (_, none) = q.finish(vec![row("C", "3")]);
         assert_eq!(none, None);
         assert_eq!(list[1].row.last_checkin.as_deref(), Some("2"));
