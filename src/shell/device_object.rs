@@ -193,11 +193,7 @@ async fn index_device(storage: JsonStorage, env: Env, row: DeviceRow, write: Ind
                 }
                 // The retire deadline's alarm, when set, retries on its way.
                 let retry_ms = super::config(&env).map_or(60, |c| c.index_retry_secs) as i64 * 1000;
-                let soon = now_ms() as i64 + retry_ms;
-                match storage.0.get_alarm().await.map_err(store_error)? {
-                    Some(at) if at <= soon => Ok(()),
-                    _ => storage.0.set_alarm(retry_ms).await.map_err(store_error),
-                }
+                storage.wake_by(now_ms() as i64 + retry_ms).await
             }
         }
     }

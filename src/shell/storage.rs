@@ -45,6 +45,17 @@ impl JsonStorage {
         Ok(out)
     }
 
+    /// Makes the object's alarm ring no later than `at_ms` (Unix milliseconds): an alarm set
+    /// for earlier is left alone, since the one alarm serves every reason to wake.
+    pub async fn wake_by(&self, at_ms: i64) -> Result<(), StoreError> {
+        match self.0.get_alarm().await.map_err(store_error)? {
+            Some(set) if set <= at_ms => Ok(()),
+            _ => {
+                self.0.set_alarm((at_ms - super::platform::now_ms() as i64).max(0)).await.map_err(store_error)
+            }
+        }
+    }
+
     /// Writes every entry of the batch atomically. `put(entries)` takes at most 128 keys, so
     /// large batches are split, and every `put` and `delete` is issued before any is awaited:
     /// writes with no `await` between them are committed together.

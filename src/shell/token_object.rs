@@ -177,14 +177,8 @@ impl TokenAuthority {
         Ok(out.reply)
     }
 
-    /// Sets the alarm for `at` (Unix seconds; a second after, so the entry is due), unless it
-    /// is set for earlier.
+    /// Rings the alarm by `at` (Unix seconds; a second after, so the entry is due).
     async fn wake_at(&self, at: u64) -> std::result::Result<(), StoreError> {
-        let storage = self.state.storage();
-        let when_ms = (at as i64 + 1) * 1000;
-        match storage.get_alarm().await.map_err(store_error)? {
-            Some(set) if set <= when_ms => Ok(()),
-            _ => storage.set_alarm((when_ms - now_ms() as i64).max(0)).await.map_err(store_error),
-        }
+        JsonStorage(self.state.storage()).wake_by((at as i64 + 1) * 1000).await
     }
 }
