@@ -62,13 +62,12 @@ impl TokenObjects for EdgePorts<'_> {
         rpc::call(&self.stub(token_object::BINDING, instance)?, &call).await
     }
 
-    async fn signing_key(&self) -> Result<Vec<u8>, StoreError> {
-        if let Some(k) = TOKEN_KEY.with(|k| k.borrow().clone()) {
-            return Ok(k);
-        }
-        let k = client::read_signing_key(self).await?;
-        TOKEN_KEY.with(|c| *c.borrow_mut() = Some(k.clone()));
-        Ok(k)
+    fn kept_key(&self) -> Option<Vec<u8>> {
+        TOKEN_KEY.with(|k| k.borrow().clone())
+    }
+
+    fn keep_key(&self, key: &[u8]) {
+        TOKEN_KEY.with(|k| *k.borrow_mut() = Some(key.to_vec()));
     }
 }
 

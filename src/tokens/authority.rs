@@ -762,13 +762,12 @@ pub mod memory {
             Ok(out.reply)
         }
 
-        async fn signing_key(&self) -> Result<Vec<u8>, StoreError> {
-            if let Some(k) = self.cached_key.borrow().clone() {
-                return Ok(k);
-            }
-            let k = client::read_signing_key(self).await?;
-            *self.cached_key.borrow_mut() = Some(k.clone());
-            Ok(k)
+        fn kept_key(&self) -> Option<Vec<u8>> {
+            self.cached_key.borrow().clone()
+        }
+
+        fn keep_key(&self, key: &[u8]) {
+            *self.cached_key.borrow_mut() = Some(key.to_vec());
         }
     }
 

@@ -31,19 +31,25 @@ type Answer = Result<TokenReply, TokenCallError>;
 pub trait TokenObjects {
     async fn token_object(&self, instance: &str, call: ObjectCall) -> Result<Answer, StoreError>;
 
-    /// The signing key. The shell keeps it for the isolate's lifetime after the first
-    /// [`read_signing_key`].
-    async fn signing_key(&self) -> Result<Vec<u8>, StoreError>;
+    /// The signing key this isolate keeps, once [`signing_key`] has read it.
+    fn kept_key(&self) -> Option<Vec<u8>>;
+    fn keep_key(&self, key: &[u8]);
 }
 
-/// Reads the signing key from the root instance (which creates it on first use).
-pub async fn read_signing_key<O: TokenObjects>(objects: &O) -> Result<Vec<u8>, StoreError> {
-    match objects.token_object(ROOT, ObjectCall::SigningKey).await? {
+/// The signing key: the one this isolate keeps, else read from the root instance (which
+/// creates it on first use) and kept.
+pub async fn signing_key<O: TokenObjects>(objects: &O) -> Result<Vec<u8>, StoreError> {
+    if let Some(key) = objects.kept_key() {
+        return Ok(key);
+    }
+    let key = match objects.token_object(ROOT, ObjectCall::SigningKey).await? {
         Ok(TokenReply::SigningKey { key }) => decode_base64(&key)
             .filter(|k| k.len() == super::KEY_LEN)
-            .ok_or_else(|| StoreError("token signing key unreadable".into())),
-        other => Err(StoreError(format!("token authority answered {other:?}"))),
-    }
+            .ok_or_else(|| StoreError("token signing key unreadable".into()))?,
+        other => return Err(StoreError(format!("token authority answered {other:?}"))),
+    };
+    objects.keep_key(&key);
+    Ok(key)
 }
 
 fn unexpected(what: &str, other: impl std::fmt::Debug) -> StoreError {
@@ -60,7 +66,7 @@ pub async fn call<O: TokenObjects>(
     let now = now_ms / 1000;
     match call {
         TokenCall::IssueLogin { sub, dev, ttl_secs, release } => {
-            let key = objects.signing_key().await?;
+            let key = signing_key(objects).await?;
             let exp = now + ttl_secs.max(1);
             let jti = hex(&entropy.bytes::<16>());
             let claims = Claims { typ: TokenType::Login, sub, exp, jti, dev, iat_ms: now_ms, sharded: true };
@@ -68,7 +74,7 @@ pub async fn call<O: TokenObjects>(
             Ok(Ok(TokenReply::LoginIssued { token: sign(&key, &claims), exp }))
         }
         TokenCall::Use { token, stage, device_id, email } => {
-            let key = objects.signing_key().await?;
+            let key = signing_key(objects).await?;
             let claims = match verify(&key, &token, now) {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(TokenCallError::Refused(e))),
@@ -83,7 +89,7 @@ pub async fn call<O: TokenObjects>(
             objects.token_object(&instance, ObjectCall::Use { claims, stage, device_id }).await
         }
         TokenCall::CreateEnrollToken { email, expires_in_seconds, uses } => {
-            let key = objects.signing_key().await?;
+            let key = signing_key(objects).await?;
             let record = EnrollTokenRecord {
                 id: hex(&entropy.bytes::<8>()),
                 email,
