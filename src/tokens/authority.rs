@@ -937,6 +937,13 @@ mod tests {
             devices: vec![],
         };
         t.at(ROOT).etoks.borrow_mut().insert(rec.id.clone(), rec.clone());
+        // An older one with a later id: the listing goes by age.
+        let older = EnrollTokenRecord {
+            id: "00000000000000ff".into(),
+            created_at: "2026-12-31T00:00:00Z".into(),
+            ..rec.clone()
+        };
+        t.at(ROOT).etoks.borrow_mut().insert(older.id.clone(), older.clone());
         let enroll = legacy(TokenType::Enroll, &rec.id);
         assert!(t.call(use_token(&enroll, Stage::Consume, Some("D1"), None), NOW, e).is_ok());
         assert_eq!(t.at(ROOT).etoks.borrow()[&rec.id].remaining, 1);
@@ -945,7 +952,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(list.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), [rec.id.as_str()]);
+        assert_eq!(
+            list.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+            [older.id.as_str(), rec.id.as_str()]
+        );
         t.call(TokenCall::RevokeEnrollToken { id: rec.id.clone() }, NOW, e).unwrap();
         assert_eq!(
             refused(t.call(use_token(&enroll, Stage::Check, None, None), NOW, e)),

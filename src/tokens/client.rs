@@ -122,13 +122,11 @@ pub async fn call<O: TokenObjects>(
         TokenCall::ListEnrollTokens { after } => {
             // The root's own tokens (from before sharding) come on the first page.
             let (root_tokens, holders) = list(objects, ROOT).await?;
-            let mut page = if after.is_none() { root_tokens } else { Vec::new() };
+            let mut page = if after.is_none() { oldest_first(root_tokens) } else { Vec::new() };
             let mut rest = holders.iter().filter(|h| after.as_ref().is_none_or(|a| *h > a));
             let mut last = None;
             for email in rest.by_ref().take(MAX_HOLDERS_LISTED) {
-                let mut theirs = list(objects, &user_shard(email)).await?.0;
-                theirs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-                page.extend(theirs);
+                page.extend(oldest_first(list(objects, &user_shard(email)).await?.0));
                 last = Some(email.clone());
             }
             let next_cursor = if rest.next().is_some() { last } else { None };
@@ -190,6 +188,12 @@ pub async fn call<O: TokenObjects>(
             Ok(Ok(TokenReply::UserRevoked { enrollment_tokens: revoked }))
         }
     }
+}
+
+/// One instance's tokens, oldest first (ties by id).
+fn oldest_first(mut tokens: Vec<EnrollTokenView>) -> Vec<EnrollTokenView> {
+    tokens.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    tokens
 }
 
 fn stored(answer: Answer) -> Result<(), StoreError> {
