@@ -60,12 +60,13 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         Body::TooLarge => return fixed(413, TEXT, "SyncML message too large\n"),
         Body::Unreadable => return fixed(400, TEXT, "unreadable body\n"),
     };
-    let server_url = cfg.management_url(&super::origin(&req)?);
+    // The request's URL, parsed once: our origin, and the RespURI's route parameter.
+    let url = req.url()?;
+    let server_url = cfg.management_url(&url.origin().ascii_serialization());
     let msg = match SyncMl::parse_bytes(&body) {
         Ok(m) => m,
         Err(e) => return fixed(400, TEXT, format!("malformed SyncML: {e}\n")),
     };
-    let url = req.url()?;
     let routed = url.query_pairs().find(|(k, _)| k == ROUTE_PARAM).map(|(_, v)| v.into_owned());
     let device_id = route(&msg.hdr, routed.as_deref());
     if !valid_device_id(device_id) {
