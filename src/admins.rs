@@ -848,9 +848,7 @@ mod tests {
             salt: &[u8],
             iterations: u32,
         ) -> Result<Vec<u8>, StoreError> {
-            let mut out = [0u8; 32];
-            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out);
-            Ok(out.to_vec())
+            Ok(crate::users::reference_pbkdf2(password, salt, iterations).to_vec())
         }
     }
 

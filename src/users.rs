@@ -190,14 +190,21 @@ pub async fn authenticate<P: Directory + Kdf>(
     Ok(user.filter(|_| ok))
 }
 
+/// PBKDF2-HMAC-SHA256 with the reference crate, for the native tests' [`Kdf`]s: what the
+/// Worker derives through WebCrypto.
+#[cfg(test)]
+pub fn reference_pbkdf2(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn derive(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
-        out
+        reference_pbkdf2(password, salt, iterations)
     }
 
     #[test]

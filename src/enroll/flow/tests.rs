@@ -51,8 +51,7 @@ impl World {
     fn new() -> World {
         let now = now();
         let salt = [9u8; 16];
-        let mut hash = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(PASSWORD.as_bytes(), &salt, 10, &mut hash);
+        let hash = crate::users::reference_pbkdf2(PASSWORD, &salt, 10);
         let user = UserRecord {
             email: "alice@contoso.com".into(),
             display_name: "Alice".into(),
@@ -184,9 +183,7 @@ impl Kdf for World {
         iterations: u32,
     ) -> Result<Vec<u8>, StoreError> {
         self.kdf_calls.set(self.kdf_calls.get() + 1);
-        let mut out = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
-        Ok(out.to_vec())
+        Ok(crate::users::reference_pbkdf2(password, salt, iterations).to_vec())
     }
 }
 
