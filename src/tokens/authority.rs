@@ -221,19 +221,22 @@ pub enum ObjectCall {
     RevokeEnrollToken {
         id: String,
     },
+    /// Admit a sign-in attempt against the instance's one key ([`super::window_shard`]); the
+    /// edge admits the keys of a sign-in one after another and gives back what a refusal
+    /// leaves admitted.
     Attempt {
-        keys: Vec<String>,
+        key: String,
         limit: RateLimit,
     },
     Release {
-        keys: Vec<String>,
+        key: String,
     },
     CheckLimit {
-        keys: Vec<String>,
+        key: String,
         limit: RateLimit,
     },
     Failed {
-        keys: Vec<String>,
+        key: String,
         limit: RateLimit,
     },
     RevokeUser {
@@ -469,56 +472,36 @@ pub async fn handle<S: TokenStorage>(
             writes.push(TokenWrite::EnrollToken(rec));
             Ok(Outcome::reply(TokenReply::Revoked(view), writes))
         }
-        ObjectCall::Attempt { keys, limit } => {
-            for k in &keys {
-                let current = store.window(k).await?;
-                match limit.admit(current, now) {
-                    Some(w) => {
-                        if w.count == 1 {
-                            writes.push(TokenWrite::Expiry(Expiry {
-                                at: w.reset_at,
-                                target: Expiring::Window(k.clone()),
-                            }));
-                        }
-                        writes.push(TokenWrite::Window(k.clone(), w));
-                    }
-                    None => {
-                        let retry_after = current.map(|w| w.reset_at.saturating_sub(now)).unwrap_or(0);
-                        return Ok(Outcome::refuse(TokenCallError::RateLimited { retry_after }));
-                    }
-                }
-            }
+        ObjectCall::Attempt { key, limit } => {
+            let current = store.window(&key).await?;
+            let Some(w) = limit.admit(current, now) else {
+                let retry_after = current.map_or(0, |w| w.reset_at.saturating_sub(now));
+                return Ok(Outcome::refuse(TokenCallError::RateLimited { retry_after }));
+            };
+            count_into(key, w, &mut writes);
             sweep_into(store, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Admitted, writes))
         }
-        ObjectCall::Release { keys } => {
-            release_into(store, &keys, now, &mut writes).await?;
+        ObjectCall::Release { key } => {
+            writes.push(match RateLimit::release(store.window(&key).await?, now) {
+                Some(w) => TokenWrite::Window(key, w),
+                None => TokenWrite::DeleteWindow(key),
+            });
             Ok(Outcome::reply(TokenReply::Released, writes))
         }
-        ObjectCall::CheckLimit { keys, limit } => {
-            for k in &keys {
-                if let Some(w) =
-                    store.window(k).await?.filter(|w| now < w.reset_at && w.count >= limit.max_failures)
-                {
-                    let retry_after = w.reset_at.saturating_sub(now);
-                    return Ok(Outcome::refuse(TokenCallError::RateLimited { retry_after }));
-                }
+        ObjectCall::CheckLimit { key, limit } => {
+            if let Some(w) =
+                store.window(&key).await?.filter(|w| now < w.reset_at && w.count >= limit.max_failures)
+            {
+                let retry_after = w.reset_at.saturating_sub(now);
+                return Ok(Outcome::refuse(TokenCallError::RateLimited { retry_after }));
             }
             Ok(Outcome::reply(TokenReply::Noted, writes))
         }
-        ObjectCall::Failed { keys, limit } => {
-            for k in &keys {
-                let current = store.window(k).await?;
-                // At the limit the window is left as it is (and keeps refusing until it ends).
-                if let Some(w) = limit.admit(current, now) {
-                    if w.count == 1 {
-                        writes.push(TokenWrite::Expiry(Expiry {
-                            at: w.reset_at,
-                            target: Expiring::Window(k.clone()),
-                        }));
-                    }
-                    writes.push(TokenWrite::Window(k.clone(), w));
-                }
+        ObjectCall::Failed { key, limit } => {
+            // At the limit the window is left as it is (and keeps refusing until it ends).
+            if let Some(w) = limit.admit(store.window(&key).await?, now) {
+                count_into(key, w, &mut writes);
             }
             sweep_into(store, now, &mut writes).await?;
             Ok(Outcome::reply(TokenReply::Noted, writes))
@@ -565,19 +548,13 @@ async fn signing_key<S: TokenStorage>(
     Ok(key.to_vec())
 }
 
-async fn release_into<S: TokenStorage>(
-    store: &S,
-    keys: &[String],
-    now: u64,
-    writes: &mut Vec<TokenWrite>,
-) -> Result<(), StoreError> {
-    for k in keys {
-        writes.push(match RateLimit::release(store.window(k).await?, now) {
-            Some(w) => TokenWrite::Window(k.clone(), w),
-            None => TokenWrite::DeleteWindow(k.clone()),
-        });
+/// A window counted once more: its new state, and on its first count the expiry entry that
+/// deletes it when it ends.
+fn count_into(key: String, w: Window, writes: &mut Vec<TokenWrite>) {
+    if w.count == 1 {
+        writes.push(TokenWrite::Expiry(Expiry { at: w.reset_at, target: Expiring::Window(key.clone()) }));
     }
-    Ok(())
+    writes.push(TokenWrite::Window(key, w));
 }
 
 /// Once an hour, deletes consumed login tokens past their expiry (they are refused as expired
@@ -1280,10 +1257,8 @@ mod tests {
 
     #[test]
     fn calls_and_replies_survive_the_wire() {
-        let call = ObjectCall::Attempt {
-            keys: vec!["ip:x".into()],
-            limit: RateLimit { max_failures: 1, window_secs: 2 },
-        };
+        let call =
+            ObjectCall::Attempt { key: "ip:x".into(), limit: RateLimit { max_failures: 1, window_secs: 2 } };
         let back: ObjectCall = serde_json::from_str(&serde_json::to_string(&call).unwrap()).unwrap();
         assert_eq!(back, call);
         let err = TokenCallError::Refused(TokenError::AlreadyUsed);

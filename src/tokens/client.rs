@@ -143,7 +143,7 @@ pub async fn call<O: TokenObjects>(
         TokenCall::Attempt { keys, limit } => {
             let mut admitted = Vec::new();
             for k in keys {
-                let call = ObjectCall::Attempt { keys: vec![k.clone()], limit };
+                let call = ObjectCall::Attempt { key: k.clone(), limit };
                 match objects.token_object(&window_shard(&k), call).await? {
                     Ok(_) => admitted.push(k),
                     Err(e) => {
@@ -161,7 +161,7 @@ pub async fn call<O: TokenObjects>(
         }
         TokenCall::CheckLimit { keys, limit } => {
             for k in keys {
-                let call = ObjectCall::CheckLimit { keys: vec![k.clone()], limit };
+                let call = ObjectCall::CheckLimit { key: k.clone(), limit };
                 if let Err(e) = objects.token_object(&window_shard(&k), call).await? {
                     return Ok(Err(e));
                 }
@@ -170,7 +170,7 @@ pub async fn call<O: TokenObjects>(
         }
         TokenCall::Failed { keys, limit } => {
             for k in keys {
-                let call = ObjectCall::Failed { keys: vec![k.clone()], limit };
+                let call = ObjectCall::Failed { key: k.clone(), limit };
                 objects.token_object(&window_shard(&k), call).await?.map_err(|e| unexpected("failed", e))?;
             }
             Ok(Ok(TokenReply::Noted))
@@ -215,7 +215,7 @@ async fn list<O: TokenObjects>(
 
 async fn release_keys<O: TokenObjects>(objects: &O, keys: &[String]) -> Result<(), StoreError> {
     for k in keys {
-        let call = ObjectCall::Release { keys: vec![k.clone()] };
+        let call = ObjectCall::Release { key: k.clone() };
         objects.token_object(&window_shard(k), call).await?.map_err(|e| unexpected("release", e))?;
     }
     Ok(())
