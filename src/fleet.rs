@@ -336,7 +336,7 @@ fn decode_cursor<T: for<'a> Deserialize<'a>>(c: &str) -> Option<T> {
     while !b64.len().is_multiple_of(4) {
         b64.push('=');
     }
-    serde_json::from_slice(&decode_base64(&b64)?).ok()
+    crate::codec::from_json(&decode_base64(&b64)?).ok()
 }
 
 impl DeviceQuery {

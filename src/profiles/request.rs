@@ -114,7 +114,7 @@ fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
 impl ProfileRequest {
     /// Reads and validates an API body; the message says what is wrong.
     pub fn from_json(bytes: &[u8]) -> Result<ProfileRequest, String> {
-        let body: Body = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        let body: Body = crate::codec::from_json(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
         let name = body.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         let name = name.ok_or("name is required")?;
         check_text("name", &name, MAX_NAME_CHARS)?;

@@ -52,7 +52,7 @@ pub(super) async fn read_json<T: DeserializeOwned>(
     limit: usize,
 ) -> std::result::Result<T, Result<Response>> {
     let bytes = read_body(req, limit).await?;
-    serde_json::from_slice(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}")))
+    crate::codec::from_json(&bytes).map_err(|e| json_error(400, &format!("invalid JSON: {e}")))
 }
 
 macro_rules! body {

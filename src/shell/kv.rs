@@ -27,7 +27,8 @@ impl Kv {
 
     async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         super::metrics::add(|c| c.kv_reads += 1);
-        self.0.get(key).json::<T>().await.map_err(kv_error)
+        let text = self.0.get(key).text().await.map_err(kv_error)?;
+        text.map(|t| crate::codec::from_json(t.as_bytes()).map_err(kv_error)).transpose()
     }
 
     async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {

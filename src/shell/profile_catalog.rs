@@ -56,7 +56,7 @@ impl Store {
         let mut out = Vec::new();
         map.for_each(&mut |value, key| {
             let (Some(k), Some(v)) = (key.as_string(), value.as_string()) else { return };
-            if let Ok(t) = serde_json::from_str::<T>(&v) {
+            if let Ok(t) = crate::codec::from_json::<T>(v.as_bytes()) {
                 out.push((k[prefix.len()..].to_string(), t));
             }
         });

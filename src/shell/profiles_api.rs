@@ -153,7 +153,7 @@ async fn create_group(req: &Request, ports: &EdgePorts<'_>) -> Result<Response> 
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let new: NewGroup = match serde_json::from_slice(&bytes) {
+    let new: NewGroup = match crate::codec::from_json(&bytes) {
         Ok(g) => g,
         Err(e) => return json_error(400, &format!("invalid JSON: {e}")),
     };

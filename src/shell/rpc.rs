@@ -15,7 +15,7 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
 ) -> Result<Result<R, E>, StoreError> {
     let body = serde_json::to_string(call).map_err(store_error)?;
     let answer = Box::pin(call_text(stub, body)).await?;
-    serde_json::from_str(&answer).map_err(|e| StoreError(format!("object reply: {e}")))
+    crate::codec::from_json(answer.as_bytes()).map_err(|e| StoreError(format!("object reply: {e}")))
 }
 
 /// The untyped part of [`call`], one copy for every call type (the typed wrapper is all that
@@ -43,7 +43,7 @@ async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
 /// Reads a call inside the object.
 pub async fn decode<C: DeserializeOwned>(req: &mut Request) -> Result<C, StoreError> {
     let bytes = req.bytes().await.map_err(store_error)?;
-    serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("malformed call: {e}")))
+    crate::codec::from_json(&bytes).map_err(|e| StoreError(format!("malformed call: {e}")))
 }
 
 /// The object's answer to a call: the reply or refusal, or the failure.

@@ -25,8 +25,10 @@ impl JsonStorage {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         super::metrics::add(|c| c.rows_read += 1);
         let text: Option<String> = self.0.get(key).await.map_err(store_error)?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError(format!("stored {key}: {e}"))))
-            .transpose()
+        text.map(|t| {
+            crate::codec::from_json(t.as_bytes()).map_err(|e| StoreError(format!("stored {key}: {e}")))
+        })
+        .transpose()
     }
 
     /// Every readable value under a prefix, with its key minus the prefix.
@@ -38,7 +40,7 @@ impl JsonStorage {
             let (Some(k), Some(v)) = (key.as_string(), value.as_string()) else {
                 return;
             };
-            if let Ok(t) = serde_json::from_str::<T>(&v) {
+            if let Ok(t) = crate::codec::from_json::<T>(v.as_bytes()) {
                 out.push((k[prefix.len()..].to_string(), t));
             }
         });

@@ -224,7 +224,7 @@ pub fn verify(key: &[u8], token: &str, now_secs: u64) -> Result<Claims, TokenErr
     let signed_part = &token[..version.len() + 1 + payload.len()];
     mac(key, signed_part).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
     let payload = decode_base64url(payload).ok_or(TokenError::Malformed("payload is not base64url"))?;
-    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed("payload"))?;
+    let claims: Claims = crate::codec::from_json(&payload).map_err(|_| TokenError::Malformed("payload"))?;
     if claims.sub.is_empty() || claims.jti.is_empty() {
         return Err(TokenError::Malformed("payload"));
     }
