@@ -230,6 +230,31 @@ const cleanName = (frame) => {
   return `${name}${frame.url && !frame.url.endsWith('.wasm') ? url : ''}`;
 };
 
+/**
+ * Names the profile's anonymous JavaScript functions after the wasm-bindgen import they
+ * implement (`__wbg_get_…: function (…) {…}`): the glue's imports are anonymous function
+ * expressions, so the profile would otherwise lump every boundary crossing into one
+ * "(anonymous)". Reads each script's source through the inspector's Debugger domain.
+ */
+async function nameAnonymous(insp, profile) {
+  const anonymous = profile.nodes.filter((n) => !n.callFrame.functionName && n.callFrame.url && n.callFrame.scriptId !== '0');
+  if (anonymous.length === 0) return;
+  await insp.send('Debugger.enable');
+  const sources = new Map();
+  for (const n of anonymous) {
+    const f = n.callFrame;
+    if (!sources.has(f.scriptId)) {
+      const got = await insp.send('Debugger.getScriptSource', { scriptId: f.scriptId }).catch(() => ({}));
+      sources.set(f.scriptId, (got.scriptSource ?? '').split('\n'));
+    }
+    const lines = sources.get(f.scriptId);
+    const before = [...lines.slice(Math.max(0, f.lineNumber - 3), f.lineNumber), (lines[f.lineNumber] ?? '').slice(0, f.columnNumber)].join('\n');
+    const names = [...before.slice(-400).matchAll(/(__wbg_[A-Za-z0-9_$]+|__wbindgen_[A-Za-z0-9_$]+)\s*[:=(]/g)];
+    if (names.length) f.functionName = `(anonymous ${names[names.length - 1][1].replace(/_[0-9a-f]{16}$/, '')})`;
+  }
+  await insp.send('Debugger.disable');
+}
+
 /** Self time by function, ms per request, top `top`. */
 function summarise(profile, requests, top = 10) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -373,6 +398,7 @@ try {
     await insp.send('Profiler.start');
     for (let i = 0; i < PROFILE_N; i++) await k.run(inputs[i], i);
     const { profile } = await insp.send('Profiler.stop');
+    await nameAnonymous(insp, profile);
     const s = summarise(profile, PROFILE_N);
     results.profiles[name] = s;
     // The profiler's own cost inflates sampled time; shares are scaled to the CPU measured above.
