@@ -20,6 +20,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN=wasm-bindgen
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+# Panic messages name source files; name them relative to the crate and the registry rather
+# than by this machine's paths (smaller, and the same from every build machine).
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src/= --remap-path-prefix=$PWD/="
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -13,7 +13,7 @@
 use super::provisioning::{provisioning_doc, DocSettings, Secrets};
 use super::service::SoapRequest;
 use super::EnrollError;
-use crate::codec::{decode_base64, encode_base64, hex};
+use crate::codec::{decode_base64, encode_base64, hex, hex_upper};
 use crate::config::Config;
 use crate::context::Entropy;
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
@@ -205,7 +205,7 @@ pub async fn issue<P: Ports>(
     entropy: &mut impl Entropy,
 ) -> Result<String, EnrollError> {
     let (base_url, now_ms) = (req.base_url, req.now_ms);
-    let identity = DeviceIdentity::from_request(rst, hex(&entropy.bytes::<16>()).to_uppercase())?;
+    let identity = DeviceIdentity::from_request(rst, hex_upper(&entropy.bytes::<16>()))?;
     let csr = pki::verify_csr(ports, csr_der, MIN_RSA_BITS).await.map_err(EnrollError::Csr)?;
     // DeviceIDs are identifiers, not secrets: an enrolled one belongs to its user. Checked
     // before anything is spent or signed (and again, atomically, by the device object).
