@@ -37,6 +37,12 @@ pub struct Counts {
     pub index_rows_written: u64,
 }
 
+/// Whether this deployment reports the counts (the var `BENCH_METRICS` is "true"). Counts the
+/// runtime must be asked for (D1's result metadata) are read only then.
+pub fn reporting(env: &worker::Env) -> bool {
+    env.var(VAR).is_ok_and(|v| v.to_string() == "true")
+}
+
 thread_local! {
     static COUNTS: Cell<Counts> = Cell::new(Counts::default());
 }

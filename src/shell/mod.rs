@@ -78,7 +78,7 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let report = env.var(metrics::VAR).is_ok_and(|v| v.to_string() == "true");
+    let report = metrics::reporting(&env);
     let before = metrics::snapshot();
     let mut resp = route(req, &env).await?;
     if report {
