@@ -1,4 +1,4 @@
-//! Small HTTP helpers, pure: body limits and text decoding.
+//! Small HTTP helpers, pure: body limits, text decoding, and the parts of a request's URL.
 
 use std::fmt;
 
@@ -83,6 +83,60 @@ impl BoundedBody {
     }
 }
 
+/// The parts of a request URL as the runtime hands it to the Worker: absolute, and already parsed
+/// and serialized by the runtime (WHATWG URL: lower-case scheme and host, ASCII, no default port,
+/// percent-encoded path), so its parts are found by position rather than by parsing it again
+/// (a URL parser with its host and IDNA rules is a large part of a wasm module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestUrl {
+    /// `scheme://host[:port]`.
+    pub origin: String,
+    /// The path, `/` at least, still percent-encoded.
+    pub path: String,
+    /// What follows `?`, without the fragment.
+    pub query: String,
+}
+
+impl RequestUrl {
+    /// `None` for a URL without `scheme://`.
+    pub fn parse(url: &str) -> Option<RequestUrl> {
+        let (scheme, rest) = url.split_once("://")?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        // Userinfo never reaches a Worker in a request URL; it is not part of an origin anyway.
+        let host = rest[..end].rsplit_once('@').map_or(&rest[..end], |(_, h)| h);
+        let rest = &rest[end..];
+        let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        Some(RequestUrl {
+            origin: format!("{scheme}://{host}"),
+            path: if path.is_empty() { "/" } else { path }.to_string(),
+            query: query.to_string(),
+        })
+    }
+
+    /// The query's `application/x-www-form-urlencoded` pairs, decoded as browsers do (a bad
+    /// escape is kept as it is, invalid UTF-8 is replaced).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
+    }
+
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+
+    /// Whether the host is a loopback name or address (local development serves plain HTTP).
+    pub fn is_loopback(&self) -> bool {
+        let host = self.origin.split_once("://").map_or("", |(_, h)| h);
+        let host = if host.starts_with('[') {
+            host.split_inclusive(']').next().unwrap_or(host)
+        } else {
+            host.split(':').next().unwrap_or(host)
+        };
+        host == "localhost" || host == "[::1]" || host.starts_with("127.")
+    }
+}
+
 /// `%XX` decoding of a path segment or form value (`+` is left alone: see [`form_decode`]).
 pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -115,6 +169,35 @@ pub fn form_decode(body: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parts agree with a full URL parser on every URL shape the runtime serializes.
+    #[test]
+    fn request_url_parts_agree_with_the_url_crate() {
+        for u in [
+            "https://e.example/EnrollmentServer/Discovery.svc",
+            "https://e.example",
+            "https://e.example/",
+            "http://localhost:8787/ManagementServer/MDM.svc?dev=ABC%20D&x=1",
+            "http://127.0.0.1:8787/api/v1/devices?q=a+b&limit=5&q=second",
+            "http://[::1]:8787/admin/?a=%ZZ&b=%E2%82%AC&c=%FF",
+            "https://xn--bcher-kva.example/windows-web-agent?appru=ms-app%3A%2F%2Fwindows.immersivecontrolpanel&login_hint=a%40b.c#frag",
+            "https://e.example/a/b%2Fc/?",
+            "https://e.example?only=query",
+            "https://user:pw@e.example:8443/p?q",
+        ] {
+            let ours = RequestUrl::parse(u).unwrap();
+            let theirs = url::Url::parse(u).unwrap();
+            assert_eq!(ours.origin, theirs.origin().ascii_serialization(), "{u}");
+            assert_eq!(ours.path, theirs.path(), "{u}");
+            assert_eq!(ours.query, theirs.query().unwrap_or_default(), "{u}");
+            let pairs: Vec<(String, String)> = theirs.query_pairs().into_owned().collect();
+            assert_eq!(ours.query_pairs(), pairs, "{u}");
+            assert_eq!(ours.param("q"), pairs.iter().find(|(k, _)| k == "q").map(|(_, v)| v.clone()), "{u}");
+            let host = theirs.host_str().unwrap_or_default();
+            assert_eq!(ours.is_loopback(), host == "localhost" || host == "[::1]" || host.starts_with("127."), "{u}");
+        }
+        assert_eq!(RequestUrl::parse("no-scheme/path"), None);
+    }
 
     #[test]
     fn bounded_body_refuses_a_declared_length_over_the_limit_without_reading() {

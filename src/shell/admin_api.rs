@@ -65,7 +65,7 @@ macro_rules! body {
 }
 
 pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
-    let path = req.path();
+    let path = super::request_url(&req)?.path;
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
     let caller = match gate(&req, &ports, cfg, &segments).await? {
@@ -304,7 +304,7 @@ fn index(ports: &EdgePorts<'_>) -> Result<Index> {
 }
 
 fn query_pairs(req: &Request) -> Result<Vec<(String, String)>> {
-    Ok(req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    Ok(super::request_url(req)?.query_pairs())
 }
 
 /// `GET /api/v1/devices`: one page from the fleet index and the count of all that match, in

@@ -115,7 +115,7 @@ pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: 
 
 /// A refused request's target: `route:<METHOD> <path>`.
 fn route(req: &Request) -> String {
-    format!("route:{} {}", req.method(), req.path())
+    format!("route:{} {}", req.method(), super::request_url(req).map(|u| u.path).unwrap_or_default())
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -177,10 +177,7 @@ pub async fn audit_event(ports: &EdgePorts<'_>, cfg: &Config, req: &Request, ent
 }
 
 fn is_loopback(req: &Request) -> bool {
-    req.url()
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+    super::request_url(req).is_ok_and(|u| u.is_loopback())
 }
 
 /// The session cookie: `HttpOnly`, `SameSite=Strict`, and `Secure` except on a loopback host

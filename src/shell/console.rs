@@ -25,7 +25,7 @@ fn asset(path: &str) -> Option<(&'static str, &'static str)> {
 
 /// `GET /admin…` and `GET /api/v1/openapi.json`.
 pub async fn serve(req: Request, env: &Env) -> Result<Response> {
-    let path = req.path();
+    let path = super::request_url(&req)?.path;
     if path == "/admin" {
         let mut resp = Response::empty()?.with_status(308);
         resp.headers_mut().set("Location", "/admin/")?;

@@ -12,7 +12,7 @@ use worker::*;
 
 pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     let client_cert = super::management_service::verified_client_cert(&req);
-    let generation = ClientGeneration::from_service_path(&req.path());
+    let generation = ClientGeneration::from_service_path(&super::request_url(&req)?.path);
     let base_url = cfg.base_url(&super::origin(&req)?);
     let client = super::client_address(&req);
     // Too large: the MessageFormat fault of `EnrollError::TooLarge`. Unreadable (the client

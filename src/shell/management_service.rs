@@ -61,13 +61,13 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         Body::Unreadable => return fixed(400, TEXT, "unreadable body\n"),
     };
     // The request's URL, parsed once: our origin, and the RespURI's route parameter.
-    let url = req.url()?;
-    let server_url = cfg.management_url(&url.origin().ascii_serialization());
+    let url = super::request_url(&req)?;
+    let server_url = cfg.management_url(&url.origin);
     let msg = match SyncMl::parse_bytes(&body) {
         Ok(m) => m,
         Err(e) => return fixed(400, TEXT, format!("malformed SyncML: {e}\n")),
     };
-    let routed = url.query_pairs().find(|(k, _)| k == ROUTE_PARAM).map(|(_, v)| v.into_owned());
+    let routed = url.param(ROUTE_PARAM);
     let device_id = route(&msg.hdr, routed.as_deref());
     if !valid_device_id(device_id) {
         return fixed(200, CONTENT_TYPE, refusal(&msg, CODE_INVALID_CREDENTIALS, &server_url));

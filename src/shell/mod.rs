@@ -37,6 +37,7 @@ pub mod token_object;
 pub mod webcrypto;
 
 use crate::config::Config;
+use crate::http::RequestUrl;
 use respond::{fixed, json_error};
 use worker::*;
 
@@ -66,9 +67,15 @@ pub fn client_address(req: &Request) -> Option<String> {
     req.headers().get("CF-Connecting-IP").ok().flatten().filter(|a| !a.is_empty() && a.len() <= 64)
 }
 
+/// The request's URL as the runtime serialized it, in parts (see [`RequestUrl`]).
+pub fn request_url(req: &Request) -> Result<RequestUrl> {
+    RequestUrl::parse(&req.inner().url())
+        .ok_or_else(|| Error::RustError("the request URL has no scheme".into()))
+}
+
 /// `scheme://host[:port]` of the request.
 pub fn origin(req: &Request) -> Result<String> {
-    Ok(req.url()?.origin().ascii_serialization())
+    Ok(request_url(req)?.origin)
 }
 
 #[event(start)]
@@ -100,7 +107,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         }
     };
     // Windows and WSO2 spell these paths in different cases.
-    let path = req.path().to_ascii_lowercase();
+    let path = request_url(&req)?.path.to_ascii_lowercase();
     match (req.method(), path.trim_end_matches('/')) {
         (Method::Get, "") => fixed(200, "text/plain; charset=utf-8", "edgemdm\n"),
         (Method::Get, "/enrollmentserver/discovery.svc") => fixed(200, "text/html", Vec::new()),

@@ -35,15 +35,15 @@ pub async fn handle(req: &Request, ports: &EdgePorts<'_>, segments: &[&str]) -> 
             catalog(ports, CatalogCall::DeleteProfile { id: id.to_string() }, 204).await
         }
         (Method::Get, ["profiles", id, "devices"]) => {
-            let url = match req.url() {
+            let url = match super::request_url(req) {
                 Ok(u) => u,
                 Err(e) => return Some(Err(e)),
             };
             let mut cursor = None;
             let mut limit = DEFAULT_PAGE;
             for (k, v) in url.query_pairs() {
-                match k.as_ref() {
-                    "cursor" if valid_device_id(&v) => cursor = Some(v.into_owned()),
+                match k.as_str() {
+                    "cursor" if valid_device_id(&v) => cursor = Some(v),
                     "limit" => match v.parse::<usize>() {
                         Ok(n) if (1..=1000).contains(&n) => limit = n,
                         _ => return Some(json_error(400, "limit must be 1 to 1000")),

@@ -34,8 +34,7 @@ fn send((p, log): (signin::Page, Option<String>)) -> Result<Response> {
 
 /// `GET /windows-web-agent?appru=…&login_hint=…[&device_id=…]`
 pub async fn show(req: Request, cfg: &Config) -> Result<Response> {
-    let query: Vec<(String, String)> =
-        req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let query = super::request_url(&req)?.query_pairs();
     send(signin::page(&query, &settings(cfg), &nonce()))
 }
 
