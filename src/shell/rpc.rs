@@ -4,8 +4,9 @@
 
 use crate::object_call::StoreError;
 use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+use worker::{Request, Response, Stub};
 
 use super::storage::store_error;
 
@@ -22,11 +23,17 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
 /// The untyped part of [`call`], one copy for every call type (the typed wrapper is all that
 /// is generated per object; this keeps the wasm from holding one copy of the fetch per type).
 async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
-    let mut init = RequestInit::new();
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json").map_err(store_error)?;
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://object/call", &init).map_err(store_error)?;
+    // The runtime's own RequestInit: worker's would bring its conversion of every `cf` option
+    // (image resizing and the like) into the wasm.
+    let js_error = |e| store_error(worker::Error::from(e));
+    let headers = web_sys::Headers::new().map_err(js_error)?;
+    headers.set("Content-Type", "application/json").map_err(js_error)?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&body));
+    let req = web_sys::Request::new_with_str_and_init("https://object/call", &init).map_err(js_error)?;
+    let req = Request::from(req);
     let started = super::platform::now_ms() as f64;
     let resp = stub.fetch_with_request(req).await.map_err(store_error)?;
     let status = resp.status_code();
@@ -34,7 +41,6 @@ async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
     // pulls the stream through wasm chunk by chunk (a reader, a closure per read, a lock to
     // release); in the benchmark's V8 profile that was the largest single item of a check-in.
     let reply: web_sys::Response = resp.into();
-    let js_error = |e| store_error(worker::Error::from(e));
     let text = JsFuture::from(reply.text().map_err(js_error)?).await.map_err(js_error)?;
     let body = text.as_string().ok_or_else(|| StoreError("object reply: not text".into()))?;
     super::metrics::add(|c| {
