@@ -97,7 +97,8 @@ async fn created_target(answer: &mut Response, action: &str) -> Option<String> {
         "group" => "name",
         _ => "id",
     };
-    let body: serde_json::Value = answer.cloned().ok()?.json().await.ok()?;
+    let text = super::respond::text_of(answer.cloned().ok()?).await.ok()?;
+    let body: serde_json::Value = crate::codec::from_json(text.as_bytes()).ok()?;
     body.get(field).and_then(serde_json::Value::as_str).map(|v| format!("{noun}:{v}"))
 }
 

@@ -35,12 +35,12 @@ pub async fn serve(req: Request, env: &Env) -> Result<Response> {
         return json_error(404, "not found");
     };
     let url = format!("{}{file}", super::origin(&req)?);
-    let mut found = env.assets(BINDING)?.fetch(url, None).await?;
+    let found = env.assets(BINDING)?.fetch(url, None).await?;
     if found.status_code() != 200 {
         console_error!("console asset {file}: {}", found.status_code());
         return json_error(404, "not found");
     }
-    let body = found.bytes().await?;
+    let body = super::respond::bytes_of(found).await?;
     let headers = Headers::new();
     headers.set("Content-Type", content_type)?;
     // The page always revalidates; a deployment changes its script and stylesheet together.

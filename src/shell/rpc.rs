@@ -5,7 +5,6 @@
 use crate::object_call::StoreError;
 use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 use worker::{Request, Response, Stub};
 
 use super::storage::store_error;
@@ -37,12 +36,9 @@ async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
     let started = super::platform::now_ms() as f64;
     let resp = stub.fetch_with_request(req).await.map_err(store_error)?;
     let status = resp.status_code();
-    // The reply body is read by the runtime's own `Response.text()`. `worker::Response::text`
-    // pulls the stream through wasm chunk by chunk (a reader, a closure per read, a lock to
-    // release); in the benchmark's V8 profile that was the largest single item of a check-in.
-    let reply: web_sys::Response = resp.into();
-    let text = JsFuture::from(reply.text().map_err(js_error)?).await.map_err(js_error)?;
-    let body = text.as_string().ok_or_else(|| StoreError("object reply: not text".into()))?;
+    // Read by the runtime: pulled through wasm chunk by chunk, the reply had been the largest
+    // single item of a check-in in the benchmark's V8 profile.
+    let body = super::respond::text_of(resp).await.map_err(store_error)?;
     super::metrics::add(|c| {
         c.do_calls += 1;
         c.do_ms += super::platform::now_ms() as f64 - started;
