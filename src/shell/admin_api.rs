@@ -16,6 +16,7 @@ use crate::device::calls::{DeviceCall, DeviceReply};
 use crate::device::valid_device_id;
 use crate::enroll::flow::{Authority, Devices, Issuer};
 use crate::fleet::{self, AuditEntry, AuditQuery, CountRow, DeviceListRow, DeviceQuery, IndexRow, Stats};
+use crate::http::RequestUrl;
 use crate::http::{MAX_COMMAND_JSON_BYTES, MAX_JSON_BYTES};
 use crate::issuer::{CaCall, CaReply};
 use crate::object_call::StoreError;
@@ -64,9 +65,8 @@ macro_rules! body {
     };
 }
 
-pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
-    let path = super::request_url(&req)?.path;
-    let segments: Vec<&str> = path.trim_matches('/').split('/').skip(2).collect();
+pub async fn handle(req: Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
+    let segments: Vec<&str> = url.path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
     let caller = match gate(&req, &ports, cfg, &segments).await? {
         Gate::Allowed(c) => c,

@@ -4,6 +4,7 @@
 //! console loads nothing from anywhere else.
 
 use super::respond::json_error;
+use crate::http::RequestUrl;
 use worker::*;
 
 pub const BINDING: &str = "ASSETS";
@@ -24,18 +25,17 @@ fn asset(path: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// `GET /admin…` and `GET /api/v1/openapi.json`.
-pub async fn serve(req: Request, env: &Env) -> Result<Response> {
-    let path = super::request_url(&req)?.path;
+pub async fn serve(url: &RequestUrl, env: &Env) -> Result<Response> {
+    let path = url.path.as_str();
     if path == "/admin" {
         let mut resp = Response::empty()?.with_status(308);
         resp.headers_mut().set("Location", "/admin/")?;
         return Ok(resp);
     }
-    let Some((file, content_type)) = asset(&path) else {
+    let Some((file, content_type)) = asset(path) else {
         return json_error(404, "not found");
     };
-    let url = format!("{}{file}", super::origin(&req)?);
-    let found = env.assets(BINDING)?.fetch(url, None).await?;
+    let found = env.assets(BINDING)?.fetch(format!("{}{file}", url.origin), None).await?;
     if found.status_code() != 200 {
         console_error!("console asset {file}: {}", found.status_code());
         return json_error(404, "not found");

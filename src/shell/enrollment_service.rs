@@ -7,13 +7,14 @@ use super::ports::EdgePorts;
 use super::respond::fixed;
 use crate::config::Config;
 use crate::enroll::service::{self, SoapRequest, MAX_SOAP_BYTES, SOAP_CONTENT_TYPE};
+use crate::http::RequestUrl;
 use crate::proto::provdoc::ClientGeneration;
 use worker::*;
 
-pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn handle(req: Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
     let client_cert = super::management_service::verified_client_cert(&req);
-    let generation = ClientGeneration::from_service_path(&super::request_url(&req)?.path);
-    let base_url = cfg.base_url(&super::origin(&req)?);
+    let generation = ClientGeneration::from_service_path(&url.path);
+    let base_url = cfg.base_url(&url.origin);
     let client = super::client_address(&req);
     // Too large: the MessageFormat fault of `EnrollError::TooLarge`. Unreadable (the client
     // went away mid-body): answered as the empty body it amounts to, a MessageFormat fault too.

@@ -11,6 +11,7 @@ use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::checkin::{route, MessageSignature, ROUTE_PARAM};
 use crate::device::valid_device_id;
 use crate::enroll::flow::Devices;
+use crate::http::RequestUrl;
 use crate::proto::syncml::codes::CODE_INVALID_CREDENTIALS;
 use crate::proto::syncml::message::SyncMl;
 use crate::proto::syncml::CONTENT_TYPE;
@@ -54,14 +55,12 @@ async fn signature(req: &Request, body: &[u8]) -> Result<MessageSignature> {
     })
 }
 
-pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn handle(req: Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
     let body = match read_limited(&req, MAX_SYNCML_BYTES).await {
         Body::Read(b) => b,
         Body::TooLarge => return fixed(413, TEXT, "SyncML message too large\n"),
         Body::Unreadable => return fixed(400, TEXT, "unreadable body\n"),
     };
-    // The request's URL, parsed once: our origin, and the RespURI's route parameter.
-    let url = super::request_url(&req)?;
     let server_url = cfg.management_url(&url.origin);
     let msg = match SyncMl::parse_bytes(&body) {
         Ok(m) => m,

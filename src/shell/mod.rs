@@ -106,8 +106,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             return json_error(500, "server misconfigured; see the worker log");
         }
     };
+    // Split once here; the handlers that need its origin, path or query are handed it.
+    let url = request_url(&req)?;
     // Windows and WSO2 spell these paths in different cases.
-    let path = request_url(&req)?.path.to_ascii_lowercase();
+    let path = url.path.to_ascii_lowercase();
     match (req.method(), path.trim_end_matches('/')) {
         (Method::Get, "") => fixed(200, "text/plain; charset=utf-8", "edgemdm\n"),
         (Method::Get, "/enrollmentserver/discovery.svc") => fixed(200, "text/html", Vec::new()),
@@ -117,19 +119,19 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             | "/enrollmentserver/policyenrollmentwebservice.svc"
             | "/enrollmentserver/deviceenrollmentwebservice.svc"
             | "/enrollmentserver/win10deviceenrollmentwebservice.svc",
-        ) => Box::pin(enrollment_service::handle(req, env, &cfg)).await,
+        ) => Box::pin(enrollment_service::handle(req, &url, env, &cfg)).await,
         (Method::Post, "/managementserver/mdm.svc") => {
-            Box::pin(management_service::handle(req, env, &cfg)).await
+            Box::pin(management_service::handle(req, &url, env, &cfg)).await
         }
         // Each route is its own boxed future, so this one does not inline them all.
-        (Method::Get, "/windows-web-agent") => Box::pin(signin_page::show(req, &cfg)).await,
+        (Method::Get, "/windows-web-agent") => Box::pin(signin_page::show(&url, &cfg)).await,
         (Method::Post, "/windows-web-agent") => Box::pin(signin_page::submit(req, env, &cfg)).await,
         (Method::Get, "/api/v1/ca") => Box::pin(admin_api::ca_certificate(env)).await,
-        (Method::Get, "/api/v1/openapi.json") => Box::pin(console::serve(req, env)).await,
+        (Method::Get, "/api/v1/openapi.json") => Box::pin(console::serve(&url, env)).await,
         (Method::Get, p) if p == "/admin" || p.starts_with("/admin/") => {
-            Box::pin(console::serve(req, env)).await
+            Box::pin(console::serve(&url, env)).await
         }
-        (_, p) if p.starts_with("/api/v1/") => Box::pin(admin_api::handle(req, env, &cfg)).await,
+        (_, p) if p.starts_with("/api/v1/") => Box::pin(admin_api::handle(req, &url, env, &cfg)).await,
         _ => json_error(404, "not found"),
     }
 }

@@ -8,6 +8,7 @@ use super::respond::{page, server_error};
 use crate::codec::encode_base64url;
 use crate::config::Config;
 use crate::context::Entropy;
+use crate::http::RequestUrl;
 use crate::signin::{self, SigninSettings, MAX_FORM_BYTES};
 use crate::tokens::RateLimit;
 use worker::*;
@@ -33,8 +34,8 @@ fn send((p, log): (signin::Page, Option<String>)) -> Result<Response> {
 }
 
 /// `GET /windows-web-agent?appru=…&login_hint=…[&device_id=…]`
-pub async fn show(req: Request, cfg: &Config) -> Result<Response> {
-    let query = super::request_url(&req)?.query_pairs();
+pub async fn show(url: &RequestUrl, cfg: &Config) -> Result<Response> {
+    let query = url.query_pairs();
     send(signin::page(&query, &settings(cfg), &nonce()))
 }
 
