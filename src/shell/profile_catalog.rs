@@ -51,16 +51,7 @@ impl Store {
         limit: usize,
     ) -> std::result::Result<Vec<(String, T)>, StoreError> {
         let start = format!("{prefix}{}", from.unwrap_or(""));
-        let opts = ListOptions::new().prefix(prefix).start(&start).limit(limit);
-        let map = self.0 .0.list_with_options(opts).await.map_err(store_error)?;
-        let mut out = Vec::new();
-        map.for_each(&mut |value, key| {
-            let (Some(k), Some(v)) = (key.as_string(), value.as_string()) else { return };
-            if let Ok(t) = crate::codec::from_json::<T>(v.as_bytes()) {
-                out.push((k[prefix.len()..].to_string(), t));
-            }
-        });
-        Ok(out)
+        self.0.list_range(prefix, ListOptions::new().start(&start).limit(limit)).await
     }
 }
 

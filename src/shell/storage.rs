@@ -33,7 +33,17 @@ impl JsonStorage {
 
     /// Every readable value under a prefix, with its key minus the prefix.
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, StoreError> {
-        let map = self.0.list_with_options(ListOptions::new().prefix(prefix)).await.map_err(store_error)?;
+        self.list_range(prefix, ListOptions::new()).await
+    }
+
+    /// The readable values under a prefix that `options` selects (a start, an end, a limit),
+    /// with their keys minus the prefix.
+    pub async fn list_range<'a, T: DeserializeOwned>(
+        &self,
+        prefix: &'a str,
+        options: ListOptions<'a>,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let map = self.0.list_with_options(options.prefix(prefix)).await.map_err(store_error)?;
         super::metrics::add(|c| c.rows_read += u64::from(map.size()).max(1));
         let mut out = Vec::new();
         map.for_each(&mut |value, key| {
