@@ -22,17 +22,7 @@ pub async fn call<C: Serialize, R: DeserializeOwned, E: DeserializeOwned>(
 /// The untyped part of [`call`], one copy for every call type (the typed wrapper is all that
 /// is generated per object; this keeps the wasm from holding one copy of the fetch per type).
 async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
-    // The runtime's own RequestInit: worker's would bring its conversion of every `cf` option
-    // (image resizing and the like) into the wasm.
-    let js_error = |e| store_error(worker::Error::from(e));
-    let headers = web_sys::Headers::new().map_err(js_error)?;
-    headers.set("Content-Type", "application/json").map_err(js_error)?;
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&body));
-    let req = web_sys::Request::new_with_str_and_init("https://object/call", &init).map_err(js_error)?;
-    let req = Request::from(req);
+    let req = call_request(&body).map_err(|e| store_error(worker::Error::from(e)))?;
     let started = super::platform::now_ms() as f64;
     let resp = stub.fetch_with_request(req).await.map_err(store_error)?;
     let status = resp.status_code();
@@ -47,6 +37,18 @@ async fn call_text(stub: &Stub, body: String) -> Result<String, StoreError> {
         return Err(StoreError(format!("object answered {status}: {body}")));
     }
     Ok(body)
+}
+
+/// The `POST` that carries a call, built with the runtime's own `RequestInit`: worker's would
+/// bring its conversion of every `cf` option (image resizing and the like) into the wasm.
+fn call_request(body: &str) -> Result<Request, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", "application/json")?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(body));
+    Ok(web_sys::Request::new_with_str_and_init("https://object/call", &init)?.into())
 }
 
 /// Reads a call inside the object.
