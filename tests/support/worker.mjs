@@ -152,6 +152,7 @@ export async function startWorker({ vars = {}, persistDir, port } = {}) {
     persistDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'edgemdm-state-'));
     tempDirs.add(persistDir);
   }
+  const portChosenHere = port === undefined;
   port ??= await freePort();
 
   // The secret goes in an env file, as .dev.vars would hold it in `npm start`.
@@ -181,8 +182,19 @@ export async function startWorker({ vars = {}, persistDir, port } = {}) {
       if (handle.child) killGroup(handle.child.pid, 'SIGKILL');
     },
   };
-  await launch(handle, { plainVars, envFile });
-  return handle;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch(handle, { plainVars, envFile });
+      return handle;
+    } catch (e) {
+      // A port that was free a moment ago can be taken by another process (another worker's
+      // runtime binds ports of its own) before wrangler binds it: start again on a fresh one.
+      // A port the caller asked for is theirs to keep.
+      if (!portChosenHere || attempt >= 3 || !/Address already in use/.test(e.message)) throw e;
+      handle.port = await freePort();
+      handle.url = `http://127.0.0.1:${handle.port}`;
+    }
+  }
 }
 
 async function launch(handle, { plainVars, envFile }) {
