@@ -6,7 +6,8 @@
 //
 // Environment: BENCH_N (measured requests per kind, default 150), BENCH_ROUNDS (the passes they
 // are split into, 5), BENCH_WARMUP (30),
-// BENCH_PROFILE_N (requests per kind under the profiler, 60), BENCH_FLEET (fleet size for the
+// BENCH_PROFILE_N (requests per kind under the profiler, 60), BENCH_PROFILE_DIR (where to keep
+// each kind's raw .cpuprofile), BENCH_FLEET (fleet size for the
 // second round, 10000; 0 skips it), BENCH_CONCURRENCY (8), BENCH_JSON (write the results there).
 //
 // CPU: workerd's own accounting of the runtime process that runs the Worker and its Durable
@@ -27,6 +28,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { startWorker } from './worker.mjs';
@@ -275,11 +277,58 @@ function summarise(profile, requests, top = 10) {
   return { totalMsPerReq: total / requests, rows };
 }
 
+// ---- the platform's floor ---------------------------------------------------------------------
+/**
+ * What the runtime charges for the steps edgemdm's request kinds are built from, measured the
+ * same way in a Worker with no logic of its own (tests/support/platform-floor): an object call,
+ * and an object call that reads and writes one storage row. Every check-in makes at least one of
+ * the latter (the device's object holds its session); an enrollment at least three (the token's
+ * object, the CA, the device's object). A kind cannot cost less above the floor than its steps do
+ * here. Local D1 runs in the same runtime process, so its statement's cost includes the
+ * database's own work, which D1 does elsewhere in production.
+ */
+async function platformFloor(rounds, per, warm) {
+  const fw = await startWorker({ config: path.join(path.dirname(new URL(import.meta.url).pathname), 'platform-floor', 'wrangler.toml') });
+  try {
+    const pid = workerdPids(fw.child.pid).runtime;
+    const steps = {
+      floor: ['GET, answered at once (its floor)', '/'],
+      call: ['1 object call', '/call?n=1'],
+      rw: ['1 object call, 1 row read and written', '/rw?n=1'],
+      rw3: ['3 object calls, 1 row read and written in each', '/rw?n=3'],
+      d1: ['1 D1 statement (a check-in time, fleet index)', '/d1'],
+    };
+    await call(`${fw.url}/d1/setup`);
+    const passes = [];
+    for (let p = 0; p < rounds; p++) {
+      const pass = {};
+      for (const [name, [, route]] of Object.entries(steps)) {
+        for (let i = 0; i < (p === 0 ? warm : 0); i++) await call(`${fw.url}${route}`);
+        const a = cpuOf(pid);
+        for (let i = 0; i < per; i++) await call(`${fw.url}${route}`);
+        pass[name] = (cpuOf(pid).ms - a.ms) / per;
+      }
+      passes.push(pass);
+    }
+    const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+    const out = {};
+    console.log(`\nbench: the platform's floor: a Worker with no logic (tests/support/platform-floor), same method (n=${per * rounds} in ${rounds} passes), CPU ms above its own floor`);
+    for (const [name, [label]] of Object.entries(steps)) {
+      const above = passes.map((p) => p[name] - p.floor);
+      out[name] = { label, cpuMs: median(passes.map((p) => p[name])), aboveFloorMs: median(above), spread: [Math.min(...above), Math.max(...above)] };
+      console.log(`bench:   ${label.padEnd(48)} ${out[name].cpuMs.toFixed(2).padStart(6)} ${out[name].aboveFloorMs.toFixed(2).padStart(6)}  (${out[name].spread.map((x) => x.toFixed(2)).join('–')})`);
+    }
+    return out;
+  } finally {
+    await fw.stop();
+  }
+}
+
 // ---- the run ------------------------------------------------------------------------------------
 // INDEX_CHECKIN_GRANULARITY_SECONDS 0: every session here moves the device's check-in time in
 // the fleet index, as each of 3 sessions a day (8 hours apart) does in the usage model, so a
 // check-in's CPU and D1 rows include that write.
-const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true', INDEX_CHECKIN_GRANULARITY_SECONDS: '0' } });
+const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true', INDEX_CHECKIN_GRANULARITY_SECONDS: process.env.BENCH_INDEX_GRANULARITY ?? '0' } });
 const results = { n: N, warmup: WARMUP, kinds: {}, fleet: {} };
 try {
   const pids = workerdPids(w.child.pid);
@@ -411,6 +460,14 @@ try {
   }
 
   results.kinds = await round('fleet of ~10 devices');
+  results.platform = await platformFloor(ROUNDS, Math.max(1, Math.round(N / ROUNDS)), WARMUP);
+  {
+    const p = results.platform;
+    const k = results.kinds;
+    console.log(`bench:   a check-in needs at least one object call that reads and writes a row: ${p.rw.aboveFloorMs.toFixed(2)} ms here, ${k.checkin.aboveFloorMs.toFixed(2)} ms for edgemdm's`);
+    console.log(`bench:   an enrollment needs at least three: ${p.rw3.aboveFloorMs.toFixed(2)} ms here, ${k.enroll.aboveFloorMs.toFixed(2)} ms for edgemdm's`);
+    console.log(`bench:   edgemdm's check-in above includes a fleet index write after the reply; one D1 statement costs ${p.d1.aboveFloorMs.toFixed(2)} ms here (local D1 runs in this process)`);
+  }
 
   // Where the CPU goes: a V8 profile per kind, taken after the CPU measurements (the profiler
   // costs CPU itself).
@@ -425,6 +482,11 @@ try {
     for (let i = 0; i < PROFILE_N; i++) await k.run(inputs[i], i);
     const { profile } = await insp.send('Profiler.stop');
     await nameAnonymous(insp, profile);
+    // BENCH_PROFILE_DIR: keep each kind's raw profile (Chrome DevTools' .cpuprofile format).
+    if (process.env.BENCH_PROFILE_DIR) {
+      fs.mkdirSync(process.env.BENCH_PROFILE_DIR, { recursive: true });
+      fs.writeFileSync(`${process.env.BENCH_PROFILE_DIR}/${name}.cpuprofile`, JSON.stringify(profile));
+    }
     const s = summarise(profile, PROFILE_N);
     results.profiles[name] = s;
     // The profiler's own cost inflates sampled time; shares are scaled to the CPU measured above.

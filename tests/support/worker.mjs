@@ -142,10 +142,12 @@ function tailBuffer(max = 64 * 1024) {
  * @param {Record<string,string>} [opts.vars]  extra/overriding [vars] (ADMIN_TOKEN here sets the token)
  * @param {string} [opts.persistDir]           storage dir (default: a fresh temp dir)
  * @param {number} [opts.port]                 default: a free loopback port
+ * @param {string} [opts.config]               another Worker's wrangler.toml (the bench's platform
+ *                                             floor); default: edgemdm itself
  * @returns {Promise<{url: string, port: number, adminToken: string, persistDir: string,
  *   stop(): Promise<void>, restart(): Promise<void>, logs(): {stdout: string, stderr: string}}>}
  */
-export async function startWorker({ vars = {}, persistDir, port } = {}) {
+export async function startWorker({ vars = {}, persistDir, port, config } = {}) {
   const { ADMIN_TOKEN, ...plainVars } = vars;
   const adminToken = ADMIN_TOKEN ?? crypto.randomBytes(16).toString('hex');
   if (!persistDir) {
@@ -162,13 +164,14 @@ export async function startWorker({ vars = {}, persistDir, port } = {}) {
   const envFile = path.join(envDir, 'dev.env');
   await fsp.writeFile(envFile, `ADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
 
-  await applyMigrations(persistDir);
+  if (!config) await applyMigrations(persistDir);
 
   const handle = {
     url: `http://127.0.0.1:${port}`,
     port,
     adminToken,
     persistDir,
+    config,
     child: null,
     stdout: tailBuffer(),
     stderr: tailBuffer(),
@@ -211,6 +214,7 @@ async function launch(handle, { plainVars, envFile }) {
     '--show-interactive-dev-session=false',
     '--env-file', envFile,
   ];
+  if (handle.config) args.push('--config', handle.config);
   for (const [k, v] of Object.entries(plainVars)) args.push('--var', `${k}:${v}`);
 
   const child = spawn(process.execPath, args, {
