@@ -40,7 +40,7 @@ pub async fn ca_certificate(env: &Env) -> Result<Response> {
 
 /// The body, or the error response: 413 over `limit`, 400 when it cannot be read.
 pub(super) async fn read_body(req: &Request, limit: usize) -> std::result::Result<Vec<u8>, Result<Response>> {
-    match read_limited(req, limit).await {
+    match read_limited(req.inner(), limit).await {
         Body::Read(bytes) => Ok(bytes),
         Body::TooLarge => Err(json_error(413, "body too large")),
         Body::Unreadable => Err(json_error(400, "unreadable body")),
@@ -305,7 +305,7 @@ fn index(ports: &EdgePorts<'_>) -> Result<Index> {
 }
 
 fn query_pairs(req: &Request) -> Result<Vec<(String, String)>> {
-    Ok(super::request_url(req)?.query_pairs())
+    Ok(super::request_url(req.inner())?.query_pairs())
 }
 
 /// `GET /api/v1/devices`: one page from the fleet index and the count of all that match, in
@@ -348,7 +348,7 @@ async fn stats(ports: &EdgePorts<'_>) -> Result<Response> {
 
 /// `GET /api/v1/server`: what the console shows about this deployment.
 fn server_facts(req: &Request, cfg: &Config) -> Result<Response> {
-    let base = cfg.base_url(&super::origin(req)?);
+    let base = cfg.base_url(&super::origin(req.inner())?);
     let server_name = base.split("://").nth(1).unwrap_or(&base).trim_end_matches('/').to_string();
     let p = cfg.poll;
     json(

@@ -94,7 +94,7 @@ pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: 
 
     let csrf_given = req.headers().get("X-CSRF-Token")?.unwrap_or_default();
     let origin = req.headers().get("Origin")?;
-    let ours = super::origin(req)?;
+    let ours = super::origin(req.inner())?;
     let presented = Presented {
         write: !matches!(req.method(), Method::Get | Method::Head),
         session: caller.via == Via::Session,
@@ -115,7 +115,7 @@ pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: 
 
 /// A refused request's target: `route:<METHOD> <path>`.
 fn route(req: &Request) -> String {
-    format!("route:{} {}", req.method(), super::request_url(req).map(|u| u.path).unwrap_or_default())
+    format!("route:{} {}", req.method(), super::request_url(req.inner()).map(|u| u.path).unwrap_or_default())
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -163,7 +163,7 @@ pub async fn audit_event(ports: &EdgePorts<'_>, cfg: &Config, req: &Request, ent
         action: action.to_string(),
         target: entry.target,
         detail: entry.detail,
-        address: super::client_address(req),
+        address: super::client_address(req.inner()),
         status,
     };
     let keep_from = format_timestamp(now.saturating_sub(u64::from(cfg.audit_retention_days) * 86_400_000));
@@ -177,7 +177,7 @@ pub async fn audit_event(ports: &EdgePorts<'_>, cfg: &Config, req: &Request, ent
 }
 
 fn is_loopback(req: &Request) -> bool {
-    super::request_url(req).is_ok_and(|u| u.is_loopback())
+    super::request_url(req.inner()).is_ok_and(|u| u.is_loopback())
 }
 
 /// The session cookie: `HttpOnly`, `SameSite=Strict`, and `Secure` except on a loopback host
@@ -340,7 +340,7 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
     if !content_type.to_ascii_lowercase().starts_with("application/json") {
         return json_error(415, "the sign-in body must be application/json");
     }
-    if req.headers().get("Origin")?.is_some_and(|o| super::origin(req).is_ok_and(|ours| o != ours)) {
+    if req.headers().get("Origin")?.is_some_and(|o| super::origin(req.inner()).is_ok_and(|ours| o != ours)) {
         return json_error(403, "sign-in from another site refused");
     }
     let form: SignIn = match read_json(req, MAX_JSON_BYTES).await {
@@ -350,7 +350,7 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
     let email = normalize_email(&form.email);
     let limit = RateLimit { max_failures: cfg.login_max_failures, window_secs: cfg.login_window_secs.into() };
     let ttl = u64::from(cfg.admin_session_ttl_secs);
-    let client = super::client_address(req);
+    let client = super::client_address(req.inner());
     let outcome = admins::sign_in(ports, &email, &form.password, client.as_deref(), limit, ttl).await;
     let actor = admins::sign_in_actor(&email);
     match outcome {

@@ -12,7 +12,6 @@ use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStreamDefaultReader;
-use worker::Request;
 
 /// What reading a body gave.
 pub enum Body {
@@ -26,12 +25,12 @@ pub enum Body {
 }
 
 /// Reads the body of `req`, at most `limit` bytes.
-pub async fn read_limited(req: &Request, limit: usize) -> Body {
-    let declared = req.headers().get("Content-Length").ok().flatten();
+pub async fn read_limited(req: &web_sys::Request, limit: usize) -> Body {
+    let declared = super::header(req, "Content-Length");
     let Ok(mut body) = BoundedBody::new(limit, declared.as_deref()) else {
         return Body::TooLarge;
     };
-    let Some(stream) = req.inner().body() else {
+    let Some(stream) = req.body() else {
         return Body::Read(Vec::new());
     };
     let Ok(reader) = stream.get_reader().dyn_into::<ReadableStreamDefaultReader>() else {

@@ -11,7 +11,7 @@ use crate::http::RequestUrl;
 use crate::proto::provdoc::ClientGeneration;
 use worker::*;
 
-pub async fn handle(req: Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn handle(req: web_sys::Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
     let client_cert = super::management_service::verified_client_cert(&req);
     let generation = ClientGeneration::from_service_path(&url.path);
     let base_url = cfg.base_url(&url.origin);

@@ -25,11 +25,11 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The SHA-1 fingerprint of a TLS client certificate that Cloudflare mTLS verified, if any
 /// (`request.cf.tlsClientAuth`; absent in local dev and without mTLS).
-pub fn verified_client_cert(req: &Request) -> Option<String> {
+pub fn verified_client_cert(req: &web_sys::Request) -> Option<String> {
     let get = |o: &JsValue, k: &str| {
         Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null())
     };
-    let cf = get(req.inner().as_ref(), "cf")?;
+    let cf = get(req.as_ref(), "cf")?;
     let auth = get(&cf, "tlsClientAuth")?;
     let presented = get(&auth, "certPresented")?.as_string()?;
     let verified = get(&auth, "certVerified")?.as_string()?;
@@ -41,8 +41,8 @@ pub fn verified_client_cert(req: &Request) -> Option<String> {
 
 /// The message's CMS signature, checked with WebCrypto. Microsoft's pages name the header
 /// `MDM-Signature` in one place and `MS-Signature` in another; either is read.
-async fn signature(req: &Request, body: &[u8]) -> Result<MessageSignature> {
-    let header = ["MDM-Signature", "MS-Signature"].iter().find_map(|h| req.headers().get(h).ok().flatten());
+async fn signature(req: &web_sys::Request, body: &[u8]) -> Result<MessageSignature> {
+    let header = ["MDM-Signature", "MS-Signature"].iter().find_map(|h| super::header(req, h));
     let Some(b64) = header.filter(|v| !v.is_empty()) else {
         return Ok(MessageSignature::Absent);
     };
@@ -55,7 +55,7 @@ async fn signature(req: &Request, body: &[u8]) -> Result<MessageSignature> {
     })
 }
 
-pub async fn handle(req: Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn handle(req: web_sys::Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
     let body = match read_limited(&req, MAX_SYNCML_BYTES).await {
         Body::Read(b) => b,
         Body::TooLarge => return fixed(413, TEXT, "SyncML message too large\n"),

@@ -35,7 +35,7 @@ pub async fn handle(req: &Request, ports: &EdgePorts<'_>, segments: &[&str]) -> 
             catalog(ports, CatalogCall::DeleteProfile { id: id.to_string() }, 204).await
         }
         (Method::Get, ["profiles", id, "devices"]) => {
-            let url = match super::request_url(req) {
+            let url = match super::request_url(req.inner()) {
                 Ok(u) => u,
                 Err(e) => return Some(Err(e)),
             };

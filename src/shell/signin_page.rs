@@ -40,7 +40,7 @@ pub async fn show(url: &RequestUrl, cfg: &Config) -> Result<Response> {
 }
 
 /// `POST /windows-web-agent`
-pub async fn submit(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+pub async fn submit(req: web_sys::Request, env: &Env, cfg: &Config) -> Result<Response> {
     // Too large or unreadable: no fields, which the flow answers as a bad request.
     let bytes = match read_limited(&req, MAX_FORM_BYTES).await {
         Body::Read(b) => Some(b),
