@@ -433,7 +433,7 @@ pub async fn handle<S: AdminStorage>(
         }
         AdminCall::List => {
             let mut list: Vec<AdminView> = store.admins().await?.iter().map(AdminRecord::view).collect();
-            list.sort_by(|a, b| a.email.cmp(&b.email));
+            crate::sorting::sort_by(&mut list, |a, b| a.email.cmp(&b.email));
             Ok(Outcome::reply(AdminReply::Admins(list), vec![]))
         }
         AdminCall::Get { email } => {
@@ -499,7 +499,7 @@ pub async fn handle<S: AdminStorage>(
                     mine.push(s);
                 }
             }
-            mine.sort_by_key(|s| s.expires_ms);
+            crate::sorting::sort_by_key(&mut mine, |s| s.expires_ms);
             while mine.len() >= MAX_SESSIONS_PER_ADMIN {
                 writes.push(AdminWrite::DeleteSession(mine.remove(0).id));
             }
@@ -593,7 +593,7 @@ pub async fn handle<S: AdminStorage>(
                 .filter(|t| admin.as_ref().is_none_or(|a| &t.admin == a))
                 .map(ApiTokenRecord::view)
                 .collect();
-            list.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+            crate::sorting::sort_by(&mut list, |a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
             Ok(Outcome::reply(AdminReply::ApiTokens(list), vec![]))
         }
         AdminCall::RevokeApiToken { id, admin } => match store.token(&id).await? {

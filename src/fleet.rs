@@ -511,7 +511,7 @@ impl From<DeviceListRow> for DeviceSummary {
     fn from(r: DeviceListRow) -> Self {
         let mut groups: Vec<String> =
             r.groups.unwrap_or_default().split(',').filter(|g| !g.is_empty()).map(String::from).collect();
-        groups.sort();
+        crate::sorting::sort(&mut groups);
         DeviceSummary { row: r.row, groups }
     }
 }

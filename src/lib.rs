@@ -31,6 +31,7 @@ pub mod pki;
 pub mod profiles;
 pub mod proto;
 pub mod signin;
+pub mod sorting;
 pub mod time;
 pub mod tokens;
 pub mod users;

@@ -374,7 +374,7 @@ pub async fn handle<S: DeviceStorage, C: Catalog>(
                 return Ok(DeviceOutcome::refuse(DeviceError::NoSuchDevice));
             }
             let mut all = store.commands().await?;
-            all.sort_by(|a, b| a.id.cmp(&b.id));
+            crate::sorting::sort_by(&mut all, |a, b| a.id.cmp(&b.id));
             Ok(DeviceOutcome::reply(DeviceReply::Commands(all), vec![]))
         }
         DeviceCall::GetCommand { id } => match store.command(&id).await? {
@@ -516,7 +516,7 @@ async fn prune_history<S: DeviceStorage>(
     writes: &mut Vec<DeviceWrite>,
 ) -> Result<(), StoreError> {
     let mut all = store.commands().await?;
-    all.sort_by(|a, b| a.id.cmp(&b.id));
+    crate::sorting::sort_by(&mut all, |a, b| a.id.cmp(&b.id));
     let cutoff = format_timestamp(ctx.now_ms.saturating_sub(ctx.history.max_age_secs * 1000));
     // +1: the command being queued is not stored yet.
     let mut count = all.len() + 1;

@@ -376,7 +376,7 @@ pub async fn handle<S: CatalogStorage>(store: &S, call: CatalogCall) -> Result<C
         },
         CatalogCall::ListProfiles => {
             let mut all = store.profiles().await?;
-            all.sort_by_key(|p| p.seq);
+            crate::sorting::sort_by_key(&mut all, |p| p.seq);
             let mut views = Vec::with_capacity(all.len());
             for p in all {
                 views.push(view(store, p).await?);
@@ -404,7 +404,7 @@ pub async fn handle<S: CatalogStorage>(store: &S, call: CatalogCall) -> Result<C
         }
         CatalogCall::ListGroups => {
             let mut all = store.groups().await?;
-            all.sort_by(|a, b| a.name.cmp(&b.name));
+            crate::sorting::sort_by(&mut all, |a, b| a.name.cmp(&b.name));
             CatalogOutcome::reply(CatalogReply::Groups(all), vec![])
         }
         CatalogCall::DeleteGroup { name } => {
@@ -443,7 +443,7 @@ pub async fn handle<S: CatalogStorage>(store: &S, call: CatalogCall) -> Result<C
                 return Ok(CatalogOutcome::refuse(CatalogError::TooMany("groups for one device".into())));
             }
             groups.push(group.clone());
-            groups.sort();
+            crate::sorting::sort(&mut groups);
             g.devices += 1;
             let writes = vec![
                 bump(store.rev().await?),
@@ -487,7 +487,7 @@ pub async fn handle<S: CatalogStorage>(store: &S, call: CatalogCall) -> Result<C
                 .filter(|p| p.targets.includes(&device_id, &groups))
                 .map(DesiredProfile::from)
                 .collect();
-            profiles.sort_by_key(|p| p.seq);
+            crate::sorting::sort_by_key(&mut profiles, |p| p.seq);
             CatalogOutcome::reply(CatalogReply::Changed { rev, groups, profiles }, vec![])
         }
         CatalogCall::Report { device_id, statuses, removed } => {

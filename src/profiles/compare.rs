@@ -43,7 +43,7 @@ fn same_element(a: &Element, b: &Element) -> bool {
     }
     let attrs = |e: &Element| {
         let mut v: Vec<_> = e.attrs.iter().map(|x| (x.ns.clone(), x.name.clone(), x.value.clone())).collect();
-        v.sort();
+        crate::sorting::sort(&mut v);
         v
     };
     if attrs(a) != attrs(b) {

@@ -479,7 +479,7 @@ pub fn reconcile(input: Input<'_>) -> Output {
     let before: BTreeMap<String, (u32, ProfileStatus)> =
         input.profiles.iter().map(|p| (p.id.clone(), (p.version, p.status))).collect();
     let mut profiles = input.profiles;
-    profiles.sort_by_key(|p| p.seq);
+    crate::sorting::sort_by_key(&mut profiles, |p| p.seq);
 
     if input.session_start {
         // Answers to an Atomic sent in an earlier session will not come: it is sent again whole.
@@ -785,7 +785,7 @@ fn merge_desired(profiles: &mut Vec<DeviceProfile>, desired: &[DesiredProfile], 
             }
         }
     }
-    profiles.sort_by_key(|p| p.seq);
+    crate::sorting::sort_by_key(profiles, |p| p.seq);
 }
 
 /// Starts deleting setting `i` (nothing to delete when it was never sent).
@@ -848,7 +848,7 @@ fn resolve_conflicts(profiles: &mut [DeviceProfile]) {
         }
     }
     for v in owners.values_mut() {
-        v.sort();
+        crate::sorting::sort(v);
     }
     let same = |f: Format, d: &str, g: Format, e: &str| f == g && same_value(f, d, e);
     for p in profiles.iter_mut() {

@@ -21,7 +21,7 @@ const ADMIN: &str = "admin:";
 const SESSION: &str = "ses:";
 const TOKEN: &str = "tok:";
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct AdminDirectory {
     state: State,
 }

@@ -29,7 +29,7 @@ fn issued_key(serial: &str) -> String {
     format!("issued:{serial}")
 }
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct CertificateAuthority {
     state: State,
     ca: RefCell<Option<Rc<Ca<WebKey>>>>,

@@ -40,7 +40,7 @@ const PROFILE: &str = "prof:";
 /// The keys the state lived under before it was one row; read once, deleted at the next write.
 const LEGACY: [&str; 6] = ["record", "credentials", "mgmt", "session", "pending", "cmd_seq"];
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct DeviceObject {
     state: State,
     env: Env,

@@ -31,7 +31,7 @@ const STATUS: &str = "status:";
 /// `mirror:s:<profile id>:<DeviceID>`.
 const MIRROR: &str = "mirror:";
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct ProfileCatalog {
     state: State,
     env: Env,

@@ -51,7 +51,7 @@ fn expiry_from_key(key: &str) -> Option<Expiry> {
     Some(Expiry { at, target })
 }
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct TokenAuthority {
     state: State,
 }
@@ -85,7 +85,7 @@ impl TokenStorage for Store {
     }
     async fn holders(&self) -> std::result::Result<Vec<String>, StoreError> {
         let mut v: Vec<String> = self.0.list(HOLD).await?.into_iter().map(|(_, e)| e).collect();
-        v.sort();
+        crate::sorting::sort(&mut v);
         v.dedup();
         Ok(v)
     }

@@ -660,7 +660,7 @@ pub mod memory {
         }
         async fn holders(&self) -> Result<Vec<String>, StoreError> {
             let mut v: Vec<String> = self.holders.borrow().values().cloned().collect();
-            v.sort();
+            crate::sorting::sort(&mut v);
             v.dedup();
             Ok(v)
         }
@@ -1085,7 +1085,7 @@ mod tests {
         assert_eq!(pages, 2);
         assert_eq!(seen.len(), users * 2, "every token once");
         let mut ids: Vec<_> = seen.iter().map(|(_, id)| id.clone()).collect();
-        ids.sort();
+        crate::sorting::sort(&mut ids);
         ids.dedup();
         assert_eq!(ids.len(), users * 2);
         // Grouped by user, in order across pages.

@@ -192,7 +192,7 @@ pub async fn call<O: TokenObjects>(
 
 /// One instance's tokens, oldest first (ties by id).
 fn oldest_first(mut tokens: Vec<EnrollTokenView>) -> Vec<EnrollTokenView> {
-    tokens.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    crate::sorting::sort_by(&mut tokens, |a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     tokens
 }
 
