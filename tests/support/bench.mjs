@@ -28,6 +28,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
@@ -190,7 +191,9 @@ async function checkIn(c) {
   let text = await send(c, `<SyncML xmlns="SYNCML:SYNCML1.2">${hdr(c, 1, true)}<SyncBody>` +
     `<Alert><CmdID>1</CmdID><Data>1201</Data></Alert>` +
     `<Replace><CmdID>2</CmdID><Item><Source><LocURI>./DevInfo/Man</LocURI></Source><Data>Contoso</Data></Item></Replace><Final/></SyncBody></SyncML>`);
-  if (text.match(/<Cmd>SyncHdr<\/Cmd>[\s\S]*?<Data>(\d+)<\/Data>/)?.[1] !== '200') throw new Error(`bench: check-in not authenticated: ${text}`);
+  // 200 (each message authenticated), or 212 (authenticated for the session: trees before
+  // per-message authentication, compared with BENCH_AB).
+  if (!['200', '212'].includes(text.match(/<Cmd>SyncHdr<\/Cmd>[\s\S]*?<Data>(\d+)<\/Data>/)?.[1])) throw new Error(`bench: check-in not authenticated: ${text}`);
   for (let msgId = 2; ; msgId++) {
     const cmds = [...text.matchAll(/<(Get|Exec|Replace|Add|Delete)><CmdID>(\d+)<\/CmdID>/g)];
     if (cmds.length === 0) return;
@@ -324,15 +327,8 @@ async function platformFloor(rounds, per, warm) {
   }
 }
 
-// ---- the run ------------------------------------------------------------------------------------
-// INDEX_CHECKIN_GRANULARITY_SECONDS 0: every session here moves the device's check-in time in
-// the fleet index, as each of 3 sessions a day (8 hours apart) does in the usage model, so a
-// check-in's CPU and D1 rows include that write.
-const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true', INDEX_CHECKIN_GRANULARITY_SECONDS: process.env.BENCH_INDEX_GRANULARITY ?? '0' } });
-const results = { n: N, warmup: WARMUP, kinds: {}, fleet: {} };
-try {
-  const pids = workerdPids(w.child.pid);
-  console.log(`bench: workerd runtime pid ${pids.runtime} (Worker + Durable Objects), proxy pid ${pids.proxy ?? '-'}; CLK_TCK ${CLK_TCK}`);
+/** Sets a worker up for the request kinds (a user, an enrollment token, 10 enrolled devices). */
+async function prepare(w) {
   await createUser(w, EMAIL, PASSWORD);
   const discovery = `${w.url}/EnrollmentServer/Discovery.svc`;
   const policy = `${w.url}/EnrollmentServer/PolicyEnrollmentWebservice.svc`;
@@ -389,6 +385,92 @@ try {
     renew: { label: 'WSTEP renewal (ROBO)', make: null, run: (x) => soap(enrollUrl, x).then(noFault) },
     checkin: { label: 'OMA-DM session, nothing queued', make: () => null, run: (_, i) => checkIn(fleet[i % fleet.length]) },
   };
+  return { kinds, renewals, enrollRst, enrollOne };
+}
+
+// ---- A/B: two builds side by side -------------------------------------------------------------
+/**
+ * BENCH_AB=dirA,dirB: two builds of the Worker (a copy of build/, or another checkout's build/),
+ * served at once by two `wrangler dev`, and every kind measured in alternating blocks on each
+ * (A B, B A, A B …) with each runtime's own CPU accounting. A burst of load on the machine, which
+ * moves a single run by ±30%, then falls on both builds alike. Prints each build's CPU per request
+ * above its own floor (median over the blocks, with the spread) and the difference. The same
+ * build on both sides has measured renewals up to 1.4 ms apart (the first side slower): compare
+ * in both orders.
+ */
+async function compareBuilds(dirs) {
+  const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+  const BLOCKS = Number(process.env.BENCH_AB_BLOCKS ?? 8);
+  const per = Math.max(1, Math.round(N / BLOCKS));
+  const sides = [];
+  try {
+    for (const dir of dirs) {
+      const abs = path.resolve(dir);
+      // The build/ of another checkout is served with that checkout's own wrangler.toml (an
+      // older tree binds other objects); a copied build directory with this tree's.
+      const own = path.join(abs, '..', 'wrangler.toml');
+      const toml = fs.readFileSync(fs.existsSync(own) ? own : path.join(ROOT, 'wrangler.toml'), 'utf8');
+      const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgemdm-ab-'));
+      const config = path.join(cfgDir, 'wrangler.toml');
+      fs.writeFileSync(config, toml
+        .replace(/^main = .*$/m, `main = ${JSON.stringify(path.join(abs, 'worker', 'shim.mjs'))}`)
+        .replace(/^\[build\]\ncommand = .*$/m, '')
+        .replace(/^directory = "build\/console"$/m, `directory = ${JSON.stringify(path.join(abs, 'console'))}`)
+        .replace(/^migrations_dir = "migrations"$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, 'migrations'))}`));
+      const w = await startWorker({ config, migrate: true, vars: { AUTH_POLICY: 'OnPremise', INDEX_CHECKIN_GRANULARITY_SECONDS: process.env.BENCH_INDEX_GRANULARITY ?? '0' } });
+      sides.push({ dir, w, pid: workerdPids(w.child.pid).runtime, ...(await prepare(w)) });
+    }
+    console.log(`bench: A/B: A = ${dirs[0]}, B = ${dirs[1]}; per kind ${BLOCKS} blocks of ${per} on each, alternating, after ${WARMUP} warm-up; CPU ms per request`);
+    const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+    const cpu = {};
+    for (const kind of Object.keys(sides[0].kinds)) {
+      const inputs = [];
+      for (const x of sides) {
+        const k = x.kinds[kind];
+        const count = WARMUP + BLOCKS * per;
+        inputs.push(k.make ? Array.from({ length: count }, k.make) : await x.renewals(count));
+      }
+      const used = sides.map(() => 0);
+      const run = async (i, n) => {
+        const k = sides[i].kinds[kind];
+        const a = cpuOf(sides[i].pid).ms;
+        for (let j = 0; j < n; j++, used[i]++) await k.run(inputs[i][used[i]], used[i]);
+        return (cpuOf(sides[i].pid).ms - a) / n;
+      };
+      for (let i = 0; i < sides.length; i++) await run(i, WARMUP);
+      cpu[kind] = sides.map(() => []);
+      for (let b = 0; b < BLOCKS; b++) {
+        for (const i of b % 2 ? [1, 0] : [0, 1]) cpu[kind][i].push(await run(i, per));
+      }
+    }
+    console.log(`bench:   ${'kind'.padEnd(38)} ${'A'.padStart(22)} ${'B'.padStart(22)}   B − A`);
+    for (const kind of Object.keys(cpu)) {
+      const above = cpu[kind].map((xs, i) => xs.map((x, b) => x - cpu.floor[i][b]));
+      const f = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+      const label = kind === 'floor' ? `${sides[0].kinds[kind].label}, absolute` : `${sides[0].kinds[kind].label}, above floor`;
+      const [a, b] = kind === 'floor' ? cpu[kind] : above;
+      console.log(`bench:   ${label.padEnd(38).slice(0, 38)} ${f(a).padStart(22)} ${f(b).padStart(22)}   ${(median(b) - median(a)).toFixed(2).padStart(6)}`);
+    }
+  } finally {
+    for (const x of sides) await x.w.stop();
+  }
+}
+
+if (process.env.BENCH_AB) {
+  await compareBuilds(process.env.BENCH_AB.split(','));
+  process.exit(0);
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+// INDEX_CHECKIN_GRANULARITY_SECONDS 0: every session here moves the device's check-in time in
+// the fleet index, as each of 3 sessions a day (8 hours apart) does in the usage model, so a
+// check-in's CPU and D1 rows include that write.
+const w = await startWorker({ vars: { AUTH_POLICY: 'OnPremise', BENCH_METRICS: 'true', INDEX_CHECKIN_GRANULARITY_SECONDS: process.env.BENCH_INDEX_GRANULARITY ?? '0' } });
+const results = { n: N, warmup: WARMUP, kinds: {}, fleet: {} };
+try {
+  const pids = workerdPids(w.child.pid);
+  console.log(`bench: workerd runtime pid ${pids.runtime} (Worker + Durable Objects), proxy pid ${pids.proxy ?? '-'}; CLK_TCK ${CLK_TCK}`);
+  const { kinds, renewals, enrollRst, enrollOne } = await prepare(w);
 
   async function measure(kindName, n, warm) {
     const k = kinds[kindName];

@@ -142,12 +142,14 @@ function tailBuffer(max = 64 * 1024) {
  * @param {Record<string,string>} [opts.vars]  extra/overriding [vars] (ADMIN_TOKEN here sets the token)
  * @param {string} [opts.persistDir]           storage dir (default: a fresh temp dir)
  * @param {number} [opts.port]                 default: a free loopback port
- * @param {string} [opts.config]               another Worker's wrangler.toml (the bench's platform
- *                                             floor); default: edgemdm itself
+ * @param {string} [opts.config]               another wrangler.toml (the bench's platform floor, or
+ *                                             edgemdm from another build); default: edgemdm's own
+ * @param {boolean} [opts.migrate]             apply the fleet index migrations (default: without
+ *                                             `config`)
  * @returns {Promise<{url: string, port: number, adminToken: string, persistDir: string,
  *   stop(): Promise<void>, restart(): Promise<void>, logs(): {stdout: string, stderr: string}}>}
  */
-export async function startWorker({ vars = {}, persistDir, port, config } = {}) {
+export async function startWorker({ vars = {}, persistDir, port, config, migrate = !config } = {}) {
   const { ADMIN_TOKEN, ...plainVars } = vars;
   const adminToken = ADMIN_TOKEN ?? crypto.randomBytes(16).toString('hex');
   if (!persistDir) {
@@ -164,7 +166,7 @@ export async function startWorker({ vars = {}, persistDir, port, config } = {}) 
   const envFile = path.join(envDir, 'dev.env');
   await fsp.writeFile(envFile, `ADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
 
-  if (!config) await applyMigrations(persistDir);
+  if (migrate) await applyMigrations(persistDir);
 
   const handle = {
     url: `http://127.0.0.1:${port}`,
