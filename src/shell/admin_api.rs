@@ -68,12 +68,12 @@ macro_rules! body {
 pub async fn handle(req: Request, url: &RequestUrl, env: &Env, cfg: &Config) -> Result<Response> {
     let segments: Vec<&str> = url.path.trim_matches('/').split('/').skip(2).collect();
     let ports = EdgePorts::new(env);
-    let caller = match gate(&req, &ports, cfg, &segments).await? {
+    let caller = match gate(&req, url, &ports, cfg, &segments).await? {
         Gate::Allowed(c) => c,
         Gate::Refused(answer) => return Ok(answer),
     };
     let detail = std::cell::RefCell::new(None);
-    let mut answer = route(&req, &ports, cfg, caller.as_ref(), &segments, &detail).await?;
+    let mut answer = route(&req, url, &ports, cfg, caller.as_ref(), &segments, &detail).await?;
     // Every write is audited with its outcome (a sign-in audits itself: it knows who tried).
     let method = req.method().to_string();
     if let (Some(c), Some((action, mut target, route_detail))) =
@@ -97,29 +97,30 @@ async fn created_target(answer: &mut Response, action: &str) -> Option<String> {
         "group" => "name",
         _ => "id",
     };
-    let text = super::respond::text_of(answer.cloned().ok()?).await.ok()?;
-    let body: serde_json::Value = crate::codec::from_json(text.as_bytes()).ok()?;
+    let bytes = super::respond::bytes_of(answer.cloned().ok()?).await.ok()?;
+    let body: serde_json::Value = crate::codec::from_json(&bytes).ok()?;
     body.get(field).and_then(serde_json::Value::as_str).map(|v| format!("{noun}:{v}"))
 }
 
 async fn route(
     req: &Request,
+    url: &RequestUrl,
     ports: &EdgePorts<'_>,
     cfg: &Config,
     caller: Option<&Caller>,
     segments: &[&str],
     detail: &std::cell::RefCell<Option<String>>,
 ) -> Result<Response> {
-    if let Some(answer) = super::admin_auth::handle(req, ports, cfg, caller, segments).await {
+    if let Some(answer) = super::admin_auth::handle(req, url, ports, cfg, caller, segments).await {
         return answer;
     }
     // Configuration profiles and groups.
-    if let Some(answer) = super::profiles_api::handle(req, ports, segments).await {
+    if let Some(answer) = super::profiles_api::handle(req, url, ports, segments).await {
         return answer;
     }
     let answer = match (req.method(), segments) {
         (Method::Get, ["stats"]) => stats(ports).await,
-        (Method::Get, ["audit"]) => match AuditQuery::parse(query_pairs(req)?) {
+        (Method::Get, ["audit"]) => match AuditQuery::parse(url.query_pairs()) {
             Ok(q) => match index(ports)?.rows::<AuditEntry>(&q.page()).await {
                 Ok(rows) => {
                     let (entries, next) = q.finish(rows);
@@ -129,7 +130,7 @@ async fn route(
             },
             Err(m) => json_error(400, &m),
         },
-        (Method::Get, ["server"]) => server_facts(req, cfg),
+        (Method::Get, ["server"]) => server_facts(url, cfg),
         (Method::Post, ["index", "rebuild"]) => {
             let page: RebuildPage = body!(req, MAX_JSON_BYTES);
             rebuild(ports, page).await
@@ -151,7 +152,7 @@ async fn route(
             };
             delete_user(ports, &email).await
         }
-        (Method::Get, ["devices"]) => list_devices(req, ports).await,
+        (Method::Get, ["devices"]) => list_devices(url, ports).await,
         (Method::Get, ["devices", id]) if valid_device_id(id) => {
             super::profiles_api::device_record(ports, id).await
         }
@@ -188,7 +189,7 @@ async fn route(
             create_enroll_token(ports, new).await
         }
         (Method::Get, ["enrollment-tokens"]) => {
-            let after = query_pairs(req)?.into_iter().find(|(k, _)| k == "cursor").map(|(_, v)| v);
+            let after = url.param("cursor");
             if after.as_deref().is_some_and(|a| !crate::users::valid_email(a)) {
                 return json_error(400, "cursor is not the next_cursor of a page");
             }
@@ -304,14 +305,10 @@ fn index(ports: &EdgePorts<'_>) -> Result<Index> {
     Ok(ports.index()?)
 }
 
-fn query_pairs(req: &Request) -> Result<Vec<(String, String)>> {
-    Ok(super::request_url(req.inner())?.query_pairs())
-}
-
 /// `GET /api/v1/devices`: one page from the fleet index and the count of all that match, in
 /// one round trip.
-async fn list_devices(req: &Request, ports: &EdgePorts<'_>) -> Result<Response> {
-    let q = match DeviceQuery::parse(query_pairs(req)?) {
+async fn list_devices(url: &RequestUrl, ports: &EdgePorts<'_>) -> Result<Response> {
+    let q = match DeviceQuery::parse(url.query_pairs()) {
         Ok(q) => q,
         Err(m) => return json_error(400, &m),
     };
@@ -347,8 +344,8 @@ async fn stats(ports: &EdgePorts<'_>) -> Result<Response> {
 }
 
 /// `GET /api/v1/server`: what the console shows about this deployment.
-fn server_facts(req: &Request, cfg: &Config) -> Result<Response> {
-    let base = cfg.base_url(&super::origin(req.inner())?);
+fn server_facts(url: &RequestUrl, cfg: &Config) -> Result<Response> {
+    let base = cfg.base_url(&url.origin);
     let server_name = base.split("://").nth(1).unwrap_or(&base).trim_end_matches('/').to_string();
     let p = cfg.poll;
     json(

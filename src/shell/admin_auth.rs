@@ -14,6 +14,7 @@ use crate::admins::{
 use crate::config::Config;
 use crate::context::Entropy;
 use crate::fleet::AuditRecord;
+use crate::http::RequestUrl;
 use crate::http::MAX_JSON_BYTES;
 use crate::object_call::StoreError;
 use crate::time::format_timestamp;
@@ -59,7 +60,13 @@ fn cookie(req: &Request) -> Option<String> {
 }
 
 /// Authenticates the request and checks its role (and, for a console write, its CSRF token).
-pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: &[&str]) -> Result<Gate> {
+pub async fn gate(
+    req: &Request,
+    url: &RequestUrl,
+    ports: &EdgePorts<'_>,
+    cfg: &Config,
+    segments: &[&str],
+) -> Result<Gate> {
     let method = req.method().to_string();
     let access = admins::access(&method, segments);
     if access == Access::Public {
@@ -94,28 +101,27 @@ pub async fn gate(req: &Request, ports: &EdgePorts<'_>, cfg: &Config, segments: 
 
     let csrf_given = req.headers().get("X-CSRF-Token")?.unwrap_or_default();
     let origin = req.headers().get("Origin")?;
-    let ours = super::origin(req.inner())?;
     let presented = Presented {
         write: !matches!(req.method(), Method::Get | Method::Head),
         session: caller.via == Via::Session,
         csrf_expected: caller.csrf.as_deref(),
         csrf_given: &csrf_given,
         origin: origin.as_deref(),
-        ours: &ours,
+        ours: &url.origin,
     };
     let (status, message, action) = match admins::authorize(access, caller.admin.role, presented) {
         Ok(()) => return Ok(Gate::Allowed(Some(caller))),
         Err(Refusal::Csrf) => (403, "missing or wrong CSRF token".to_string(), "auth.csrf_refused"),
         Err(Refusal::Role(r)) => (403, format!("role {} may not do this", role_name(r)), "auth.role_refused"),
     };
-    let entry = Audit::new(&caller.admin.email, action, Some(route(req)));
+    let entry = Audit::new(&caller.admin.email, action, Some(route(req, url)));
     audit_event(ports, cfg, req, entry, status).await;
     Ok(Gate::Refused(json_error(status, &message)?))
 }
 
 /// A refused request's target: `route:<METHOD> <path>`.
-fn route(req: &Request) -> String {
-    format!("route:{} {}", req.method(), super::request_url(req.inner()).map(|u| u.path).unwrap_or_default())
+fn route(req: &Request, url: &RequestUrl) -> String {
+    format!("route:{} {}", req.method(), url.path)
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -176,14 +182,10 @@ pub async fn audit_event(ports: &EdgePorts<'_>, cfg: &Config, req: &Request, ent
     }
 }
 
-fn is_loopback(req: &Request) -> bool {
-    super::request_url(req.inner()).is_ok_and(|u| u.is_loopback())
-}
-
 /// The session cookie: `HttpOnly`, `SameSite=Strict`, and `Secure` except on a loopback host
 /// (where local development serves plain HTTP).
-fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
-    let secure = if is_loopback(req) { "" } else { "; Secure" };
+fn session_cookie(url: &RequestUrl, value: &str, max_age: u64) -> String {
+    let secure = if url.is_loopback() { "" } else { "; Secure" };
     format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
@@ -219,13 +221,14 @@ async fn directory(ports: &EdgePorts<'_>, call: AdminCall, status: u16) -> Resul
 /// `/api/v1/session`, `/api/v1/admins…` and `/api/v1/api-tokens…`; `None` for other routes.
 pub async fn handle(
     req: &Request,
+    url: &RequestUrl,
     ports: &EdgePorts<'_>,
     cfg: &Config,
     caller: Option<&Caller>,
     segments: &[&str],
 ) -> Option<Result<Response>> {
     let answer = match (req.method(), segments, caller) {
-        (Method::Post, ["session"], _) => sign_in(req, ports, cfg).await,
+        (Method::Post, ["session"], _) => sign_in(req, url, ports, cfg).await,
         (Method::Get, ["session"], Some(c)) => {
             json(200, &serde_json::json!({ "admin": c.admin, "csrf_token": c.csrf }))
         }
@@ -241,7 +244,7 @@ pub async fn handle(
                 Ok(r) => r,
                 Err(e) => return Some(Err(e)),
             };
-            let _ = resp.headers_mut().set("Set-Cookie", &session_cookie(req, "", 0));
+            let _ = resp.headers_mut().set("Set-Cookie", &session_cookie(url, "", 0));
             Ok(resp)
         }
         (Method::Get, ["admins"], _) => directory(ports, AdminCall::List, 200).await,
@@ -333,14 +336,14 @@ async fn hash(
 
 /// `POST /api/v1/session`: the sign-in itself is [`admins::sign_in`]; here the request's
 /// shape, the audit log and the cookie.
-async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<Response> {
+async fn sign_in(req: &Request, url: &RequestUrl, ports: &EdgePorts<'_>, cfg: &Config) -> Result<Response> {
     // Another site must not sign the browser in to the attacker's account (login CSRF): a
     // cross-site form cannot send JSON, and a browser names the page's origin.
     let content_type = req.headers().get("Content-Type")?.unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with("application/json") {
         return json_error(415, "the sign-in body must be application/json");
     }
-    if req.headers().get("Origin")?.is_some_and(|o| super::origin(req.inner()).is_ok_and(|ours| o != ours)) {
+    if req.headers().get("Origin")?.is_some_and(|o| o != url.origin) {
         return json_error(403, "sign-in from another site refused");
     }
     let form: SignIn = match read_json(req, MAX_JSON_BYTES).await {
@@ -358,7 +361,7 @@ async fn sign_in(req: &Request, ports: &EdgePorts<'_>, cfg: &Config) -> Result<R
             let entry = Audit::new(&actor, "session.create", Some(format!("admin:{actor}")));
             audit_event(ports, cfg, req, entry, 200).await;
             let mut resp = json(200, &serde_json::json!({ "admin": admin, "csrf_token": csrf }))?;
-            resp.headers_mut().set("Set-Cookie", &session_cookie(req, &cookie, ttl))?;
+            resp.headers_mut().set("Set-Cookie", &session_cookie(url, &cookie, ttl))?;
             Ok(resp)
         }
         Ok(SignInOutcome::Refused) => {

@@ -77,11 +77,6 @@ pub fn request_url(req: &web_sys::Request) -> Result<RequestUrl> {
     RequestUrl::parse(&req.url()).ok_or_else(|| Error::RustError("the request URL has no scheme".into()))
 }
 
-/// `scheme://host[:port]` of the request.
-pub fn origin(req: &web_sys::Request) -> Result<String> {
-    Ok(request_url(req)?.origin)
-}
-
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();

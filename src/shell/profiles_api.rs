@@ -10,7 +10,7 @@ use super::respond::{catalog_error, device_error, json, json_error, no_content, 
 use crate::device::calls::{DeviceCall, DeviceError, DeviceReply};
 use crate::device::valid_device_id;
 use crate::enroll::flow::Devices;
-use crate::http::MAX_JSON_BYTES;
+use crate::http::{RequestUrl, MAX_JSON_BYTES};
 use crate::object_call::StoreError;
 use crate::profiles::catalog::{Catalog, CatalogCall, CatalogError, CatalogReply};
 use crate::profiles::request::{ProfileRequest, MAX_PROFILE_JSON_BYTES};
@@ -22,7 +22,12 @@ use worker::*;
 const DEFAULT_PAGE: usize = 100;
 
 /// Routes under `/api/v1/` that belong here; `None` when the path is not one of them.
-pub async fn handle(req: &Request, ports: &EdgePorts<'_>, segments: &[&str]) -> Option<Result<Response>> {
+pub async fn handle(
+    req: &Request,
+    url: &RequestUrl,
+    ports: &EdgePorts<'_>,
+    segments: &[&str],
+) -> Option<Result<Response>> {
     let answer = match (req.method(), segments) {
         (Method::Post, ["profiles"]) => save(req, ports, None).await,
         (Method::Get, ["profiles"]) => catalog(ports, CatalogCall::ListProfiles, 200).await,
@@ -35,10 +40,6 @@ pub async fn handle(req: &Request, ports: &EdgePorts<'_>, segments: &[&str]) -> 
             catalog(ports, CatalogCall::DeleteProfile { id: id.to_string() }, 204).await
         }
         (Method::Get, ["profiles", id, "devices"]) => {
-            let url = match super::request_url(req.inner()) {
-                Ok(u) => u,
-                Err(e) => return Some(Err(e)),
-            };
             let mut cursor = None;
             let mut limit = DEFAULT_PAGE;
             for (k, v) in url.query_pairs() {

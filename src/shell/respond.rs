@@ -85,15 +85,9 @@ pub fn catalog_error(e: &CatalogError) -> Result<Response> {
     json_error(status, &e.to_string())
 }
 
-/// A response's body as text, read by the runtime: `worker::Response::text` pulls a streamed
-/// body through wasm chunk by chunk (a reader, a closure per read, a lock to release).
-pub async fn text_of(resp: Response) -> Result<String> {
-    let sys: web_sys::Response = resp.into();
-    let text = wasm_bindgen_futures::JsFuture::from(sys.text()?).await?;
-    text.as_string().ok_or_else(|| worker::Error::RustError("the response body is not text".into()))
-}
-
-/// A response's body as bytes, read by the runtime (see [`text_of`]).
+/// A response's body as bytes, read by the runtime: `worker::Response::bytes` pulls a streamed
+/// body through wasm chunk by chunk (a reader, a closure per read, a lock to release), and text
+/// would be copied into wasm one character at a time by the glue.
 pub async fn bytes_of(resp: Response) -> Result<Vec<u8>> {
     let sys: web_sys::Response = resp.into();
     let buffer = wasm_bindgen_futures::JsFuture::from(sys.array_buffer()?).await?;
